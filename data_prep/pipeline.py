@@ -1,0 +1,551 @@
+"""The tts-gan-prep pipeline: utterances → 2-s windows in sharded TFRecords + manifest.
+
+Paper §3.1: 24 kHz audio, 200 Hz linguistic + pitch features, 2-s training windows (shorter
+utterances filtered); App. C: µ-law (µ = 65535) without quantisation.
+
+Processing rules (README "Data preparation"):
+
+* Audio length = 120 × T samples with T = floor(N / 120): the last partial frame (< 5 ms) is
+  dropped. Labels must end within ``max_length_mismatch_ms`` of the audio's end (the last phone
+  is stretched or cut to frame T); ``features`` corpora must have a frame count within the same
+  tolerance, and both are cut to the shorter.
+* Windows of ``window_frames`` frames start at frames 0, hop, 2·hop, ... (hop = window by
+  default: non-overlapping); an utterance shorter than one window is rejected ("too short").
+* Splits by utterance: sorted by sha256(seed:uid), the first round(test_fraction·n) are test,
+  the next round(valid_fraction·n) valid (≥ 1 each when the fraction is > 0 and n ≥ 3).
+* Shard k of a split holds utterances [k·n/S, (k+1)·n/S) in uid order; each shard is written to
+  a temporary name, its summary (counts, rejected, train statistics) to ``_shards/NAME.json``,
+  and then renamed; a rerun skips shards whose file and summary exist for the same settings.
+  ``manifest.json`` (merged statistics) and ``rejected.tsv`` are written last.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import multiprocessing
+import os
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from data_prep import audio as audio_lib
+from data_prep import corpus as corpus_lib
+from data_prep import features as feat_lib
+from data_prep import hts_labels, pitch, questions, tfrecord_io
+from tts_gan import mulaw, schema
+
+PIPELINE_VERSION = 1
+DEFAULT_QUESTION_FILE = os.path.join(os.path.dirname(__file__), "default_questions.hed")
+SHARD_INFO_DIR = "_shards"
+
+
+class PrepError(RuntimeError):
+    """Stops the run (bad corpus, or a bad utterance under --strict)."""
+
+
+@dataclasses.dataclass
+class PrepConfig:
+    fmt: str  # "hts" or "features" (festival renders a corpus, then runs as "hts")
+    corpus_dir: str
+    output_dir: str
+    question_file: str | None = None
+    workers: int = 1
+    strict: bool = False
+    window_frames: int = schema.WINDOW_FRAMES
+    hop_frames: int | None = None
+    seed: int = 1234
+    valid_fraction: float = 0.05
+    test_fraction: float = 0.05
+    utterances_per_shard: int = 64
+    compression: str = ""  # "" or "GZIP"
+    max_length_mismatch_ms: float = 50.0
+    downmix: bool = False
+    f0_method: str = "dio"
+    max_utterances: int = 0
+    command: str = ""
+    progress: bool = True
+
+    @property
+    def hop(self) -> int:
+        return self.hop_frames or self.window_frames
+
+
+@dataclasses.dataclass
+class Task:
+    utt: corpus_lib.Utterance
+    split: str
+    speaker_id: int
+
+
+# ----------------------------------------------------------------------------- worker side
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(cfg: PrepConfig, feature_dim: int) -> None:
+    _WORKER["cfg"] = cfg
+    _WORKER["dim"] = feature_dim
+    if cfg.fmt == "hts":
+        _WORKER["questions"] = questions.load_questions(cfg.question_file or DEFAULT_QUESTION_FILE)
+
+
+class _RejectError(Exception):
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason, self.detail = reason, detail
+
+
+def _load_checked_audio(utt: corpus_lib.Utterance, cfg: PrepConfig) -> np.ndarray:
+    try:
+        x, _ = audio_lib.load_audio(utt.wav, schema.SAMPLE_RATE, cfg.downmix)
+    except audio_lib.AudioError as e:
+        raise _RejectError(e.reason, e.detail) from None
+    return x
+
+
+def _check_long_enough(utt: corpus_lib.Utterance, t: int, cfg: PrepConfig) -> None:
+    if t < cfg.window_frames:
+        raise _RejectError(
+            "too short",
+            f"{utt.wav}: {t / schema.FRAME_RATE:.3f} s < "
+            f"{cfg.window_frames / schema.FRAME_RATE:.3f} s window",
+        )
+
+
+def _features_hts(utt: corpus_lib.Utterance, cfg: PrepConfig) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        labels = hts_labels.read_label_file(utt.side)
+    except hts_labels.LabelError as e:
+        raise _RejectError("bad label", str(e)) from None
+    except OSError as e:
+        raise _RejectError("bad label", f"{utt.side}: {e.strerror}") from None
+    x = _load_checked_audio(utt, cfg)
+    dur = len(x) / schema.SAMPLE_RATE
+    lab_dur = labels.end_time / hts_labels.HTS_TIME_UNITS_PER_SECOND
+    if abs(lab_dur - dur) * 1000.0 > cfg.max_length_mismatch_ms:
+        raise _RejectError(
+            "length mismatch",
+            f"{utt.side}: labels end at {lab_dur:.3f} s but {utt.wav} lasts {dur:.3f} s "
+            f"(tolerance {cfg.max_length_mismatch_ms:g} ms)",
+        )
+    t = len(x) // schema.SAMPLES_PER_FRAME
+    _check_long_enough(utt, t, cfg)
+    x = x[: t * schema.SAMPLES_PER_FRAME]
+    ling = feat_lib.linguistic_features(labels, _WORKER["questions"], t)
+    try:
+        pf = pitch.pitch_features(x, schema.SAMPLE_RATE, t, schema.FRAME_RATE, cfg.f0_method)
+    except pitch.PitchError as e:
+        raise _RejectError("no voiced frames", f"{utt.wav}: {e}") from None
+    return x, np.concatenate([ling, pf], axis=1)
+
+
+def _features_npy(utt: corpus_lib.Utterance, cfg: PrepConfig) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        f = np.load(utt.side, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as e:
+        raise _RejectError("corrupt features", f"{utt.side}: {e}") from None
+    dim = _WORKER["dim"]
+    if f.ndim != 2 or f.shape[1] != dim or f.dtype.kind not in "fiu":
+        raise _RejectError(
+            "bad features shape",
+            f"{utt.side}: shape {f.shape} {f.dtype}, expected [frames, {dim}]",
+        )
+    f = f.astype(np.float32)
+    if not np.isfinite(f).all():
+        raise _RejectError("nan/inf", f"{utt.side}: non-finite feature values")
+    x = _load_checked_audio(utt, cfg)
+    ta = len(x) // schema.SAMPLES_PER_FRAME
+    tf_ = f.shape[0]
+    if abs(ta - tf_) * 1000.0 / schema.FRAME_RATE > cfg.max_length_mismatch_ms:
+        raise _RejectError(
+            "length mismatch",
+            f"{utt.side}: {tf_} frames but {utt.wav} has {ta} frames of 5 ms "
+            f"(tolerance {cfg.max_length_mismatch_ms:g} ms)",
+        )
+    t = min(ta, tf_)
+    _check_long_enough(utt, t, cfg)
+    return x[: t * schema.SAMPLES_PER_FRAME], f[:t]
+
+
+def process_task(task: Task) -> dict[str, Any]:
+    """Runs in a worker: one utterance → serialised records + statistics, or a rejection."""
+    cfg: PrepConfig = _WORKER["cfg"]
+    utt = task.utt
+    out: dict[str, Any] = {"uid": utt.uid, "split": task.split}
+    try:
+        if not os.path.exists(utt.wav):
+            raise _RejectError("missing wav", f"{utt.wav}: no such file")
+        if not os.path.exists(utt.side):
+            kind = "missing label" if cfg.fmt == "hts" else "missing features"
+            raise _RejectError(kind, f"{utt.side}: no such file")
+        if cfg.fmt == "hts":
+            x, f = _features_hts(utt, cfg)
+        else:
+            x, f = _features_npy(utt, cfg)
+        if not (np.isfinite(f).all() and np.isfinite(x).all()):
+            raise _RejectError("nan/inf", f"{utt.side}: non-finite values in features or audio")
+    except _RejectError as r:
+        out.update(ok=False, reason=r.reason, detail=r.detail)
+        return out
+    mu = mulaw.encode(x, schema.MU).astype(np.float32)
+    t = f.shape[0]
+    w, spf = cfg.window_frames, schema.SAMPLES_PER_FRAME
+    records = [
+        tfrecord_io.window_example(
+            mu[s * spf : (s + w) * spf], f[s : s + w], task.speaker_id, utt.uid, s
+        )
+        for s in range(0, t - w + 1, cfg.hop)
+    ]
+    out.update(ok=True, records=records, frames=t, seconds=len(x) / schema.SAMPLE_RATE)
+    if task.split == "test":
+        out["utterance_record"] = tfrecord_io.utterance_example(mu, f, task.speaker_id, utt.uid)
+    if task.split == "train":
+        f64 = f.astype(np.float64)
+        mean = f64.mean(axis=0)
+        out["stats"] = (t, mean, ((f64 - mean) ** 2).sum(axis=0))
+        out["binary"] = np.all((f == 0) | (f == 1), axis=0)
+    return out
+
+
+# ----------------------------------------------------------------------------- main side
+def assign_splits(
+    uids: list[str], seed: int, valid_fraction: float, test_fraction: float
+) -> dict[str, str]:
+    """Deterministic utterance-level split (see the module docstring)."""
+    order = sorted(uids, key=lambda u: _hash_key(seed, u))
+    n = len(order)
+
+    def count(frac: float) -> int:
+        c = int(round(frac * n))
+        return max(c, 1) if frac > 0 and n >= 3 else c
+
+    n_test, n_valid = count(test_fraction), count(valid_fraction)
+    out = {}
+    for i, u in enumerate(order):
+        out[u] = "test" if i < n_test else "valid" if i < n_test + n_valid else "train"
+    return out
+
+
+def _hash_key(seed: int, uid: str) -> str:
+    return hashlib.sha256(f"{seed}:{uid}".encode()).hexdigest()
+
+
+def merge_stats(a: tuple | None, b: tuple) -> tuple:
+    """Chan et al. parallel merge of (count, mean, M2)."""
+    if a is None:
+        return b
+    na, ma, m2a = a
+    nb, mb, m2b = b
+    n = na + nb
+    delta = mb - ma
+    return n, ma + delta * (nb / n), m2a + m2b + delta**2 * (na * nb / n)
+
+
+def _file_sha(path: str) -> str:
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def _first_feature_dim(utts: list[corpus_lib.Utterance]) -> int:
+    for u in utts:
+        try:
+            f = np.load(u.side, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError, EOFError):
+            continue
+        if f.ndim == 2 and f.shape[1] > 0:
+            return int(f.shape[1])
+    raise PrepError("no readable feats/*.npy file with shape [frames, D] found")
+
+
+def _progress(total: int, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="utt", disable=not enabled, dynamic_ncols=True, file=sys.stderr)
+
+
+def _say(msg: str) -> None:
+    from tqdm import tqdm
+
+    tqdm.write(msg, file=sys.stderr)
+
+
+_Shard = tuple[str, str, list[corpus_lib.Utterance], str]  # (split, name, utterances, sha)
+
+
+def _outputs(cfg: PrepConfig, split: str, name: str) -> list[str]:
+    paths = [os.path.join(cfg.output_dir, name)]
+    if split == "test":
+        utt_name = name.replace("test-", f"{schema.TEST_UTTERANCES}-", 1)
+        paths.append(os.path.join(cfg.output_dir, utt_name))
+    return paths
+
+
+def _info_path(cfg: PrepConfig, name: str) -> str:
+    return os.path.join(cfg.output_dir, SHARD_INFO_DIR, name + ".json")
+
+
+def _load_info(cfg: PrepConfig, split: str, name: str, sha: str) -> dict[str, Any] | None:
+    """The summary of a completed shard with the same settings, or None."""
+    try:
+        with open(_info_path(cfg, name), encoding="utf-8") as f:
+            info = json.load(f)
+    except (OSError, json.JSONDecodeError):
+        return None
+    if info.get("settings_sha256") != sha:
+        return None
+    if not all(os.path.exists(p) for p in _outputs(cfg, split, name)):
+        return None
+    return info
+
+
+def run_prep(cfg: PrepConfig) -> schema.Manifest:
+    """Runs the whole pipeline (resumable); returns the manifest it wrote."""
+    if cfg.fmt not in ("hts", "features"):
+        raise PrepError(f"--format={cfg.fmt}: expected hts, features or festival")
+    if cfg.compression not in ("", "GZIP"):
+        raise PrepError(f"--compression={cfg.compression}: expected '' or GZIP")
+    if cfg.window_frames <= 0 or cfg.hop <= 0 or cfg.utterances_per_shard <= 0:
+        raise PrepError("--window_frames, --hop_frames, --utterances_per_shard must be > 0")
+    try:
+        utts, problems = corpus_lib.discover(cfg.corpus_dir, cfg.fmt)
+    except (corpus_lib.CorpusError, OSError) as e:
+        raise PrepError(str(e)) from None
+    if cfg.max_utterances:
+        order = sorted(utts, key=lambda u: _hash_key(cfg.seed, u.uid))
+        keep = {u.uid for u in order[: cfg.max_utterances]}
+        utts = [u for u in utts if u.uid in keep]
+    for uid, reason, detail in problems:
+        _say(f"rejected {uid} ({reason}): {detail}")
+        if cfg.strict:
+            raise PrepError(f"--strict: {uid} ({reason}): {detail}")
+
+    qset = None
+    if cfg.fmt == "hts":
+        qfile = cfg.question_file or DEFAULT_QUESTION_FILE
+        try:
+            qset = questions.load_questions(qfile)
+        except questions.QuestionError as e:
+            raise PrepError(str(e)) from None
+        dim = qset.dim + feat_lib.NUM_FRAME_FEATURES + feat_lib.NUM_PITCH_FEATURES
+        settings_extra = {"questions_sha256": _file_sha(qfile)}
+    else:
+        dim = _first_feature_dim(utts)
+        settings_extra = {}
+
+    speakers = {s: i for i, s in enumerate(sorted({u.speaker for u in utts}))}
+    splits = assign_splits([u.uid for u in utts], cfg.seed, cfg.valid_fraction, cfg.test_fraction)
+    settings = {
+        "pipeline_version": PIPELINE_VERSION,
+        "format": cfg.fmt,
+        "dim": dim,
+        "window_frames": cfg.window_frames,
+        "hop_frames": cfg.hop,
+        "compression": cfg.compression,
+        "max_length_mismatch_ms": cfg.max_length_mismatch_ms,
+        "downmix": cfg.downmix,
+        "f0_method": cfg.f0_method,
+        "speakers": speakers,
+        **settings_extra,
+    }
+
+    os.makedirs(os.path.join(cfg.output_dir, SHARD_INFO_DIR), exist_ok=True)
+    shards: list[_Shard] = []
+    for split in schema.SPLITS:
+        su = [u for u in utts if splits[u.uid] == split]
+        if not su:
+            continue
+        ns = max(1, math.ceil(len(su) / cfg.utterances_per_shard))
+        for k in range(ns):
+            part = su[k * len(su) // ns : (k + 1) * len(su) // ns]
+            key = json.dumps({**settings, "uids": [u.uid for u in part]}, sort_keys=True)
+            sha = hashlib.sha256(key.encode()).hexdigest()
+            shards.append((split, schema.shard_name(split, k, ns), part, sha))
+
+    infos: dict[str, dict[str, Any]] = {}
+    pending: list[_Shard] = []
+    for shard in shards:
+        info = _load_info(cfg, shard[0], shard[1], shard[3])
+        if info is None:
+            pending.append(shard)
+        else:
+            infos[shard[1]] = info
+    if infos:
+        _say(f"resuming: {len(infos)} of {len(shards)} shards already complete")
+
+    tasks = [Task(u, split, speakers[u.speaker]) for split, _, part, _ in pending for u in part]
+    bar = _progress(len(tasks), cfg.progress)
+    results = _run_tasks(tasks, cfg, dim)
+    try:
+        for split, name, part, sha in pending:
+            infos[name] = _write_shard(cfg, split, name, part, sha, results, bar, dim)
+    finally:
+        bar.close()
+        results.close()
+    return _write_manifest(cfg, shards, infos, problems, dim, qset, speakers)
+
+
+def _write_shard(
+    cfg: PrepConfig,
+    split: str,
+    name: str,
+    part: list[corpus_lib.Utterance],
+    sha: str,
+    results: Iterator[dict[str, Any]],
+    bar: Any,
+    dim: int,
+) -> dict[str, Any]:
+    """Consumes the results of ``part``; writes tmp file(s), the summary, then renames."""
+    writers = [tfrecord_io.ShardWriter(p, cfg.compression) for p in _outputs(cfg, split, name)]
+    info: dict[str, Any] = {
+        "settings_sha256": sha, "split": split, "utterances": 0, "windows": 0,
+        "seconds": 0.0, "frames": 0, "rejected": [],
+    }
+    stats = None
+    binary = np.ones(dim, bool)
+    try:
+        for _ in part:
+            res = next(results)
+            bar.update(1)
+            if not res["ok"]:
+                line = f"rejected {res['uid']} ({res['reason']}): {res['detail']}"
+                _say(line)
+                if cfg.strict:
+                    raise PrepError(f"--strict: {line}")
+                info["rejected"].append([res["uid"], res["reason"], res["detail"]])
+                continue
+            for rec in res["records"]:
+                writers[0].write(rec)
+            if split == "test":
+                writers[1].write(res["utterance_record"])
+            info["utterances"] += 1
+            info["windows"] += len(res["records"])
+            info["seconds"] += res["seconds"]
+            info["frames"] += res["frames"]
+            if split == "train":
+                stats = merge_stats(stats, res["stats"])
+                binary &= res["binary"]
+    except BaseException:
+        for w in writers:
+            w.abort()
+        raise
+    if stats is not None:
+        info["stats"] = {
+            "count": int(stats[0]),
+            "mean": stats[1].tolist(),
+            "m2": stats[2].tolist(),
+            "binary": binary.tolist(),
+        }
+    for w in writers:
+        w.close()
+    tfrecord_io.atomic_write_text(_info_path(cfg, name), json.dumps(info, sort_keys=True))
+    for w in writers:
+        w.publish()
+    return info
+
+
+def _run_tasks(tasks: list[Task], cfg: PrepConfig, dim: int) -> Iterator[dict[str, Any]]:
+    """Ordered results of :func:`process_task` (in-process for 1 worker, else a spawn pool)."""
+    if cfg.workers <= 1 or len(tasks) <= 1:
+        _init_worker(cfg, dim)
+        for t in tasks:
+            yield process_task(t)
+        return
+    ctx = multiprocessing.get_context("spawn")  # no fork after TensorFlow is loaded
+    with ctx.Pool(cfg.workers, initializer=_init_worker, initargs=(cfg, dim)) as pool:
+        yield from pool.imap(process_task, tasks, chunksize=1)
+
+
+def _write_manifest(
+    cfg: PrepConfig,
+    shards: list[_Shard],
+    infos: dict[str, dict[str, Any]],
+    problems: list[tuple[str, str, str]],
+    dim: int,
+    qset: questions.QuestionSet | None,
+    speakers: dict[str, int],
+) -> schema.Manifest:
+    """Merges the shard summaries; writes rejected.tsv, then manifest.json (last)."""
+    counts: dict[str, dict[str, int]] = {
+        s: {"shards": 0, "utterances": 0, "windows": 0, "frames": 0} for s in schema.SPLITS
+    }
+    seconds: dict[str, float] = dict.fromkeys(schema.SPLITS, 0.0)
+    rejected = [list(p) for p in problems]
+    stats = None
+    binary = np.ones(dim, bool)
+    for split, name, _, _ in shards:
+        info = infos[name]
+        c = counts[split]
+        c["shards"] += 1
+        for k in ("utterances", "windows", "frames"):
+            c[k] += info[k]
+        seconds[split] += info["seconds"]
+        rejected += info["rejected"]
+        if "stats" in info:
+            s = info["stats"]
+            stats = merge_stats(stats, (s["count"], np.array(s["mean"]), np.array(s["m2"])))
+            binary &= np.array(s["binary"], bool)
+    rejected.sort(key=lambda r: r[0])
+    by_reason: dict[str, int] = {}
+    for r in rejected:
+        by_reason[r[1]] = by_reason.get(r[1], 0) + 1
+    lines = ["utterance_id\treason\tdetail"] + [
+        "\t".join(x.replace("\t", " ").replace("\n", " ") for x in r) for r in rejected
+    ]
+    rejected_path = os.path.join(cfg.output_dir, schema.REJECTED_NAME)
+    tfrecord_io.atomic_write_text(rejected_path, "\n".join(lines) + "\n")
+    if stats is None or counts["train"]["windows"] == 0:
+        raise PrepError(
+            f"no training window was produced ({len(rejected)} utterances rejected, "
+            f"see {rejected_path})"
+        )
+    if qset is not None:
+        blocks = feat_lib.hts_feature_breakdown(qset)
+    else:
+        blocks = feat_lib.blocks_from_binary_mask(binary)
+    is_bin = np.zeros(dim, bool)
+    for b in blocks:
+        if b.kind == schema.BINARY:
+            is_bin[b.start : b.start + b.size] = True
+    count, mean, m2 = stats
+    std = np.sqrt(m2 / count)
+    std = np.where(std < 1e-6, 1.0, std)
+    mean = np.where(is_bin, 0.0, mean)
+    std = np.where(is_bin, 1.0, std)
+    manifest = schema.Manifest(
+        format_version=schema.FORMAT_VERSION,
+        feature_dim=dim,
+        feature_breakdown=blocks,
+        sample_rate=schema.SAMPLE_RATE,
+        frame_rate=schema.FRAME_RATE,
+        mu=schema.MU,
+        window_frames=cfg.window_frames,
+        hop_frames=cfg.hop,
+        compression=cfg.compression,
+        counts=counts,
+        hours={k: round(v / 3600.0, 6) for k, v in seconds.items()},
+        speakers=speakers,
+        num_speakers=len(speakers),
+        mean=[float(x) for x in mean],
+        std=[float(x) for x in std],
+        rejected=len(rejected),
+        command=cfg.command,
+        extra={
+            "input_format": cfg.fmt,
+            "question_file": (
+                os.path.abspath(cfg.question_file or DEFAULT_QUESTION_FILE) if qset else None
+            ),
+            "rejected_by_reason": by_reason,
+            "seed": cfg.seed,
+            "splits": {"valid_fraction": cfg.valid_fraction, "test_fraction": cfg.test_fraction},
+            "test_utterance_files": f"{schema.TEST_UTTERANCES}-?????-of-?????.tfrecord",
+        },
+    )
+    tfrecord_io.atomic_write_text(
+        os.path.join(cfg.output_dir, schema.MANIFEST_NAME),
+        json.dumps(manifest.to_json(), indent=1, sort_keys=True) + "\n",
+    )
+    return manifest
