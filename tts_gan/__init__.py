@@ -1,3 +1,4 @@
-"""tts-gan: GAN-TTS (Bińkowski et al., "High fidelity speech synthesis with adversarial networks")."""
+"""tts-gan: GAN-TTS (Bińkowski et al., "High fidelity speech synthesis with adversarial
+networks")."""
 
 __version__ = "0.1.0"

@@ -1,0 +1,83 @@
+"""Shared base configuration: the paper's model and App. D training set-up (ml_collections).
+
+Each file in experiments/ is one row of Table 1 (plus ``tiny`` for tests and the demo); it
+builds on :func:`base_config` and sets only ``discriminator.rwds``, the ensemble *as data*.
+Override anything from the command line: ``--config.train.global_batch_size=64``.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+PAPER_WINDOW_FACTORS = (1, 2, 4, 8, 15)  # k of Eq. 3
+OMEGA = 240  # ω of §3.3
+
+
+def rwd(conditional: bool, k: int, window: int | None) -> dict:
+    """One ensemble member: window = ω·k samples (None: the whole input, deterministic)."""
+    return dict(conditional=conditional, k=k, window=window)
+
+
+def rwd_star(omega: int = OMEGA, factors=PAPER_WINDOW_FACTORS) -> list[dict]:
+    """RWD*_ω (Eq. 3): one cRWD and one uRWD for every k, window ω·k, reshape factor k."""
+    return [rwd(c, k, omega * k) for k in factors for c in (True, False)]
+
+
+def base_config() -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.name = "gan_tts"
+
+    c.data = ml_collections.ConfigDict(dict(
+        data_dir="",                # tts-gan-prep output (manifest.json + TFRecords)
+        sample_rate=24000,
+        frame_rate=200,
+        samples_per_frame=120,      # λ
+        window_frames=400,          # 2 s training windows (§3.1)
+        mu=65535.0,                 # 16-bit µ-law (App. C)
+        compression="",             # "" or "GZIP", as written by tts-gan-prep
+    ))
+
+    c.generator = ml_collections.ConfigDict(dict(
+        feature_dim=567,            # overridden by the manifest's feature_dim when training
+        noise_dim=128,              # z ~ N(0, I_128)
+        num_speakers=1,             # overridden by the manifest
+        input_channels=768,         # Table 2: conv, kernel size 3
+        blocks=((768, 1), (768, 1), (384, 2), (384, 2), (384, 2), (192, 3), (96, 5)),
+        kernel_size=3,
+        dilations=(1, 2, 4, 8),
+        spectral_norm=True,
+        bn_momentum=0.99,
+        bn_epsilon=1e-4,
+        cross_replica_bn=True,
+    ))
+
+    c.discriminator = ml_collections.ConfigDict(dict(
+        omega=OMEGA,
+        rwds=rwd_star(),
+        first_channels=64,
+        down_channels=(128, 256),   # then 256 for further downsampling blocks (Fig. 2)
+        cond_channel_multiplier=2,  # conditional DBlock: 256 -> 512
+        spectral_norm=True,
+    ))
+
+    c.train = ml_collections.ConfigDict(dict(
+        global_batch_size=1024,     # App. D
+        max_steps=1_000_000,
+        g_learning_rate=5e-5,
+        d_learning_rate=1e-4,
+        adam_beta1=0.0,
+        adam_beta2=0.999,
+        d_steps_per_g_step=1,
+        loss="hinge",
+        ortho_reg_beta=1e-4,        # off-diagonal orthogonal regularisation on G (BigGAN)
+        ema_decay=0.9999,
+        ema_start_step=0,
+        standing_stats_passes=100,  # App. D
+        seed=0,
+        mixed_precision="",         # "" or "mixed_bfloat16" (TPU)
+        log_every=100,
+        save_every=1000,
+        eval_every=5000,
+        keep_checkpoints=5,
+    ))
+    return c

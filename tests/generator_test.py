@@ -1,0 +1,168 @@
+"""Generator (Table 2, Fig. 1a, App. A.1): shapes, counts, masking, speakers, errors."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import experiments
+from tts_gan import complexity
+from tts_gan.generator import (
+    PAPER_MACS_PER_SAMPLE,
+    Generator,
+    accumulate_standing_statistics,
+    build_and_init,
+    build_generator,
+)
+
+TINY = dict(feature_dim=7, noise_dim=4, input_channels=16,
+            blocks=((16, 1), (16, 1), (8, 2), (8, 2), (8, 2), (4, 3), (4, 5)))
+
+
+@pytest.fixture(scope="module")
+def paper_generator():
+    return build_and_init(build_generator(experiments.get_config("gan_tts").generator))
+
+
+@pytest.fixture(scope="module")
+def tiny_generator():
+    gen = build_and_init(Generator(**TINY))
+    f, z = tf.random.normal([4, 11, 7]), tf.random.normal([4, 4])
+    for _ in range(3):  # non-trivial BN statistics and SN state
+        gen(f, z, training=True)
+    return gen
+
+
+def test_paper_generator_matches_table2(paper_generator):
+    gen = paper_generator
+    assert gen.samples_per_frame == 120
+    assert gen.num_layers() == 30  # App. A.2: "the generator has 30 layers"
+    channels = [b.out_channels for b in gen.gblocks]
+    assert channels == [768, 768, 384, 384, 384, 192, 96]
+    assert [b.upsample_factor for b in gen.gblocks] == [1, 1, 2, 2, 2, 3, 5]
+    out = gen(tf.random.normal([1, 400, 567]), tf.random.normal([1, 128]))
+    assert out.shape == (1, 48000, 1)
+    assert np.all(np.abs(out.numpy()) <= 1.0)  # tanh range (float32 tanh can round to ±1)
+
+
+def test_paper_generator_macs_per_sample_within_3_percent_of_the_paper(paper_generator):
+    analytic = paper_generator.macs_per_sample()
+    profiled = complexity.generator_profiled_macs_per_sample(paper_generator, 400)
+    assert abs(analytic - PAPER_MACS_PER_SAMPLE) / PAPER_MACS_PER_SAMPLE < 0.03
+    assert abs(profiled - PAPER_MACS_PER_SAMPLE) / PAPER_MACS_PER_SAMPLE < 0.03
+    # The two counts are independent (layer walk vs TF's graph statistics); dilated convs are
+    # padded to a multiple of the dilation by TF, so the profiler may count slightly more.
+    assert analytic <= profiled < analytic * 1.01
+
+
+def test_paper_generator_parameter_count(paper_generator):
+    n = sum(int(np.prod(v.shape)) for v in paper_generator.trainable_variables)
+    # Independent count from Table 2 / Fig. 1a: convs (k·in·out + out), CBN embeddings 2·128·C.
+    def conv(k, i, o):
+        return k * i * o + o
+    expected = conv(3, 567, 768) + conv(3, 96, 1)
+    ch = 768
+    for out, _ in ((768, 1), (768, 1), (384, 2), (384, 2), (384, 2), (192, 3), (96, 5)):
+        expected += conv(3, ch, out) + 3 * conv(3, out, out)
+        expected += conv(1, ch, out) if ch != out else 0
+        expected += 2 * 128 * ch + 3 * 2 * 128 * out  # CBN before each of the 4 convs
+        ch = out
+    assert n == expected
+
+
+@pytest.mark.parametrize("frames", [1, 7, 13])
+def test_odd_lengths(tiny_generator, frames):
+    out = tiny_generator(tf.random.normal([2, frames, 7]), tf.random.normal([2, 4]))
+    assert out.shape == (2, 120 * frames, 1)
+
+
+def test_masking_batched_padded_equals_one_by_one(tiny_generator):
+    gen = tiny_generator
+    lengths = np.array([11, 4, 7, 1])
+    rng = np.random.default_rng(0)
+    feats = rng.normal(size=(4, 11, 7)).astype(np.float32)
+    z = rng.normal(size=(4, 4)).astype(np.float32)
+    padded = feats.copy()
+    for i, n in enumerate(lengths):
+        padded[i, n:] = 1e3  # whatever is in the padding must not matter
+    batched = gen(tf.constant(padded), tf.constant(z), lengths=tf.constant(lengths)).numpy()
+    for i, n in enumerate(lengths):
+        alone = gen(tf.constant(feats[i:i + 1, :n]), tf.constant(z[i:i + 1])).numpy()
+        assert np.abs(batched[i, :120 * n] - alone[0]).max() <= 1e-5
+        assert np.all(batched[i, 120 * n:] == 0.0)
+
+
+def test_masked_training_statistics_ignore_padding():
+    gen = build_and_init(Generator(**TINY))
+    lengths = np.array([5, 3])
+    feats = np.random.default_rng(1).normal(size=(2, 5, 7)).astype(np.float32)
+    z = np.zeros((2, 4), np.float32)
+    bn = gen.batch_norms()[0]
+    a = feats.copy()
+    a[1, 3:] = 50.0
+    gen(tf.constant(a), tf.constant(z), lengths=tf.constant(lengths), training=True)
+    m1 = bn.moving_mean.numpy().copy()
+    bn.moving_mean.assign(tf.zeros_like(bn.moving_mean.value))
+    a[1, 3:] = -50.0
+    gen(tf.constant(a), tf.constant(z), lengths=tf.constant(lengths), training=True)
+    np.testing.assert_allclose(bn.moving_mean.numpy(), m1, rtol=1e-5, atol=1e-7)
+
+
+def test_noise_changes_the_output(tiny_generator):
+    f = tf.random.normal([1, 5, 7])
+    a = tiny_generator(f, tf.random.normal([1, 4]))
+    b = tiny_generator(f, tf.random.normal([1, 4]))
+    assert np.abs(a.numpy() - b.numpy()).max() > 1e-4
+
+
+def test_multi_speaker_conditioning():
+    gen = build_and_init(Generator(**TINY, num_speakers=3))
+    assert gen.cond_dim == 4 + 3
+    f, z = tf.random.normal([2, 4, 7]), tf.random.normal([1, 4])
+    z = tf.concat([z, z], axis=0)
+    out = gen(f[:1] * tf.ones([2, 1, 1]), z, speaker=tf.constant([0, 2]))
+    assert np.abs(out[0].numpy() - out[1].numpy()).max() > 1e-5
+    with pytest.raises(ValueError, match="speaker"):
+        gen(f, z)
+
+
+def test_wrong_feature_dim_is_a_clear_error(tiny_generator):
+    with pytest.raises(ValueError, match=r"expected \[batch, frames, 7\]"):
+        tiny_generator(tf.zeros([1, 4, 9]), tf.zeros([1, 4]))
+
+
+def test_standing_statistics_make_inference_independent_of_the_batch():
+    gen = build_and_init(Generator(**TINY))
+    rng = np.random.default_rng(2)
+
+    def batches():
+        while True:
+            yield dict(features=tf.constant(rng.normal(size=(4, 6, 7)), tf.float32),
+                       z=tf.constant(rng.normal(size=(4, 4)), tf.float32))
+
+    n = accumulate_standing_statistics(gen, batches(), num_passes=5)
+    assert n == 5
+    bn = gen.batch_norms()[0]
+    assert bn.standing_count.numpy() == 5
+    np.testing.assert_allclose(bn.moving_mean.numpy(),
+                               bn.standing_mean_sum.numpy() / 5, rtol=1e-6)
+    f, z = tf.random.normal([3, 6, 7]), tf.random.normal([3, 4])
+    together = gen(f, z).numpy()
+    alone = gen(f[1:2], z[1:2]).numpy()
+    np.testing.assert_allclose(together[1:2], alone, atol=1e-5)
+
+
+def test_receptive_field(paper_generator):
+    # Σ (k-1)·d / rate over the 30 convs: 2 + 2·30 + 15 + 7.5 + 3.75 + 1.25 + 0.25 + 1/60 (+1)
+    assert paper_generator.receptive_field_frames() == pytest.approx(90.7667, abs=1e-3)
+    # Empirical check on the tiny model: an input change at frame 20 leaves outputs far away
+    # untouched, and affects those within the half-width.
+    gen = build_and_init(Generator(**TINY))
+    half = gen.receptive_field_halfwidth_frames()
+    f = np.zeros((1, 41, 7), np.float32)
+    z = tf.zeros([1, 4])
+    base = gen(tf.constant(f), z).numpy()[0, :, 0]
+    f[0, 20] = 5.0
+    diff = np.abs(gen(tf.constant(f), z).numpy()[0, :, 0] - base).reshape(41, 120).max(axis=1)
+    changed = np.nonzero(diff > 1e-7)[0]
+    assert changed.min() >= 20 - half and changed.max() <= 20 + half
+    assert 20 in changed

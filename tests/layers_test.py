@@ -1,0 +1,155 @@
+"""Spectral norm, orthogonal init and masked / cross-replica / standing-statistics BN."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tts_gan.layers import ConditionalBatchNorm, MaskedSyncBatchNorm, SNConv1D, SNDense
+
+
+def _top_singular_value(kernel: np.ndarray) -> float:
+    return float(np.linalg.svd(kernel.reshape(-1, kernel.shape[-1]), compute_uv=False)[0])
+
+
+@pytest.mark.parametrize("layer,shape", [(SNConv1D(6, 3, 2), (2, 9, 5)), (SNDense(7), (4, 11))])
+def test_spectral_norm_bounds_the_top_singular_value(layer, shape):
+    x = tf.random.normal(shape)
+    layer(x)
+    # Scale the kernel so that σ is far from 1, then let the power iteration converge.
+    layer.kernel.assign(layer.kernel.value * 5.0)
+    for _ in range(60):
+        layer.sigma(training=True)
+    kernel = layer.kernel.numpy()
+    np.testing.assert_allclose(layer.sigma().numpy(), _top_singular_value(kernel), rtol=1e-4)
+    assert abs(_top_singular_value(layer.effective_kernel().numpy()) - 1.0) < 1e-4
+
+
+def test_spectral_norm_gradient_flows_through_sigma():
+    """Reparameterisation W/σ(W) (Miyato et al.), not projection: ∂/∂W <W/σ, R> =
+    R/σ − <W, R>/σ² · v uᵀ with u the stored estimate and v = Wu/‖Wu‖."""
+    layer = SNDense(4)
+    layer(tf.zeros([1, 6]))
+    rng = np.random.default_rng(0)
+    r = rng.normal(size=(6, 4))
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(layer.effective_kernel(training=False) * tf.constant(r, tf.float32))
+    grad = tape.gradient(loss, layer.kernel)
+    w = layer.kernel.numpy().astype(np.float64)
+    u = layer.sn_u.numpy().astype(np.float64)
+    u /= np.linalg.norm(u)
+    sigma = np.linalg.norm(w @ u)
+    v = w @ u / sigma
+    expected = r / sigma - (w * r).sum() / sigma**2 * np.outer(v, u)
+    np.testing.assert_allclose(grad.numpy(), expected, rtol=1e-4, atol=1e-6)
+
+
+def test_power_iteration_state_only_changes_in_training():
+    layer = SNConv1D(3, 3)
+    layer(tf.zeros([1, 5, 4]))
+    u0 = layer.sn_u.numpy().copy()
+    layer(tf.ones([1, 5, 4]), training=False)
+    np.testing.assert_array_equal(layer.sn_u.numpy(), u0)
+    layer(tf.ones([1, 5, 4]), training=True)
+    assert not np.allclose(layer.sn_u.numpy(), u0)
+
+
+@pytest.mark.parametrize("shape", [(3, 40, 16), (3, 8, 64), (16, 8)])
+def test_orthogonal_initialisation(shape):
+    layer = SNConv1D(shape[-1], shape[0]) if len(shape) == 3 else SNDense(shape[-1])
+    in_dim = shape[1] if len(shape) == 3 else shape[0]
+    layer(tf.zeros([1, 4, in_dim]) if len(shape) == 3 else tf.zeros([1, in_dim]))
+    w = layer.kernel.numpy().reshape(-1, shape[-1])
+    gram = w.T @ w if w.shape[0] >= w.shape[1] else w @ w.T
+    np.testing.assert_allclose(gram, np.eye(gram.shape[0]), atol=1e-5)
+
+
+def test_masked_conv_ignores_padding():
+    layer = SNConv1D(4, 3, dilation=2)
+    x = np.random.default_rng(1).normal(size=(1, 10, 3)).astype(np.float32)
+    padded = x.copy()
+    padded[:, 6:] = 100.0  # garbage in the padding
+    mask = tf.sequence_mask([6], 10, dtype=tf.float32)[:, :, None]
+    y_masked = layer(tf.constant(padded), seq_mask=mask).numpy()
+    y_alone = layer(tf.constant(x[:, :6])).numpy()
+    np.testing.assert_allclose(y_masked[:, :6], y_alone, atol=1e-5)
+
+
+def _masked_moments_numpy(x, lengths):
+    valid = np.concatenate([x[i, :n] for i, n in enumerate(lengths)], axis=0)
+    return valid.mean(axis=0), valid.var(axis=0)
+
+
+def test_masked_batch_norm_uses_only_valid_positions():
+    rng = np.random.default_rng(2)
+    x = rng.normal(3.0, 2.0, size=(3, 7, 5)).astype(np.float32)
+    lengths = [7, 2, 4]
+    mask = tf.sequence_mask(lengths, 7, dtype=tf.float32)[:, :, None]
+    bn = MaskedSyncBatchNorm()
+    mean, var = bn.batch_moments(tf.constant(x), mask)
+    ref_mean, ref_var = _masked_moments_numpy(x, lengths)
+    np.testing.assert_allclose(mean.numpy(), ref_mean, rtol=1e-5)
+    np.testing.assert_allclose(var.numpy(), ref_var, rtol=1e-4)
+
+
+def test_cross_replica_batch_norm_statistics_equal_the_global_batch():
+    devices = tf.config.list_logical_devices("CPU")
+    assert len(devices) >= 2, "conftest should create two logical CPU devices"
+    strategy = tf.distribute.MirroredStrategy([d.name for d in devices[:2]])
+    rng = np.random.default_rng(3)
+    x = rng.normal(1.0, 3.0, size=(4, 6, 5)).astype(np.float32)
+    lengths = np.array([6, 3, 1, 5])
+    with strategy.scope():
+        bn = MaskedSyncBatchNorm()
+        bn.build((None, None, 5))
+
+    def replica_fn(xs, ls):
+        mask = tf.sequence_mask(ls, 6, dtype=tf.float32)[:, :, None]
+        return bn.batch_moments(xs, mask)
+
+    ds = tf.data.Dataset.from_tensor_slices((x, lengths)).batch(4)
+    batch = next(iter(strategy.experimental_distribute_dataset(ds)))
+    means, variances = strategy.run(tf.function(replica_fn), args=batch)
+    ref_mean, ref_var = _masked_moments_numpy(x, lengths)
+    for m, v in zip(strategy.experimental_local_results(means),
+                    strategy.experimental_local_results(variances), strict=True):
+        np.testing.assert_allclose(m.numpy(), ref_mean, rtol=1e-5)
+        np.testing.assert_allclose(v.numpy(), ref_var, rtol=1e-4)
+    # ...whereas one replica's local statistics would differ.
+    local_mean, _ = _masked_moments_numpy(x[:2], lengths[:2])
+    assert not np.allclose(local_mean, ref_mean, rtol=1e-2)
+
+
+def test_standing_statistics_average_the_accumulated_batches():
+    bn = MaskedSyncBatchNorm()
+    rng = np.random.default_rng(4)
+    batches = [rng.normal(i, 1 + i, size=(2, 9, 3)).astype(np.float32) for i in range(3)]
+    bn(tf.constant(batches[0]))
+    bn.reset_standing()
+    bn.accumulate_standing = True
+    moving_before = bn.moving_mean.numpy().copy()
+    for b in batches:
+        bn(tf.constant(b), training=True)
+    np.testing.assert_array_equal(bn.moving_mean.numpy(), moving_before)  # untouched meanwhile
+    bn.accumulate_standing = False
+    bn.finalize_standing()
+    np.testing.assert_allclose(bn.moving_mean.numpy(),
+                               np.mean([b.mean(axis=(0, 1)) for b in batches], axis=0), rtol=1e-5)
+    np.testing.assert_allclose(bn.moving_variance.numpy(),
+                               np.mean([b.var(axis=(0, 1)) for b in batches], axis=0), rtol=1e-4)
+    # Inference now normalises with exactly these statistics.
+    x = batches[1]
+    y = bn(tf.constant(x), training=False).numpy()
+    expected = (x - bn.moving_mean.numpy()) / np.sqrt(bn.moving_variance.numpy() + bn.epsilon)
+    np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_conditional_batch_norm_gain_and_shift_come_from_the_conditioning():
+    cbn = ConditionalBatchNorm()
+    x = tf.random.normal([2, 5, 4])
+    y1 = cbn(x, tf.zeros([2, 3]), training=True).numpy()
+    y2 = cbn(x, tf.constant([[1.0, 0.0, 0.0], [0.0, 0.0, 0.0]]), training=True).numpy()
+    # Zero conditioning: plain normalisation; changing one example's y changes only that example.
+    mean, var = x.numpy().mean(axis=(0, 1)), x.numpy().var(axis=(0, 1))
+    np.testing.assert_allclose(y1, (x.numpy() - mean) / np.sqrt(var + 1e-4), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(y2[1], y1[1], rtol=1e-6)
+    assert not np.allclose(y2[0], y1[0])

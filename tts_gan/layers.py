@@ -1,0 +1,251 @@
+"""Layers of GAN-TTS: spectrally normalised convs/dense, masked cross-replica (conditional) BN.
+
+App. D: "we use spectral normalisation and orthogonal initialisation in both the generator and
+discriminator(s) [...] We also use cross-replica BatchNorm [...] and standing statistics during
+sampling." §3.2: "Convolutions are preceded by Conditional Batch Normalisation [...] conditioned
+on the linear embeddings of the noise term z [...] The embeddings are different for each
+BatchNorm instance." App. A.1: the input of every convolution is masked.
+
+Why not ``keras.layers.SpectralNormalization``/``BatchNormalization`` (see BUILD_NOTES.md):
+Keras' SN *projects* (it assigns W/σ back into the kernel in the forward pass, so gradients
+never flow through σ, and any training-mode forward pass rewrites the weights); Miyato et al.
+and BigGAN *reparameterise* W_SN = W/σ(W). Keras' BN ignores ``synchronized=True`` as soon as a
+mask is given, and has no conditional gain/bias or standing statistics.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from tts_gan import ops
+
+# State that every replica computes identically (all-reduced inputs): first replica's write wins.
+_REPLICATED_STATE = "only_first_replica"
+
+
+def _l2_normalize(x: tf.Tensor, eps: float = 1e-12) -> tf.Tensor:
+    return x * tf.math.rsqrt(tf.maximum(tf.reduce_sum(tf.square(x)), eps))
+
+
+class _SpectralNormKernel(keras.layers.Layer):
+    """Base: an orthogonally initialised kernel, optional bias and spectral normalisation.
+
+    σ(W) is estimated by power iteration on the ``[fan_in, out]`` view of the kernel with a
+    persistent right-singular-vector estimate ``sn_u`` (Miyato et al., 2018). In training,
+    ``power_iterations`` steps update ``sn_u``; σ = ‖W u‖ (u, v held constant for the gradient,
+    so ∂σ/∂W = v uᵀ as in the paper). In inference σ is computed from the stored ``sn_u``.
+    """
+
+    def __init__(self, units: int, *, use_bias: bool = True, spectral_norm: bool = True,
+                 power_iterations: int = 1, **kwargs):
+        super().__init__(**kwargs)
+        self.units = int(units)
+        self.use_bias = use_bias
+        self.spectral_norm = spectral_norm
+        self.power_iterations = int(power_iterations)
+
+    def _kernel_shape(self, in_dim: int) -> tuple[int, ...]:
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def build(self, input_shape):
+        in_dim = int(input_shape[-1])
+        self.kernel = self.add_weight(
+            name="kernel", shape=self._kernel_shape(in_dim),
+            initializer=keras.initializers.Orthogonal(), autocast=False)
+        self.bias = (self.add_weight(name="bias", shape=(self.units,), initializer="zeros",
+                                     autocast=False) if self.use_bias else None)
+        if self.spectral_norm:
+            self.sn_u = self.add_weight(
+                name="sn_u", shape=(self.units,), trainable=False, autocast=False,
+                initializer=keras.initializers.RandomNormal(stddev=1.0),
+                aggregation=_REPLICATED_STATE)
+
+    def sigma(self, training: bool = False) -> tf.Tensor:
+        """Top singular value estimate of the kernel's matrix view (updates u in training)."""
+        w = ops.matrix_view(tf.convert_to_tensor(self.kernel.value))
+        u = _l2_normalize(tf.convert_to_tensor(self.sn_u.value))
+        if training:
+            for _ in range(self.power_iterations):
+                v = _l2_normalize(tf.linalg.matvec(w, u))
+                u = _l2_normalize(tf.linalg.matvec(w, v, transpose_a=True))
+            u = tf.stop_gradient(u)
+            self.sn_u.assign(u)
+        return tf.norm(tf.linalg.matvec(w, u))
+
+    def effective_kernel(self, training: bool = False) -> tf.Tensor:
+        """The kernel the layer applies: W / σ(W) with SN, W otherwise (float32)."""
+        kernel = tf.convert_to_tensor(self.kernel.value)
+        if not self.spectral_norm:
+            return kernel
+        return kernel / self.sigma(training)
+
+    def _bias(self, dtype) -> tf.Tensor | None:
+        return None if self.bias is None else tf.cast(self.bias.value, dtype)
+
+
+class SNConv1D(_SpectralNormKernel):
+    """'SAME'-padded dilated 1-D convolution with SN and orthogonal init (stride 1).
+
+    ``call(x, seq_mask)`` multiplies the input by the 0/1 mask first (App. A.1), so that with a
+    zero-padded batch the valid region sees exactly the zeros it would see alone.
+    """
+
+    def __init__(self, filters: int, kernel_size: int = 3, dilation: int = 1, **kwargs):
+        super().__init__(filters, **kwargs)
+        self.kernel_size = int(kernel_size)
+        self.dilation = int(dilation)
+
+    def _kernel_shape(self, in_dim):
+        return (self.kernel_size, in_dim, self.units)
+
+    def call(self, x, seq_mask=None, training=None):
+        x = ops.apply_mask(x, seq_mask)
+        kernel = tf.cast(self.effective_kernel(bool(training)), x.dtype)
+        y = tf.nn.conv1d(x, kernel, stride=1, padding="SAME", dilations=self.dilation)
+        bias = self._bias(x.dtype)
+        return y if bias is None else y + bias
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.units)
+
+
+class SNDense(_SpectralNormKernel):
+    """Fully connected layer with SN and orthogonal init."""
+
+    def _kernel_shape(self, in_dim):
+        return (in_dim, self.units)
+
+    def call(self, x, training=None):
+        kernel = tf.cast(self.effective_kernel(bool(training)), x.dtype)
+        y = tf.matmul(x, kernel)
+        bias = self._bias(x.dtype)
+        return y if bias is None else y + bias
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.units)
+
+
+class MaskedSyncBatchNorm(keras.layers.Layer):
+    """Batch normalisation without affine parameters, masked and cross-replica (App. A.1, D).
+
+    Training: per-channel mean/variance over the valid (mask = 1) positions of the *global*
+    batch: the sums Σx, Σx², Σmask are all-reduced over replicas (cross-replica BN), so the
+    statistics equal those of the un-split batch. Inference: ``moving_mean``/``moving_variance``,
+    which are either exponential moving averages or standing statistics (``accumulate_standing``
+    mode: each training-mode pass adds its batch statistics to accumulators instead, and
+    :meth:`finalize_standing` installs their average, as in BigGAN).
+    """
+
+    def __init__(self, momentum: float = 0.99, epsilon: float = 1e-4, cross_replica: bool = True,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.momentum = float(momentum)
+        self.epsilon = float(epsilon)
+        self.cross_replica = cross_replica
+        self.accumulate_standing = False
+
+    def build(self, input_shape):
+        c = (int(input_shape[-1]),)
+
+        def state(name, shape, init):
+            return self.add_weight(name=name, shape=shape, initializer=init, trainable=False,
+                                   autocast=False, aggregation=_REPLICATED_STATE)
+
+        self.moving_mean = state("moving_mean", c, "zeros")
+        self.moving_variance = state("moving_variance", c, "ones")
+        self.standing_mean_sum = state("standing_mean_sum", c, "zeros")
+        self.standing_variance_sum = state("standing_variance_sum", c, "zeros")
+        self.standing_count = state("standing_count", (), "zeros")
+
+    def batch_moments(self, x: tf.Tensor,
+                      seq_mask: tf.Tensor | None) -> tuple[tf.Tensor, tf.Tensor]:
+        """Masked mean/variance over batch and time, summed over all replicas."""
+        x = tf.cast(x, tf.float32)
+        if seq_mask is None:
+            count = tf.cast(tf.shape(x)[0] * tf.shape(x)[1], tf.float32)
+            s1 = tf.reduce_sum(x, axis=[0, 1])
+            s2 = tf.reduce_sum(tf.square(x), axis=[0, 1])
+        else:
+            m = tf.cast(seq_mask, tf.float32)
+            count = tf.reduce_sum(m)
+            s1 = tf.reduce_sum(x * m, axis=[0, 1])
+            s2 = tf.reduce_sum(tf.square(x) * m, axis=[0, 1])
+        ctx = tf.distribute.get_replica_context()
+        if self.cross_replica and ctx is not None and ctx.num_replicas_in_sync > 1:
+            s1, s2, count = ctx.all_reduce(tf.distribute.ReduceOp.SUM, [s1, s2, count])
+        count = tf.maximum(count, 1.0)
+        mean = s1 / count
+        variance = tf.maximum(s2 / count - tf.square(mean), 0.0)
+        return mean, variance
+
+    def call(self, x, seq_mask=None, training=None):
+        if training:
+            mean, variance = self.batch_moments(x, seq_mask)
+            if self.accumulate_standing:
+                self.standing_mean_sum.assign_add(mean)
+                self.standing_variance_sum.assign_add(variance)
+                self.standing_count.assign_add(1.0)
+            else:
+                m = self.momentum
+                self.moving_mean.assign(m * self.moving_mean.value + (1.0 - m) * mean)
+                self.moving_variance.assign(
+                    m * self.moving_variance.value + (1.0 - m) * variance)
+        else:
+            mean = tf.convert_to_tensor(self.moving_mean.value)
+            variance = tf.convert_to_tensor(self.moving_variance.value)
+        inv = tf.math.rsqrt(variance + self.epsilon)
+        y = (tf.cast(x, tf.float32) - mean) * inv
+        return tf.cast(y, x.dtype)
+
+    def reset_standing(self) -> None:
+        for v in (self.standing_mean_sum, self.standing_variance_sum):
+            v.assign(tf.zeros_like(v.value))
+        self.standing_count.assign(0.0)
+
+    def finalize_standing(self) -> None:
+        """Installs the averaged accumulated statistics as the inference statistics."""
+        n = float(self.standing_count.numpy())
+        if n <= 0:
+            raise RuntimeError(f"{self.name}: no standing statistics were accumulated")
+        self.moving_mean.assign(self.standing_mean_sum.value / n)
+        self.moving_variance.assign(self.standing_variance_sum.value / n)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
+class ConditionalBatchNorm(keras.layers.Layer):
+    """Conditional BN (Dumoulin et al., 2017b; §3.2): BN(x)·(1 + γ(y)) + β(y).
+
+    γ and β are this instance's own spectrally normalised linear embeddings of the conditioning
+    vector y = z (single speaker) or [z; one-hot speaker] (multi-speaker), as in BigGAN.
+    """
+
+    def __init__(self, momentum: float = 0.99, epsilon: float = 1e-4, spectral_norm: bool = True,
+                 cross_replica: bool = True, cond_dim: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.bn = MaskedSyncBatchNorm(momentum, epsilon, cross_replica, name="bn")
+        self._sn = spectral_norm
+        self.cond_dim = cond_dim
+        self.gain = None
+        self.shift = None
+
+    def build(self, input_shape):
+        channels = int(input_shape[-1])
+        self.bn.build(input_shape)
+        self.gain = SNDense(channels, use_bias=False, spectral_norm=self._sn, name="gain")
+        self.shift = SNDense(channels, use_bias=False, spectral_norm=self._sn, name="shift")
+        if self.cond_dim:
+            self.gain.build((None, self.cond_dim))
+            self.shift.build((None, self.cond_dim))
+
+    def call(self, x, cond, seq_mask=None, training=None):
+        h = self.bn(x, seq_mask=seq_mask, training=training)
+        cond = tf.cast(cond, h.dtype)
+        gamma = 1.0 + self.gain(cond, training=training)
+        beta = self.shift(cond, training=training)
+        return h * gamma[:, None, :] + beta[:, None, :]
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
