@@ -526,7 +526,7 @@ def _write_manifest(
         hop_frames=cfg.hop,
         compression=cfg.compression,
         counts=counts,
-        hours={k: round(v / 3600.0, 6) for k, v in seconds.items()},
+        hours={k: v / 3600.0 for k, v in seconds.items()},
         speakers=speakers,
         num_speakers=len(speakers),
         mean=[float(x) for x in mean],
