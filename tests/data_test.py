@@ -1,0 +1,146 @@
+"""The tf.data reader (tts_gan.data) and the shared schema (tts_gan.schema)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+import soundfile as sf
+import tensorflow as tf
+
+from data_prep import pipeline
+from tts_gan import data, schema
+
+SR, SPF, DIM = schema.SAMPLE_RATE, schema.SAMPLES_PER_FRAME, 4
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory) -> str:
+    """A 'features' corpus of 12 utterances of 410 frames (one 400-frame window each)."""
+    root = tmp_path_factory.mktemp("corpus")
+    rng = np.random.default_rng(0)
+    os.makedirs(root / "wav")
+    os.makedirs(root / "feats")
+    for i in range(12):
+        x = (0.1 * rng.standard_normal(410 * SPF)).astype(np.float32)
+        sf.write(root / "wav" / f"u{i:02d}.wav", x, SR, subtype="FLOAT")
+        f = np.stack(
+            [np.full(410, i, np.float32), rng.normal(5, 2, 410), (rng.random(410) > 0.5),
+             np.arange(410)], axis=1).astype(np.float32)
+        np.save(root / "feats" / f"u{i:02d}.npy", f)
+    out = str(tmp_path_factory.mktemp("data"))
+    pipeline.run_prep(pipeline.PrepConfig(
+        fmt="features", corpus_dir=str(root), output_dir=out, utterances_per_shard=2,
+        valid_fraction=0.2, test_fraction=0.2, progress=False))
+    return out
+
+
+def test_reader_yields_documented_shapes(prepared) -> None:
+    ds = data.make_dataset(prepared, "train", 3, seed=0)
+    assert ds.element_spec["audio"].shape == (3, 48000)
+    assert ds.element_spec["features"].shape == (3, 400, DIM)
+    assert ds.element_spec["speaker"].shape == (3,)
+    b = next(iter(ds))
+    assert b["audio"].dtype == tf.float32 and b["features"].dtype == tf.float32
+    assert b["speaker"].dtype == tf.int32
+    assert float(tf.reduce_max(tf.abs(b["audio"]))) <= 1.0
+    assert data.dataset_info(prepared) == (DIM, 1)
+
+
+def test_reader_normalises_with_train_stats(prepared) -> None:
+    m = schema.load_manifest(prepared)
+    ds = data.make_dataset(prepared, "train", 1, shuffle=False, repeat=False, deterministic=True)
+    seen = []
+    for b in ds:
+        f = b["features"].numpy()[0]
+        raw = schema.denormalize(f, m)
+        np.testing.assert_allclose(raw[:, 3], np.arange(400), atol=1e-3)
+        seen.append(int(round(raw[0, 0])))
+        assert set(np.unique(f[:, 2])) <= {0.0, 1.0}  # binary column passes unchanged
+    train_ids = sorted(seen)
+    assert len(train_ids) == m.counts["train"]["windows"] == 8
+    # Independent statistics of column 1 over the train utterances' frames (410 each).
+    rng = np.random.default_rng(0)
+    col1 = {}
+    for i in range(12):
+        rng.standard_normal(410 * SPF)
+        col1[i] = rng.normal(5, 2, 410)
+        rng.random(410)
+    ref = np.concatenate([col1[i] for i in train_ids])
+    assert m.mean[1] == pytest.approx(ref.mean(), rel=1e-6)
+    assert m.std[1] == pytest.approx(ref.std(), rel=1e-5)
+    assert m.mean[0] == pytest.approx(np.mean(train_ids))
+
+
+def test_deterministic_order_and_per_replica_batch(prepared) -> None:
+    def ids(ds, n):
+        return [b["features"].numpy()[:, 0, 0].tolist() for b in ds.take(n)]
+
+    a = data.make_dataset(prepared, "train", 2, seed=3, deterministic=True)
+    b = data.make_dataset(prepared, "train", 2, seed=3, deterministic=True)
+    assert ids(a, 6) == ids(b, 6)
+    ctx0 = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=0,
+                                      num_replicas_in_sync=2)
+    ctx1 = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=1,
+                                      num_replicas_in_sync=2)
+    d0 = data.make_dataset(prepared, "train", 4, input_context=ctx0, repeat=False,
+                           shuffle=False)
+    d1 = data.make_dataset(prepared, "train", 4, input_context=ctx1, repeat=False,
+                           shuffle=False)
+    assert d0.element_spec["audio"].shape == (2, 48000)
+    u0 = {v for x in ids(d0, 10) for v in x}
+    u1 = {v for x in ids(d1, 10) for v in x}
+    assert u0 and u1 and not (u0 & u1)  # file-sharded: disjoint utterances
+    opts = d0.options().experimental_distribute.auto_shard_policy
+    assert opts == tf.data.experimental.AutoShardPolicy.FILE
+    with pytest.raises(ValueError, match="not divisible"):
+        data.make_dataset(prepared, "train", 3, input_context=ctx0)
+
+
+def test_utterance_dataset(prepared) -> None:
+    m = schema.load_manifest(prepared)
+    n = 0
+    for u in data.make_utterance_dataset(prepared):
+        n += 1
+        assert u["num_frames"] == 410 and u["audio"].shape == (410 * SPF,)
+        assert u["features"].shape == (410, DIM) and u["speaker"] == 0
+        assert u["utterance_id"].numpy().decode().startswith("u")
+    assert n == m.counts["test"]["utterances"] == 2
+
+
+def test_normalize_numpy_and_tf_agree(prepared) -> None:
+    m = schema.load_manifest(prepared)
+    x = np.random.default_rng(1).normal(size=(5, DIM)).astype(np.float32)
+    y_np = schema.normalize(x, m)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, DIM], tf.float32)])
+    def f(t):
+        return schema.normalize(t, m)
+
+    np.testing.assert_allclose(f(tf.constant(x)).numpy(), y_np, rtol=1e-6)
+    np.testing.assert_allclose(schema.denormalize(y_np, m), x, atol=1e-5)
+    with open(os.path.join(prepared, "manifest.json")) as fh:
+        np.testing.assert_allclose(schema.normalize(x, json.load(fh)), y_np)
+
+
+def test_manifest_errors_name_file_and_field(tmp_path, prepared) -> None:
+    with pytest.raises(schema.ManifestError, match=r"manifest\.json: cannot read"):
+        schema.load_manifest(str(tmp_path))
+    with open(os.path.join(prepared, "manifest.json")) as fh:
+        d = json.load(fh)
+    for field in ("feature_dim", "normalisation", "speakers"):
+        bad = dict(d)
+        del bad[field]
+        (tmp_path / "manifest.json").write_text(json.dumps(bad))
+        with pytest.raises(schema.ManifestError, match=rf"manifest\.json: field '{field}' is "
+                           "missing"):
+            schema.load_manifest(str(tmp_path))
+    bad = dict(d, normalisation={"mean": d["normalisation"]["mean"], "std": [1.0]})
+    (tmp_path / "manifest.json").write_text(json.dumps(bad))
+    with pytest.raises(schema.ManifestError, match=r"normalisation\.std"):
+        schema.load_manifest(str(tmp_path))
+    (tmp_path / "manifest.json").write_text(json.dumps(d))
+    with pytest.raises(FileNotFoundError, match="no TFRecord shards"):
+        data.make_dataset(str(tmp_path), "train", 2)
