@@ -1,0 +1,42 @@
+"""tts-gan-prep --format=festival end to end on a few sentences (needs the Debian packages)."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from data_prep import festival_corpus, prep_main
+from tts_gan import schema
+
+needs_festival = pytest.mark.skipif(
+    festival_corpus.festival_binary() is None,
+    reason="festival not installed (bash data_prep/install_system_deps.sh as root)",
+)
+
+
+@needs_festival
+def test_festival_corpus_to_567_dim_windows(tmp_path, monkeypatch) -> None:
+    from absl import flags
+
+    out = tmp_path / "data"
+    argv = ["tts-gan-prep", "--format=festival", f"--corpus_dir={tmp_path / 'cache'}",
+            f"--output_dir={out}", "--max_utterances=6", "--window_frames=100",
+            "--workers=2", "--noprogress"]
+    monkeypatch.setattr(sys, "argv", argv)
+    flags.FLAGS.unparse_flags()
+    flags.FLAGS(argv)
+    try:
+        assert prep_main.main([argv[0]]) == 0
+    finally:
+        flags.FLAGS.unparse_flags()
+    m = schema.load_manifest(str(out))
+    assert m.feature_dim == 567 and m.num_speakers == 2
+    assert set(m.speakers) == set(festival_corpus.VOICES)
+    assert m.rejected == 0
+    assert sum(m.counts[s]["utterances"] for s in schema.SPLITS) == 6
+    assert m.counts["train"]["windows"] > 0 and "--format=festival" in m.command
+    # cached: a second render does not call Festival again
+    stamp = (tmp_path / "cache" / "wav" / "slt_hts" / "s0001.wav").stat().st_mtime_ns
+    festival_corpus.render_corpus(str(tmp_path / "cache"), max_sentences=3, progress=False)
+    assert (tmp_path / "cache" / "wav" / "slt_hts" / "s0001.wav").stat().st_mtime_ns == stamp
