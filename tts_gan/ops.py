@@ -23,7 +23,7 @@ def length_mask(lengths: tf.Tensor | None, max_len: int | tf.Tensor, rate: int =
     if lengths is None:
         return None
     mask = tf.sequence_mask(tf.cast(lengths, tf.int32) * rate, max_len * rate, dtype=dtype)
-    return mask[:, :, None]
+    return tf.expand_dims(mask, -1)  # not mask[:, :, None]: TFLite has no new-axis slices
 
 
 def apply_mask(x: tf.Tensor, mask: tf.Tensor | None) -> tf.Tensor:
@@ -39,7 +39,7 @@ def upsample(x: tf.Tensor, factor: int) -> tf.Tensor:
         return x
     shape = tf.shape(x)
     channels = x.shape[-1]
-    y = tf.broadcast_to(x[:, :, None, :], [shape[0], shape[1], factor, channels])
+    y = tf.broadcast_to(tf.expand_dims(x, 2), [shape[0], shape[1], factor, channels])
     return tf.reshape(y, [shape[0], shape[1] * factor, channels])
 
 
