@@ -1,15 +1,136 @@
-"""`tts-gan-export`: SavedModel export for TF Serving."""
+"""`tts-gan-export`: EMA generator + standing statistics → SavedModel for TF Serving (App. D).
 
+    tts-gan-export --model_dir=DIR --export_dir=BASE [--version=N] [--standing_passes=100]
+    tts-gan-export --config=experiments/gan_tts.py --init=random --export_dir=BASE \
+        [--feature_dim=567 --num_speakers=1]
+
+Writes ``BASE/<version>/`` (next free integer unless ``--version``; never overwrites), see
+:mod:`tts_gan.export` for the serving signature.
+"""
+
+from __future__ import annotations
+
+import json
+import os
 import sys
+import tempfile
 
-from absl import app
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+FLAGS = flags.FLAGS
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Experiment config (experiments/*.py) for --init=random.",
+    lock_config=False)
+flags.DEFINE_string("model_dir", None, "Training directory: config.json, manifest.json and "
+                    "checkpoints (EMA weights are exported).")
+flags.DEFINE_enum("init", None, ["checkpoint", "random"],
+                  "Weights: the EMA generator of --model_dir's latest checkpoint, or a random "
+                  "init of --config. Default: checkpoint with --model_dir, else random.")
+flags.DEFINE_string("export_dir", None, "TF Serving model base path; writes <export_dir>/<N>/.")
+flags.DEFINE_integer("version", None, "Integer version to write (default: highest + 1).")
+flags.DEFINE_integer("standing_passes", None, "Forward passes for the standing statistics "
+                     "(App. D: 100; default: config.train.standing_stats_passes).")
+flags.DEFINE_integer("standing_batch_size", 8, "Batch size of each standing-statistics pass.")
+flags.DEFINE_integer("standing_frames", None, "Frames per random standing-statistics window "
+                     "(default: config.data.window_frames).")
+flags.DEFINE_string("data_dir", None, "Prepared data for the standing statistics (train "
+                    "windows). Default: config.data.data_dir when it exists, else random "
+                    "N(0,1) features.")
+flags.DEFINE_bool("standing_random", False, "Use random features even if data is available.")
+flags.DEFINE_integer("feature_dim", 567, "D for --init=random without a manifest.")
+flags.DEFINE_integer("num_speakers", 1, "Speakers for --init=random without a manifest.")
+flags.DEFINE_string("manifest", None, "manifest.json (or its directory) for --init=random: "
+                    "D, speakers and normalisation in the graph (default: identity).")
+flags.DEFINE_bool("tflite", True, "Also write assets/gan_tts.tflite (z input, builtin ops).")
+flags.DEFINE_integer("seed", 0, "Seed of the random init and the standing-statistics z.")
+
+
+def _data_dir_for_standing(cfg) -> str | None:
+    if FLAGS.standing_random:
+        return None
+    from tts_gan import schema
+
+    candidate = FLAGS.data_dir
+    if candidate is None:
+        candidate = cfg.data.get("data_dir", "") if "data" in cfg else ""
+    if not candidate:
+        return None
+    if not os.path.exists(os.path.join(candidate, schema.MANIFEST_NAME)):
+        if FLAGS.data_dir:
+            raise app.UsageError(f"--data_dir={candidate}: no manifest.json there")
+        logging.warning("config data_dir %s not found; standing statistics from random "
+                        "features", candidate)
+        return None
+    return candidate
 
 
 def main(argv: list[str]) -> int:
-    del argv
-    print("tts-gan-export: SavedModel export for TF Serving\n"
-          "is not implemented yet in this version.", file=sys.stderr)
-    return 2
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    import numpy as np
+    import tensorflow as tf
+
+    from tts_gan import export, schema
+    from tts_gan.generator import build_and_init, build_generator
+
+    if not FLAGS.export_dir:
+        raise app.UsageError("--export_dir is required")
+    init = FLAGS.init or ("checkpoint" if FLAGS.model_dir else "random")
+    tf.keras.utils.set_random_seed(FLAGS.seed)
+    assets: dict[str, str] = {}
+    info: dict = {"init": init}
+    mean = std = None
+    try:
+        if init == "checkpoint":
+            if not FLAGS.model_dir:
+                raise app.UsageError("--init=checkpoint needs --model_dir")
+            gen, cfg, manifest, ckpt = export.load_ema_generator(FLAGS.model_dir)
+            mean, std = np.asarray(manifest.mean), np.asarray(manifest.std)
+            assets = {name: os.path.join(FLAGS.model_dir, name)
+                      for name in (export.CONFIG_NAME, schema.MANIFEST_NAME)}
+            info.update(checkpoint=ckpt, model_dir=os.path.abspath(FLAGS.model_dir))
+        else:
+            cfg = _CONFIG.value
+            if cfg is None:
+                raise app.UsageError("--init=random needs --config=experiments/<name>.py")
+            dim, speakers = FLAGS.feature_dim, FLAGS.num_speakers
+            if FLAGS.manifest:
+                mdir = (FLAGS.manifest if os.path.isdir(FLAGS.manifest)
+                        else os.path.dirname(FLAGS.manifest) or ".")
+                manifest = schema.load_manifest(mdir)
+                dim, speakers = manifest.feature_dim, manifest.num_speakers
+                mean, std = np.asarray(manifest.mean), np.asarray(manifest.std)
+                assets[schema.MANIFEST_NAME] = os.path.join(mdir, schema.MANIFEST_NAME)
+            gen = build_and_init(build_generator(cfg.generator, dim, speakers))
+            info.update(config_name=cfg.get("name", ""), normalisation=(
+                "manifest" if mean is not None else "identity"))
+        passes = FLAGS.standing_passes
+        if passes is None:
+            passes = int(cfg.train.get("standing_stats_passes", 100)) if "train" in cfg else 100
+        frames = FLAGS.standing_frames or int(cfg.data.window_frames)
+        data_dir = _data_dir_for_standing(cfg)
+        logging.info("standing statistics: %d passes of batch %d", passes,
+                     FLAGS.standing_batch_size)
+        source = export.standing_statistics(gen, passes, FLAGS.standing_batch_size, frames,
+                                            data_dir, FLAGS.seed)
+        info.update(standing_passes=passes, standing_batch_size=FLAGS.standing_batch_size,
+                    standing_source=source)
+        with tempfile.TemporaryDirectory() as tmp:
+            if init == "random":  # the config travels with the export, as for a checkpoint
+                path = os.path.join(tmp, export.CONFIG_NAME)
+                with open(path, "w", encoding="utf-8") as f:
+                    f.write(cfg.to_json(indent=1))
+                assets[export.CONFIG_NAME] = path
+            result = export.export_saved_model(
+                gen, FLAGS.export_dir, version=FLAGS.version, mean=mean, std=std,
+                assets=assets, info=info, tflite=FLAGS.tflite)
+    except (export.ExportError, schema.ManifestError) as e:
+        print(f"tts-gan-export: error: {e}", file=sys.stderr)
+        return 1
+    print(json.dumps({"export_path": result.path, "version": result.version,
+                      "standing_source": source}))
+    return 0
 
 
 def run() -> None:
