@@ -1,15 +1,113 @@
-"""`tts-gan-synthesize`: synthesis from features, labels or text."""
+"""`tts-gan-synthesize`: features, HTS labels or plain text → 24 kHz 16-bit wav files.
 
+    tts-gan-synthesize --export_dir=DIR \
+        (--text="..." | --text_file=F | --labels=GLOB [--f0_from_wav=DIR|FILE] | --data_dir=PREP)
+        --output_dir=OUT [--speaker=N] [--seed=N] [--batch_size=8]
+        [--streaming --chunk_frames=400 [--overlap_frames=H]]
+
+Utterance i gets z from seed ``--seed + i`` (see tts_gan.export); files are named by
+utterance id and written via a temporary file + rename.
+"""
+
+from __future__ import annotations
+
+import json
+import os
 import sys
+import time
 
-from absl import app
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("export_dir", None, "Exported model: a version dir or the base (highest "
+                    "version is used).")
+flags.DEFINE_string("text", None, "One sentence (or several, one per line) to synthesise.")
+flags.DEFINE_string("text_file", None, "UTF-8 text file, one utterance per non-empty line.")
+flags.DEFINE_string("labels", None, "Glob of aligned HTS label files (.lab).")
+flags.DEFINE_string("f0_from_wav", None, "F0 source for --labels: a directory of STEM.wav or "
+                    "one wav (default: STEM.wav next to each label file).")
+flags.DEFINE_string("data_dir", None, "tts-gan-prep output: synthesise its test utterances.")
+flags.DEFINE_string("split", "test", "Split of --data_dir (whole-utterance records).")
+flags.DEFINE_string("output_dir", None, "Where the wav files go.")
+flags.DEFINE_integer("speaker", None, "Speaker id (default: the data's own for --data_dir; "
+                     "else the 'slt_hts' id of the export's manifest, or 0).")
+flags.DEFINE_integer("seed", 0, "z seed of the first utterance (utterance i uses seed + i).")
+flags.DEFINE_integer("batch_size", 8, "Utterances per padded batch (one-shot mode).")
+flags.DEFINE_bool("streaming", False, "Chunked synthesis in bounded memory.")
+flags.DEFINE_integer("chunk_frames", 400, "Frames per streaming chunk (200 Hz).")
+flags.DEFINE_integer("overlap_frames", None, "Context frames on each side of a chunk "
+                     "(default: the receptive-field half-width from the export).")
+flags.DEFINE_string("question_file", None, "HTS question file (default: the prep's).")
+
+
+def _default_speaker(synth) -> int:
+    m = synth.manifest()
+    if m is not None and "slt_hts" in m.speakers:
+        return m.speakers["slt_hts"]
+    return 0
 
 
 def main(argv: list[str]) -> int:
-    del argv
-    print("tts-gan-synthesize: synthesis from features, labels or text\n"
-          "is not implemented yet in this version.", file=sys.stderr)
-    return 2
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    sources = [n for n in ("text", "text_file", "labels", "data_dir")
+               if getattr(FLAGS, n) is not None]
+    if len(sources) != 1:
+        raise app.UsageError("give exactly one of --text, --text_file, --labels, --data_dir")
+    if not FLAGS.export_dir or not FLAGS.output_dir:
+        raise app.UsageError("--export_dir and --output_dir are required")
+    from tts_gan import export, schema, synthesis
+
+    try:
+        synth = synthesis.ExportedSynthesizer(FLAGS.export_dir)
+        qfile = FLAGS.question_file or synthesis.default_question_file(synth.manifest())
+        speaker = FLAGS.speaker
+        if FLAGS.data_dir is not None:
+            utts = synthesis.utterances_from_prep(FLAGS.data_dir, FLAGS.split, speaker)
+        else:
+            speaker = _default_speaker(synth) if speaker is None else speaker
+            if FLAGS.labels is not None:
+                utts = synthesis.utterances_from_labels(FLAGS.labels, FLAGS.f0_from_wav,
+                                                        qfile, speaker)
+            else:
+                if FLAGS.text is not None:
+                    lines = FLAGS.text.splitlines()
+                else:
+                    try:
+                        with open(FLAGS.text_file, encoding="utf-8") as f:
+                            lines = f.read().splitlines()
+                    except OSError as e:
+                        raise synthesis.SynthesisError(
+                            f"--text_file={FLAGS.text_file}: {e.strerror}") from None
+                texts = [ln.strip() for ln in lines if ln.strip()]
+                ids = [f"utt{i + 1:04d}" for i in range(len(texts))]
+                utts = synthesis.utterances_from_text(texts, ids, qfile, speaker)
+        seeds = [FLAGS.seed + i for i in range(len(utts))]
+        os.makedirs(FLAGS.output_dir, exist_ok=True)
+        start = time.perf_counter()
+        total = 0
+        if FLAGS.streaming:
+            for u, s in zip(utts, seeds, strict=True):
+                chunks = synthesis.synthesize_streaming(synth, u, s, FLAGS.chunk_frames,
+                                                        FLAGS.overlap_frames)
+                total += synthesis.write_wav(
+                    os.path.join(FLAGS.output_dir, u.utterance_id + ".wav"), chunks,
+                    synth.sample_rate)
+        else:
+            for i, audio in synthesis.synthesize_batched(synth, utts, seeds, FLAGS.batch_size):
+                total += synthesis.write_wav(
+                    os.path.join(FLAGS.output_dir, utts[i].utterance_id + ".wav"), [audio],
+                    synth.sample_rate)
+        secs = time.perf_counter() - start
+    except (synthesis.SynthesisError, export.ExportError, schema.ManifestError) as e:
+        print(f"tts-gan-synthesize: error: {e}", file=sys.stderr)
+        return 1
+    audio_s = total / synth.sample_rate
+    print(json.dumps({"export": synth.path, "utterances": len(utts), "audio_seconds": audio_s,
+                      "synthesis_seconds": secs,
+                      "real_time_factor": audio_s / secs if secs > 0 else None,
+                      "output_dir": FLAGS.output_dir}))
+    return 0
 
 
 def run() -> None:

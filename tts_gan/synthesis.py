@@ -1,0 +1,290 @@
+"""Synthesis with an exported generator: batched padded, streaming, and the front ends.
+
+* Batched synthesis pads utterances of different lengths into one batch; the exported graph
+  masks every convolution (App. A.1) and uses frozen standing statistics (App. D), so each
+  utterance's audio equals its one-by-one synthesis.
+* Streaming cuts the feature sequence into chunks of ``chunk_frames`` and runs each with
+  ``overlap`` frames of context on both sides (clipped at the utterance ends). An output frame
+  depends only on input frames within the generator's receptive-field half-width H (46 frames
+  = 230 ms for Table 2), and BN is frozen, so with ``overlap >= H`` the concatenated chunk
+  centres equal one-shot synthesis (up to float summation order): long texts synthesise in
+  memory bounded by the chunk size.
+* Front ends, all producing RAW prep features (the export normalises in its graph) with the
+  same code and question file as ``tts-gan-prep`` (data_prep): a prep test split, aligned HTS
+  label files + F0 from a wav, or plain text → Festival (its HTS voice predicts durations and
+  F0, standing in for the paper's separate duration and pitch models, §3.1) → HTS labels + wav
+  → labels/F0 features.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import os
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from tts_gan import export as export_lib
+from tts_gan import schema
+
+
+class SynthesisError(RuntimeError):
+    """Bad inputs for synthesis; the message names the file or flag."""
+
+
+@dataclasses.dataclass
+class Utterance:
+    """One synthesis request: RAW features ``[T, D]`` and its speaker id."""
+
+    utterance_id: str
+    features: np.ndarray
+    speaker: int = 0
+
+
+# ------------------------------------------------------------------------------- the model
+class ExportedSynthesizer:
+    """The ``serving_default`` signature of an export (base dir: highest version)."""
+
+    def __init__(self, export_dir: str) -> None:
+        self.path = export_lib.latest_version_dir(export_dir)
+        self.info: dict[str, Any] = export_lib.read_export_info(self.path)
+        self.model = tf.saved_model.load(self.path)
+        self.fn = self.model.signatures[export_lib.SEED_SIGNATURE]
+        self.feature_dim = int(self.info["feature_dim"])
+        self.num_speakers = int(self.info["num_speakers"])
+        self.samples_per_frame = int(self.info["samples_per_frame"])
+        self.sample_rate = int(self.info["sample_rate"])
+        self.halfwidth = int(self.info["receptive_field_halfwidth_frames"])
+
+    def asset(self, name: str) -> str | None:
+        path = os.path.join(self.path, "assets", name)
+        return path if os.path.exists(path) else None
+
+    def manifest(self) -> schema.Manifest | None:
+        """The data manifest shipped with the export (None for random-init exports)."""
+        path = self.asset(schema.MANIFEST_NAME)
+        return schema.load_manifest(os.path.dirname(path)) if path else None
+
+    def run(self, features: np.ndarray, lengths: Sequence[int], speakers: Sequence[int],
+            seeds: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """One call of the signature: padded RAW features ``[B, T, D]`` → (audio, lengths)."""
+        features = np.asarray(features, np.float32)
+        if features.ndim != 3 or features.shape[-1] != self.feature_dim:
+            raise SynthesisError(f"features: expected [batch, frames, {self.feature_dim}] "
+                                 f"(export {self.path}), got {features.shape}")
+        out = self.fn(features=tf.constant(features),
+                      lengths=tf.constant(np.asarray(lengths, np.int32)),
+                      speaker=tf.constant(np.asarray(speakers, np.int32)),
+                      seed=tf.constant(np.asarray(seeds, np.int32)))
+        return out["audio"].numpy(), out["audio_lengths"].numpy()
+
+    def check(self, utt: Utterance) -> None:
+        f = utt.features
+        if f.ndim != 2 or f.shape[1] != self.feature_dim or f.shape[0] == 0:
+            raise SynthesisError(f"{utt.utterance_id}: features have shape {f.shape}, the "
+                                 f"export {self.path} expects [frames>0, {self.feature_dim}]")
+        if not 0 <= utt.speaker < max(self.num_speakers, 1):
+            raise SynthesisError(f"{utt.utterance_id}: speaker {utt.speaker} is out of range "
+                                 f"[0, {max(self.num_speakers, 1)})")
+
+
+def pad_batch(feats: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Zero-pads ``[T_i, D]`` arrays into ``[B, max T, D]``; returns (batch, lengths)."""
+    lengths = np.array([f.shape[0] for f in feats], np.int32)
+    out = np.zeros([len(feats), int(lengths.max()), feats[0].shape[1]], np.float32)
+    for i, f in enumerate(feats):
+        out[i, : f.shape[0]] = f
+    return out, lengths
+
+
+def synthesize_batched(synth: ExportedSynthesizer, utts: Sequence[Utterance],
+                       seeds: Sequence[int], batch_size: int = 8
+                       ) -> Iterator[tuple[int, np.ndarray]]:
+    """Yields (index, audio [120 T_i]) for every utterance, in batches of similar length.
+
+    Sorting by length keeps the padding small; masking makes the result independent of the
+    grouping (App. A.1), standing statistics of the batch (App. D).
+    """
+    if batch_size <= 0:
+        raise SynthesisError(f"--batch_size must be positive, got {batch_size}")
+    for u in utts:
+        synth.check(u)
+    order = sorted(range(len(utts)), key=lambda i: utts[i].features.shape[0])
+    for b in range(0, len(order), batch_size):
+        idx = order[b : b + batch_size]
+        feats, lengths = pad_batch([utts[i].features for i in idx])
+        audio, audio_lengths = synth.run(feats, lengths, [utts[i].speaker for i in idx],
+                                         [seeds[i] for i in idx])
+        for j, i in enumerate(idx):
+            yield i, audio[j, : audio_lengths[j]]
+
+
+def chunk_bounds(num_frames: int, chunk_frames: int, overlap: int
+                 ) -> list[tuple[int, int, int, int]]:
+    """[(context start, chunk start, chunk end, context end)] covering ``[0, num_frames)``."""
+    if chunk_frames <= 0 or overlap < 0:
+        raise SynthesisError(f"chunk_frames must be > 0 and overlap >= 0, got {chunk_frames}, "
+                             f"{overlap}")
+    out = []
+    for s in range(0, num_frames, chunk_frames):
+        e = min(s + chunk_frames, num_frames)
+        out.append((max(0, s - overlap), s, e, min(num_frames, e + overlap)))
+    return out
+
+
+def synthesize_streaming(synth: ExportedSynthesizer, utt: Utterance, seed: int,
+                         chunk_frames: int = 400, overlap: int | None = None
+                         ) -> Iterator[np.ndarray]:
+    """Yields consecutive audio chunks of one utterance; their concatenation equals one-shot
+    synthesis when ``overlap`` >= the receptive-field half-width (the default)."""
+    synth.check(utt)
+    overlap = synth.halfwidth if overlap is None else int(overlap)
+    spf = synth.samples_per_frame
+    for cs, s, e, ce in chunk_bounds(utt.features.shape[0], chunk_frames, overlap):
+        audio, _ = synth.run(utt.features[None, cs:ce], [ce - cs], [utt.speaker], [seed])
+        yield audio[0, (s - cs) * spf : (e - cs) * spf]
+
+
+# ------------------------------------------------------------------------------ wav output
+def write_wav(path: str, chunks: Iterable[np.ndarray], sample_rate: int) -> int:
+    """Writes 16-bit PCM chunk by chunk to a temporary file, then renames; returns samples."""
+    import soundfile as sf
+
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".wav", prefix=".tmp-",
+                               dir=os.path.dirname(os.path.abspath(path)))
+    os.close(fd)
+    n = 0
+    try:
+        with sf.SoundFile(tmp, "w", samplerate=sample_rate, channels=1,
+                          subtype="PCM_16", format="WAV") as f:
+            for c in chunks:
+                c = np.clip(np.asarray(c, np.float32), -1.0, 1.0)
+                f.write(c)
+                n += len(c)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return n
+
+
+# ------------------------------------------------------------------------------ front ends
+def default_question_file(manifest: schema.Manifest | None) -> str:
+    """The prep question file: the manifest's ``question_file`` if present, else the default."""
+    from data_prep.pipeline import DEFAULT_QUESTION_FILE
+
+    if manifest is not None:
+        q = manifest.extra.get("question_file")
+        if q and os.path.exists(q):
+            return q
+    return DEFAULT_QUESTION_FILE
+
+
+def features_from_labels(lab_path: str, wav_path: str, question_file: str,
+                         f0_method: str = "dio") -> np.ndarray:
+    """RAW features ``[T, D]`` of aligned HTS labels with F0 from ``wav_path``, exactly as
+    ``tts-gan-prep --format=hts`` computes them (T = floor(24 kHz samples / 120))."""
+    from data_prep import audio as audio_lib
+    from data_prep import features as feat_lib
+    from data_prep import hts_labels, pitch, questions
+
+    try:
+        labels = hts_labels.read_label_file(lab_path)
+    except OSError as e:
+        raise SynthesisError(f"{lab_path}: {e.strerror}") from None
+    except hts_labels.LabelError as e:
+        raise SynthesisError(str(e)) from None
+    try:
+        x, _ = audio_lib.load_audio(wav_path, schema.SAMPLE_RATE, downmix=True)
+    except audio_lib.AudioError as e:
+        raise SynthesisError(f"F0 source: {e}") from None
+    t = len(x) // schema.SAMPLES_PER_FRAME
+    if t == 0:
+        raise SynthesisError(f"{wav_path}: shorter than one 5-ms frame")
+    x = x[: t * schema.SAMPLES_PER_FRAME]
+    qset = questions.load_questions(question_file)
+    ling = feat_lib.linguistic_features(labels, qset, t)
+    try:
+        pf = pitch.pitch_features(x, schema.SAMPLE_RATE, t, schema.FRAME_RATE, f0_method)
+    except pitch.PitchError as e:
+        raise SynthesisError(f"{wav_path}: {e}") from None
+    return np.concatenate([ling, pf], axis=1).astype(np.float32)
+
+
+def utterances_from_labels(pattern: str, f0_from_wav: str | None, question_file: str,
+                           speaker: int = 0) -> list[Utterance]:
+    """Label files matching ``pattern``; F0 from the wav with the same stem in ``f0_from_wav``
+    (a directory or a single wav), or next to the label file."""
+    labs = sorted(glob.glob(pattern))
+    if not labs:
+        raise SynthesisError(f"--labels={pattern}: no file matches")
+    utts = []
+    for lab in labs:
+        stem = os.path.splitext(os.path.basename(lab))[0]
+        if f0_from_wav and os.path.isfile(f0_from_wav):
+            wav = f0_from_wav
+        else:
+            folder = f0_from_wav or os.path.dirname(lab)
+            wav = os.path.join(folder, stem + ".wav")
+        if not os.path.exists(wav):
+            raise SynthesisError(f"{lab}: no F0 source {wav} (give --f0_from_wav=DIR or FILE)")
+        utts.append(Utterance(stem, features_from_labels(lab, wav, question_file), speaker))
+    return utts
+
+
+FESTIVAL_VOICE = "voice_cmu_us_slt_arctic_hts"
+
+
+def festival_render(texts: Sequence[str], work_dir: str,
+                    voice: str = FESTIVAL_VOICE) -> list[tuple[str, str]]:
+    """Festival front end: [(label path, wav path)] per text, written into ``work_dir``.
+
+    Same Festival script as the built-in corpus (``data_prep.festival_corpus``): the HTS voice
+    predicts durations and F0; labels come from ``hts_dump_feats_string_list``.
+    """
+    from data_prep import festival_corpus
+
+    items, out = [], []
+    for i, text in enumerate(texts):
+        base = os.path.join(work_dir, f"t{i:05d}")
+        items.append((text, base + ".wav", base + ".lab", base + ".txt"))
+        out.append((base + ".lab", base + ".wav"))
+    try:
+        for b in range(0, len(items), festival_corpus.BATCH):
+            festival_corpus._render_batch(voice, items[b : b + festival_corpus.BATCH])
+    except festival_corpus.FestivalError as e:
+        raise SynthesisError(str(e)) from None
+    return out
+
+
+def utterances_from_text(texts: Sequence[str], ids: Sequence[str], question_file: str,
+                         speaker: int = 0) -> list[Utterance]:
+    """Plain text → Festival (labels + F0 via its HTS voice) → RAW features."""
+    if not texts:
+        raise SynthesisError("no text to synthesise")
+    with tempfile.TemporaryDirectory(prefix="tts-gan-festival-") as tmp:
+        rendered = festival_render([t.strip() for t in texts], tmp)
+        return [Utterance(uid, features_from_labels(lab, wav, question_file), speaker)
+                for uid, (lab, wav) in zip(ids, rendered, strict=True)]
+
+
+def utterances_from_prep(data_dir: str, split: str = "test",
+                         speaker: int | None = None) -> list[Utterance]:
+    """Whole utterances of a prepared split, de-normalised back to RAW features."""
+    from tts_gan.data import make_utterance_dataset
+
+    manifest = schema.load_manifest(data_dir)
+    utts = []
+    for ex in make_utterance_dataset(data_dir, split):
+        feats = schema.denormalize(ex["features"].numpy(), manifest)
+        spk = int(ex["speaker"]) if speaker is None else speaker
+        utts.append(Utterance(ex["utterance_id"].numpy().decode("utf-8"), feats, spk))
+    if not utts:
+        raise SynthesisError(f"{data_dir}: the {split} split has no utterances")
+    return utts
