@@ -1,0 +1,621 @@
+"""GAN-TTS training (App. D): hinge losses, the distributed D+G step, EMA, checkpoints, summaries.
+
+App. D: "We train all models with a single discriminator step per generator step, but with
+doubled learning rate: 1e-4 for the former, compared to 5e-5 for the latter. We use the hinge
+loss, a batch size of 1024 and the Adam optimizer with β1 = 0, β2 = 0.999. [...] spectral
+normalisation and orthogonal initialisation [...] off-diagonal orthogonal regularisation and
+exponential moving averaging to the generator weights with a decay rate of 0.9999 for sampling.
+We also use cross-replica BatchNorm."
+
+Distribution: one ``tf.function`` runs the whole step (D step, G step, EMA update) through
+``strategy.run``. Per-replica losses are sums over the replica's examples divided by the
+*global* batch size, gradients are all-reduced (summed) once by the step itself, so the update
+is the same whatever the number of replicas. Randomness is a pure function of
+``(config.train.seed, step)`` (stateless RNG): z is drawn for the whole global batch and each
+replica takes its slice, so z does not depend on how the batch is split.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import os
+import shutil
+import signal
+import time
+from collections.abc import Callable, Iterator
+
+import keras
+import ml_collections
+import numpy as np
+import tensorflow as tf
+
+from tts_gan import data as data_lib
+from tts_gan import mulaw, ops, schema
+from tts_gan import strategy as strategy_lib
+from tts_gan.discriminator import DiscriminatorEnsemble, build_discriminator, gather_windows
+from tts_gan.generator import Generator, build_and_init, build_generator
+from tts_gan.layers import SNConv1D, SNDense
+
+SUM, MEAN = tf.distribute.ReduceOp.SUM, tf.distribute.ReduceOp.MEAN
+
+
+class NonFiniteLossError(RuntimeError):
+    """A loss or gradient norm became NaN/inf; training stopped without saving."""
+
+
+# ----------------------------------------------------------------------------------------------
+# Models and optimizers
+# ----------------------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def _dtype_policy(name: str):
+    """Temporarily sets Keras' global dtype policy ("" = float32) while layers are created."""
+    old = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name or "float32")
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(old)
+
+
+def build_models(config: ml_collections.ConfigDict, feature_dim: int, num_speakers: int
+                 ) -> tuple[Generator, Generator, DiscriminatorEnsemble]:
+    """(G, G_ema, D) with all variables created; G_ema starts as an exact copy of G.
+
+    Call inside ``strategy.scope()`` for distributed training. ``config.train.mixed_precision``
+    ("mixed_bfloat16") sets the layers' dtype policy (variables stay float32).
+    """
+    with _dtype_policy(config.train.get("mixed_precision", "")):
+        gen = build_and_init(build_generator(config.generator, feature_dim, num_speakers))
+        ema = build_and_init(build_generator(config.generator, feature_dim, num_speakers))
+        disc = build_discriminator(config.discriminator, feature_dim)
+        disc.build(None)
+    _check_same_structure(gen.weights, ema.weights)
+    for dst, src in zip(ema.weights, gen.weights, strict=True):
+        dst.assign(src.value)
+    return gen, ema, disc
+
+
+def _check_same_structure(a: list, b: list) -> None:
+    if len(a) != len(b) or any(tuple(x.shape) != tuple(y.shape)
+                                   for x, y in zip(a, b, strict=False)):
+        raise RuntimeError("G and G_ema have different variable structures")
+
+
+class _PreReducedAdam(keras.optimizers.Adam):
+    """Adam that does not all-reduce gradients again: the train step has already summed them
+    over replicas (once) to log the global gradient norm."""
+
+    def _all_reduce_sum_gradients(self, grads_and_vars):
+        return list(grads_and_vars)
+
+
+def make_optimizer(lr: float, cfg: ml_collections.ConfigDict, name: str) -> keras.Optimizer:
+    """Adam(β1 = 0, β2 = 0.999) of App. D (ε from ``train.adam_epsilon``)."""
+    return _PreReducedAdam(learning_rate=lr, beta_1=cfg.adam_beta1, beta_2=cfg.adam_beta2,
+                           epsilon=cfg.get("adam_epsilon", 1e-8), name=name)
+
+
+# ----------------------------------------------------------------------------------------------
+# Losses (App. D: hinge loss, Lim & Ye 2017), summed over the discriminators of the ensemble
+# ----------------------------------------------------------------------------------------------
+
+def hinge_d_terms(real_scores: tf.Tensor, fake_scores: tf.Tensor, global_batch: int
+                  ) -> tuple[tf.Tensor, tf.Tensor]:
+    """Per-discriminator D hinge terms ``Σ_b relu(1 − D_i(x_b)) / B`` and
+    ``Σ_b relu(1 + D_i(G(z_b))) / B`` (shape ``[num_rwds]``). Scores are ``[b, num_rwds]``
+    for this replica's b examples; dividing by the *global* batch B makes the sum over replicas
+    the global mean."""
+    real = tf.reduce_sum(tf.nn.relu(1.0 - real_scores), axis=0) / global_batch
+    fake = tf.reduce_sum(tf.nn.relu(1.0 + fake_scores), axis=0) / global_batch
+    return real, fake
+
+
+def hinge_g_terms(fake_scores: tf.Tensor, global_batch: int) -> tf.Tensor:
+    """Per-discriminator G hinge terms ``−Σ_b D_i(G(z_b)) / B`` (shape ``[num_rwds]``)."""
+    return -tf.reduce_sum(fake_scores, axis=0) / global_batch
+
+
+# ----------------------------------------------------------------------------------------------
+# The distributed train step
+# ----------------------------------------------------------------------------------------------
+
+def _sn_layers(model: keras.Model) -> list:
+    return [layer for layer in model._flatten_layers()
+            if isinstance(layer, SNConv1D | SNDense) and layer.spectral_norm]
+
+
+class GANTrainer:
+    """Models, optimizers, checkpoint and the compiled train step of App. D for one strategy.
+
+    ``train_step(dist_batch, step)`` runs one D update, one G update and the EMA update and
+    returns the globally reduced metrics as NumPy values (see :meth:`metric_names`).
+    """
+
+    def __init__(self, config: ml_collections.ConfigDict, strategy: tf.distribute.Strategy,
+                 feature_dim: int, num_speakers: int, *, xla: bool = False):
+        self.config = config
+        self.strategy = strategy
+        tcfg = config.train
+        self.num_replicas = strategy.num_replicas_in_sync
+        self.global_batch = int(tcfg.global_batch_size)
+        if self.global_batch % self.num_replicas:
+            raise ValueError(f"train.global_batch_size={self.global_batch} is not divisible by "
+                             f"the {self.num_replicas} replicas")
+        if int(tcfg.get("d_steps_per_g_step", 1)) != 1:
+            raise ValueError("train.d_steps_per_g_step: only 1 is implemented (App. D)")
+        if tcfg.get("loss", "hinge") != "hinge":
+            raise ValueError(f"train.loss={tcfg.loss!r}: only 'hinge' is implemented (App. D)")
+        with strategy.scope():
+            self.G, self.G_ema, self.D = build_models(config, feature_dim, num_speakers)
+            self.g_opt = make_optimizer(tcfg.g_learning_rate, tcfg, "g_adam")
+            self.d_opt = make_optimizer(tcfg.d_learning_rate, tcfg, "d_adam")
+            # FINDINGS: build the optimizers in scope before the first step.
+            self.g_opt.build(self.G.trainable_variables)
+            self.d_opt.build(self.D.trainable_variables)
+        # The step counter lives outside the strategy (host variable, same on every worker).
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        self.ckpt = tf.train.Checkpoint(
+            step=self.step, generator=self.G, ema_generator=self.G_ema,
+            discriminator=self.D, g_optimizer=self.g_opt, d_optimizer=self.d_opt)
+        self.rwd_names = list(self.D.rwd_names)
+        self.xla = bool(xla)
+        is_tpu = isinstance(strategy, tf.distribute.TPUStrategy)
+        replica_fn = self._replica_step
+        if self.xla and not is_tpu:  # TPUStrategy compiles with XLA anyway
+            replica_fn = tf.function(self._replica_step, jit_compile=True, autograph=False)
+        self._replica_fn = replica_fn
+        self._dist_step = tf.function(self._distributed_step, autograph=False)
+        self._refresh_fn = tf.function(self._refresh_ema_state)
+        self._sn_pairs = list(zip(_sn_layers(self.G), _sn_layers(self.G_ema), strict=True))
+        self._bn_pairs = list(zip(self.G.batch_norms(), self.G_ema.batch_norms(), strict=True))
+
+    # --- randomness: pure functions of (seed, step, replica) ----------------------------------
+
+    def _step_seed(self, step: tf.Tensor, purpose: int) -> tf.Tensor:
+        base = tf.constant([int(self.config.train.seed) % (2**31), 0x5EED], tf.int32)
+        s = tf.random.experimental.stateless_fold_in(base, tf.cast(step, tf.int32))
+        return tf.random.experimental.stateless_fold_in(s, purpose)
+
+    def _noise(self, step: tf.Tensor, purpose: int, replica_id, local_batch: int) -> tf.Tensor:
+        """z ~ N(0, I) for this replica's slice of the *global* batch (split-invariant)."""
+        z_all = tf.random.stateless_normal([self.global_batch, self.G.noise_dim],
+                                           self._step_seed(step, purpose))
+        start = tf.cast(replica_id, tf.int32) * local_batch
+        return tf.slice(z_all, tf.stack([start, 0]), [local_batch, self.G.noise_dim])
+
+    # --- the per-replica step -------------------------------------------------------------------
+
+    def _replica_step(self, batch: dict[str, tf.Tensor], step: tf.Tensor) -> dict:
+        ctx = tf.distribute.get_replica_context()
+        rid = ctx.replica_id_in_sync_group
+        gb = self.global_batch
+        audio, feats = batch["audio"], batch["features"]
+        local_b = audio.shape[0]
+        if local_b is None or local_b * self.num_replicas != gb:
+            raise ValueError(f"per-replica batch {local_b} x {self.num_replicas} replicas != "
+                             f"global batch {gb} (static shapes needed)")
+        speaker = batch["speaker"] if self.G.num_speakers > 1 else None
+        tcfg = self.config.train
+        d_seed = tf.random.experimental.stateless_fold_in(
+            self._step_seed(step, 2), tf.cast(rid, tf.int32))
+        g_seed = tf.random.experimental.stateless_fold_in(
+            self._step_seed(step, 3), tf.cast(rid, tf.int32))
+
+        # ---- D step: one update on real vs G(z) (G fixed) ----
+        z_d = self._noise(step, 0, rid, local_b)
+        fake = tf.stop_gradient(self.G(feats, z_d, speaker=speaker, training=True))
+        x = tf.concat([audio, tf.cast(fake[..., 0], audio.dtype)], axis=0)
+        c = tf.concat([feats, feats], axis=0)
+        d_vars = self.D.trainable_variables
+        with tf.GradientTape() as tape:
+            scores = tf.cast(self.D(x, c, seed=d_seed, training=True), tf.float32)
+            real_s, fake_s = scores[:local_b], scores[local_b:]
+            d_real, d_fake = hinge_d_terms(real_s, fake_s, gb)
+            d_loss = tf.reduce_sum(d_real + d_fake)
+        d_grads = ctx.all_reduce(SUM, tape.gradient(d_loss, d_vars))
+        self.d_opt.apply(d_grads, d_vars)
+
+        # ---- G step: one update against the updated D ----
+        z_g = self._noise(step, 1, rid, local_b)
+        g_vars = self.G.trainable_variables
+        beta = float(tcfg.ortho_reg_beta)
+        with tf.GradientTape() as tape:
+            fake_g = self.G(feats, z_g, speaker=speaker, training=True)
+            g_scores = tf.cast(self.D(fake_g, feats, seed=g_seed, training=False), tf.float32)
+            g_adv = hinge_g_terms(g_scores, gb)
+            ortho = (ops.off_diagonal_orthogonal_penalty(self.G.orthogonal_kernels(), beta)
+                     if beta > 0 else tf.constant(0.0))
+            # The regulariser is identical on every replica; gradients are summed over them.
+            g_loss = tf.reduce_sum(g_adv) + ortho / self.num_replicas
+        g_grads = ctx.all_reduce(SUM, tape.gradient(g_loss, g_vars))
+        self.g_opt.apply(g_grads, g_vars)
+
+        # ---- EMA of G's trainable weights (App. D) ----
+        decay = tf.where(step >= int(tcfg.get("ema_start_step", 0)),
+                         tf.constant(float(tcfg.ema_decay)), tf.constant(0.0))
+        tf.__internal__.distribute.interim.maybe_merge_call(
+            self._ema_update, ctx.strategy, decay)
+
+        def per_disc_sum(s):
+            return tf.reduce_sum(s, axis=0) / gb
+
+        return {
+            "sum": {"d_loss_real": d_real, "d_loss_fake": d_fake, "g_loss_adv": g_adv,
+                    "score_real": per_disc_sum(real_s), "score_fake": per_disc_sum(fake_s),
+                    "score_fake_g_step": per_disc_sum(g_scores)},
+            "mean": {"ortho_penalty": ortho,
+                     "d_grad_norm": tf.linalg.global_norm(d_grads),
+                     "g_grad_norm": tf.linalg.global_norm(g_grads)},
+        }
+
+    def _ema_update(self, strategy: tf.distribute.Strategy, decay: tf.Tensor) -> None:
+        def update(ema_var, var):
+            d = tf.cast(decay, ema_var.dtype)
+            return ema_var.assign(d * ema_var + (1.0 - d) * var)
+
+        for e, v in zip(self.G_ema.trainable_variables, self.G.trainable_variables, strict=True):
+            strategy.extended.update(e.value, update, args=(v.value,), group=False)
+
+    def _distributed_step(self, dist_batch, step: tf.Tensor) -> dict[str, tf.Tensor]:
+        out = self.strategy.run(self._replica_fn, args=(dist_batch, step))
+        red = {k: self.strategy.reduce(SUM, v, axis=None) for k, v in out["sum"].items()}
+        red.update({k: self.strategy.reduce(MEAN, v, axis=None) for k, v in out["mean"].items()})
+        return red
+
+    def train_step(self, dist_batch, step: int) -> dict[str, np.ndarray]:
+        """One App.-D step (D, G, EMA) on a distributed batch; returns reduced metrics."""
+        out = self._dist_step(dist_batch, tf.constant(step, tf.int64))
+        return {k: v.numpy() for k, v in out.items()}
+
+    # --- metrics ----------------------------------------------------------------------------------
+
+    def scalar_metrics(self, m: dict[str, np.ndarray]) -> dict[str, float]:
+        """Flattens the step metrics into named scalars (per discriminator, totals, norms)."""
+        out: dict[str, float] = {}
+        for key in ("d_loss_real", "d_loss_fake", "g_loss_adv", "score_real", "score_fake",
+                    "score_fake_g_step"):
+            for name, v in zip(self.rwd_names, np.asarray(m[key]).reshape(-1), strict=True):
+                out[f"{key}/{name}"] = float(v)
+        out["d_loss"] = float(np.sum(m["d_loss_real"]) + np.sum(m["d_loss_fake"]))
+        out["g_loss_adv"] = float(np.sum(m["g_loss_adv"]))
+        out["ortho_penalty"] = float(m["ortho_penalty"])
+        out["g_loss"] = out["g_loss_adv"] + out["ortho_penalty"]
+        out["d_grad_norm"] = float(m["d_grad_norm"])
+        out["g_grad_norm"] = float(m["g_grad_norm"])
+        return out
+
+    # --- EMA generator state for sampling/saving -----------------------------------------------
+
+    def _refresh_ema_state(self, power_iterations: int = 10) -> None:
+        """G_ema's non-trainable state: BN statistics copied from G, and SN vectors ``sn_u``
+        re-estimated by power iteration on G_ema's own (EMA) kernels, warm-started from G's."""
+        for bn_g, bn_e in self._bn_pairs:
+            bn_e.moving_mean.assign(tf.convert_to_tensor(bn_g.moving_mean.value))
+            bn_e.moving_variance.assign(tf.convert_to_tensor(bn_g.moving_variance.value))
+        for l_g, l_e in self._sn_pairs:
+            w = ops.matrix_view(tf.convert_to_tensor(l_e.kernel.value))
+            u = tf.math.l2_normalize(tf.convert_to_tensor(l_g.sn_u.value))
+            for _ in range(power_iterations):
+                v = tf.math.l2_normalize(tf.linalg.matvec(w, u))
+                u = tf.math.l2_normalize(tf.linalg.matvec(w, v, transpose_a=True))
+            l_e.sn_u.assign(u)
+
+    def refresh_ema_state(self) -> None:
+        with self.strategy.scope():
+            self._refresh_fn()
+
+
+# ----------------------------------------------------------------------------------------------
+# Input pipeline
+# ----------------------------------------------------------------------------------------------
+
+def crop_windows(batch: dict[str, tf.Tensor], frames: int, seed: tf.Tensor,
+                 samples_per_frame: int = schema.SAMPLES_PER_FRAME) -> dict[str, tf.Tensor]:
+    """Random frame-aligned sub-windows of ``frames`` frames per example (static shapes)."""
+    total = batch["features"].shape[1]
+    if frames == total:
+        return batch
+    b = batch["features"].shape[0]
+    starts = tf.random.stateless_uniform([b], seed, 0, total - frames + 1, dtype=tf.int32)
+    out = dict(batch)
+    out["features"] = gather_windows(batch["features"], starts, frames)
+    out["audio"] = gather_windows(batch["audio"], starts * samples_per_frame,
+                                  frames * samples_per_frame)
+    return out
+
+
+def make_train_dataset_fn(config: ml_collections.ConfigDict, data_dir: str, seed: int
+                          ) -> Callable[[tf.distribute.InputContext], tf.data.Dataset]:
+    """``dataset_fn(input_context)`` for ``strategy.distribute_datasets_from_function``:
+    per-replica batches of training windows cropped to ``config.data.window_frames``."""
+    manifest = schema.load_manifest(data_dir)
+    frames = int(config.data.window_frames)
+    if frames > manifest.window_frames:
+        raise ValueError(f"data.window_frames={frames} is longer than the prepared windows "
+                         f"({manifest.window_frames} frames in {data_dir}/manifest.json)")
+    if frames * manifest.samples_per_frame < max(
+            (int(r["window"]) for r in config.discriminator.rwds if r.get("window")), default=0):
+        raise ValueError(f"data.window_frames={frames} is shorter than the largest RWD window")
+
+    def dataset_fn(ctx: tf.distribute.InputContext) -> tf.data.Dataset:
+        ds = data_lib.make_dataset(
+            data_dir, "train", int(config.train.global_batch_size), shuffle=True, repeat=True,
+            seed=seed, input_context=ctx, compression=config.data.get("compression") or None)
+        base = tf.constant([seed % (2**31), ctx.input_pipeline_id], tf.int32)
+
+        def crop(i, batch):
+            s = tf.random.experimental.stateless_fold_in(base, tf.cast(i, tf.int32))
+            return crop_windows(batch, frames, s, manifest.samples_per_frame)
+
+        return ds.enumerate().map(crop, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
+
+    return dataset_fn
+
+
+def eval_batch(data_dir: str, num: int, noise_dim: int, seed: int) -> dict[str, tf.Tensor] | None:
+    """Fixed validation windows (first ``num``, full prepared length) + fixed z for sampling."""
+    manifest = schema.load_manifest(data_dir)
+    split = "valid" if manifest.counts.get("valid", {}).get("windows", 0) > 0 else "train"
+    count = int(manifest.counts.get(split, {}).get("windows", 0))
+    num = min(num, count)
+    if num <= 0:
+        return None
+    ds = data_lib.make_dataset(data_dir, split, num, shuffle=False, repeat=False,
+                               deterministic=True)
+    batch = next(iter(ds.take(1)))
+    batch["z"] = tf.random.stateless_normal([num, noise_dim], [seed % (2**31), 0xE7A1])
+    return batch
+
+
+# ----------------------------------------------------------------------------------------------
+# Summaries
+# ----------------------------------------------------------------------------------------------
+
+def spectrogram_image(audio: tf.Tensor, frame_length: int = 512, hop: int = 128,
+                      dynamic_range_db: float = 80.0) -> tf.Tensor:
+    """Log-magnitude spectrograms ``[B, freq, time, 1]`` in [0, 1], low frequencies at the
+    bottom (linear-amplitude audio ``[B, N]`` in)."""
+    spec = tf.abs(tf.signal.stft(audio, frame_length, hop, pad_end=True))
+    db = 20.0 * tf.math.log(spec + 1e-6) / math.log(10.0)
+    top = tf.reduce_max(db, axis=[1, 2], keepdims=True)
+    img = (tf.maximum(db, top - dynamic_range_db) - (top - dynamic_range_db)) / dynamic_range_db
+    return tf.reverse(tf.transpose(img, [0, 2, 1]), axis=[1])[..., None]
+
+
+def write_eval_summaries(trainer: GANTrainer, batch: dict[str, tf.Tensor], step: int,
+                         sample_rate: int, mu: float) -> np.ndarray:
+    """Audio of the EMA generator on fixed windows (µ-law decoded) and real-vs-generated
+    spectrogram images; returns the generated linear audio."""
+    speaker = batch["speaker"] if trainer.G_ema.num_speakers > 1 else None
+    with trainer.strategy.scope():
+        fake = trainer.G_ema(batch["features"], batch["z"], speaker=speaker, training=False)
+    fake = mulaw.decode(tf.cast(fake[..., 0], tf.float32), mu)
+    real = mulaw.decode(tf.cast(batch["audio"], tf.float32), mu)
+    tf.summary.audio("eval/ema_generator", fake[..., None], sample_rate, step=step,
+                     max_outputs=int(fake.shape[0]))
+    tf.summary.audio("eval/real", real[..., None], sample_rate, step=step,
+                     max_outputs=int(real.shape[0]))
+    img_real, img_fake = spectrogram_image(real), spectrogram_image(fake)
+    sep = tf.ones_like(img_real[:, :2])
+    tf.summary.image("eval/spectrogram_real_top_generated_bottom",
+                     tf.concat([img_real, sep, img_fake], axis=1), step=step,
+                     max_outputs=int(real.shape[0]))
+    tf.summary.scalar("eval/ema_generated_rms", tf.sqrt(tf.reduce_mean(tf.square(fake))), step)
+    return fake.numpy()
+
+
+# ----------------------------------------------------------------------------------------------
+# The training loop
+# ----------------------------------------------------------------------------------------------
+
+def atomic_write(path: str, text: str) -> None:
+    """Writes ``text`` via a temporary file + rename (local or ``gs://``)."""
+    tmp = path + ".tmp"
+    with tf.io.gfile.GFile(tmp, "w") as f:
+        f.write(text)
+    tf.io.gfile.rename(tmp, path, overwrite=True)
+
+
+def resolve_config(config: ml_collections.ConfigDict, data_dir: str) -> ml_collections.ConfigDict:
+    """Fills in the data-dependent fields (feature dim, speakers, data dir) from the manifest."""
+    manifest = schema.load_manifest(data_dir)
+    config = ml_collections.ConfigDict(config.to_dict())
+    config.data.data_dir = data_dir
+    config.generator.feature_dim = manifest.feature_dim
+    config.generator.num_speakers = manifest.num_speakers
+    if not config.data.get("compression"):
+        config.data.compression = manifest.compression
+    return config
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What :func:`train` did: first/last step, the last logged scalars and checkpoint path."""
+
+    start_step: int
+    end_step: int
+    first_metrics: dict[str, float]
+    last_metrics: dict[str, float]
+    checkpoint: str | None
+    steps_per_sec: float
+
+
+class _StopRequest:
+    """SIGTERM (e.g. a preempted VM) → finish the current step, save, exit."""
+
+    def __init__(self) -> None:
+        self.stop = False
+        self._old = None
+
+    def __enter__(self):
+        with contextlib.suppress(ValueError):  # not the main thread
+            self._old = signal.signal(signal.SIGTERM, self._handler)
+        return self
+
+    def _handler(self, signum, frame) -> None:
+        del signum, frame
+        self.stop = True
+
+    def __exit__(self, *exc) -> None:
+        if self._old is not None:
+            signal.signal(signal.SIGTERM, self._old)
+
+
+def _fmt_eta(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    s = int(seconds)
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+def check_finite(scalars: dict[str, float], step: int, last_ckpt_step: int | None) -> None:
+    """NaN/inf guard: raises :class:`NonFiniteLossError` naming the step and the bad terms."""
+    bad = {k: v for k, v in scalars.items() if not math.isfinite(v)}
+    if bad:
+        terms = ", ".join(f"{k}={v}" for k, v in sorted(bad.items()))
+        kept = ("no checkpoint was written" if last_ckpt_step is None
+                else f"the last checkpoint (step {last_ckpt_step}) is kept")
+        raise NonFiniteLossError(
+            f"non-finite loss at step {step}: {terms}; stopping without saving ({kept})")
+
+
+def train(config: ml_collections.ConfigDict, model_dir: str,
+          strategy: tf.distribute.Strategy | None = None, *, xla: bool = False,
+          log: Callable[[str], None] | None = None) -> TrainResult:
+    """Trains (or resumes) the GAN of ``config`` on ``config.data.data_dir`` into ``model_dir``.
+
+    Writes ``config.json`` and ``manifest.json`` at start, checkpoints every
+    ``train.save_every`` steps and at exit (not after a non-finite loss), TensorBoard summaries
+    under ``model_dir/train`` every ``log_every`` / ``eval_every`` steps, and prints progress.
+    """
+    log = log or (lambda s: print(s, flush=True))
+    strategy = strategy or tf.distribute.get_strategy()
+    data_dir = config.data.data_dir
+    if not data_dir:
+        raise ValueError("no data directory: pass --data_dir (or --config.data.data_dir)")
+    config = resolve_config(config, data_dir)
+    tcfg = config.train
+    _, task_id, is_chief = strategy_lib.task_info(strategy)
+    tf.io.gfile.makedirs(model_dir)
+    if is_chief:
+        atomic_write(os.path.join(model_dir, "config.json"),
+                     config.to_json_best_effort(indent=2))
+        with tf.io.gfile.GFile(os.path.join(data_dir, schema.MANIFEST_NAME)) as f:
+            atomic_write(os.path.join(model_dir, schema.MANIFEST_NAME), f.read())
+
+    trainer = GANTrainer(config, strategy, config.generator.feature_dim,
+                         config.generator.num_speakers, xla=xla)
+    ckpt_dir = model_dir if is_chief else os.path.join(model_dir, f".worker{task_id}_tmp")
+    manager = tf.train.CheckpointManager(
+        trainer.ckpt, directory=ckpt_dir,
+        max_to_keep=int(tcfg.keep_checkpoints) if is_chief else 1)
+    latest = tf.train.latest_checkpoint(model_dir)
+    if latest:
+        trainer.ckpt.restore(latest).assert_existing_objects_matched()
+        log(f"restored {latest} (step {int(trainer.step.numpy())})")
+    start = int(trainer.step.numpy())
+    last_saved: int | None = start if latest else None
+    max_steps = int(tcfg.max_steps)
+
+    # Input: reseeded with the start step, so a resumed run does not replay the same order.
+    seed = (int(tcfg.seed) * 1_000_003 + start) % (2**31)
+    dist_ds = strategy.distribute_datasets_from_function(
+        make_train_dataset_fn(config, data_dir, seed))
+    iterator: Iterator = iter(dist_ds)
+    evals = (eval_batch(data_dir, int(tcfg.get("eval_examples", 4)), config.generator.noise_dim,
+                        int(tcfg.seed)) if is_chief and tcfg.eval_every > 0 else None)
+    writer = (tf.summary.create_file_writer(os.path.join(model_dir, "train")) if is_chief
+              else tf.summary.create_noop_writer())
+
+    def save(step: int) -> str:
+        trainer.refresh_ema_state()
+        path = manager.save(checkpoint_number=step)
+        if not is_chief:
+            shutil.rmtree(ckpt_dir, ignore_errors=True)
+        return path
+
+    log(f"training {config.name} from step {start} to {max_steps}: global batch "
+        f"{trainer.global_batch} on {trainer.num_replicas} replica(s) "
+        f"({type(strategy).__name__}{', XLA' if xla else ''}), {len(trainer.rwd_names)} RWDs")
+    step = start
+    first: dict[str, float] = {}
+    last: dict[str, float] = {}
+    acc: dict[str, float] = {}
+    n_acc = 0
+    t_log, steps_since, train_time, run_steps = time.perf_counter(), 0, 0.0, 0
+    ckpt_path = latest
+    clean_exit = False
+    with _StopRequest() as stop, writer.as_default():
+        try:
+            while step < max_steps and not stop.stop:
+                batch = next(iterator)
+                t0 = time.perf_counter()
+                scalars = trainer.scalar_metrics(trainer.train_step(batch, step))
+                train_time += time.perf_counter() - t0
+                check_finite(scalars, step, last_saved)
+                step += 1
+                run_steps += 1
+                trainer.step.assign(step)
+                if not first:
+                    first = dict(scalars)
+                for k, v in scalars.items():
+                    acc[k] = acc.get(k, 0.0) + v
+                n_acc += 1
+                steps_since += 1
+                if step % tcfg.log_every == 0 or step == max_steps:
+                    now = time.perf_counter()
+                    sps = steps_since / max(now - t_log, 1e-9)
+                    last = {k: v / n_acc for k, v in acc.items()}
+                    for k, v in last.items():
+                        tf.summary.scalar(k, v, step=step)
+                    tf.summary.scalar("lr/generator", tcfg.g_learning_rate, step=step)
+                    tf.summary.scalar("lr/discriminator", tcfg.d_learning_rate, step=step)
+                    tf.summary.scalar("perf/steps_per_sec", sps, step=step)
+                    tf.summary.scalar("perf/examples_per_sec", sps * trainer.global_batch,
+                                      step=step)
+                    log(f"step {step}/{max_steps}  d_loss {last['d_loss']:.4f}  "
+                        f"g_loss {last['g_loss']:.4f}  |gD| {last['d_grad_norm']:.3g}  "
+                        f"|gG| {last['g_grad_norm']:.3g}  {sps * trainer.global_batch:.1f} ex/s"
+                        f"  {sps:.2f} steps/s  ETA {_fmt_eta((max_steps - step) / sps)}")
+                    acc, n_acc, steps_since, t_log = {}, 0, 0, time.perf_counter()
+                if tcfg.eval_every > 0 and step % tcfg.eval_every == 0:
+                    trainer.refresh_ema_state()
+                    if evals is not None:
+                        write_eval_summaries(trainer, evals, step, config.data.sample_rate,
+                                             config.data.mu)
+                    writer.flush()
+                if tcfg.save_every > 0 and step % tcfg.save_every == 0:
+                    ckpt_path = save(step)
+                    last_saved = step
+                    t_log = time.perf_counter()
+            clean_exit = True
+        except KeyboardInterrupt:
+            log(f"interrupted at step {step}")
+            clean_exit = True
+        finally:
+            if clean_exit and step != last_saved and run_steps > 0:
+                ckpt_path = save(step)
+                last_saved = step
+                log(f"saved {ckpt_path}")
+            writer.flush()
+    if not last:
+        last = dict(first)
+    return TrainResult(start, step, first, last, ckpt_path,
+                       run_steps / train_time if train_time > 0 else 0.0)
+
+
+def weights_digest(variables: list) -> str:
+    """SHA-256 of the concatenated bytes of ``variables`` (for cross-worker comparisons)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for v in variables:
+        h.update(np.ascontiguousarray(np.asarray(v.numpy() if hasattr(v, "numpy") else v))
+                 .tobytes())
+    return h.hexdigest()
+
+
+
