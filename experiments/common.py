@@ -67,6 +67,7 @@ def base_config() -> ml_collections.ConfigDict:
         d_learning_rate=1e-4,
         adam_beta1=0.0,
         adam_beta2=0.999,
+        adam_epsilon=1e-8,          # not given in the paper; TF1/BigGAN-era default
         d_steps_per_g_step=1,
         loss="hinge",
         ortho_reg_beta=1e-4,        # off-diagonal orthogonal regularisation on G (BigGAN)
@@ -78,6 +79,7 @@ def base_config() -> ml_collections.ConfigDict:
         log_every=100,
         save_every=1000,
         eval_every=5000,
+        eval_examples=4,            # fixed valid windows sampled by G_ema for TensorBoard
         keep_checkpoints=5,
     ))
     return c
