@@ -32,7 +32,7 @@ import keras
 import tensorflow as tf
 
 from tts_gan import ops
-from tts_gan.layers import SNConv1D, SNDense
+from tts_gan.layers import CheckpointListsMixin, SNConv1D, SNDense
 
 SAMPLES_PER_FRAME = 120  # λ: 24 kHz audio / 200 Hz features
 
@@ -153,7 +153,7 @@ def gather_windows(x: tf.Tensor, starts: tf.Tensor, size: int) -> tf.Tensor:
     return tf.gather(x, idx, batch_dims=1)
 
 
-class RandomWindowDiscriminator(keras.layers.Layer):
+class RandomWindowDiscriminator(CheckpointListsMixin, keras.layers.Layer):
     """D_k^C / D_k^U of Table 3 applied to a random window (cRWD / uRWD, Eq. 1–2).
 
     ``call(audio [B, N], features [B, N/λ, D] | None, seed [2] | None) -> scores [B]``.
@@ -242,7 +242,7 @@ class RandomWindowDiscriminator(keras.layers.Layer):
         return self.out(h, training=training)[:, 0]
 
 
-class DiscriminatorEnsemble(keras.Model):
+class DiscriminatorEnsemble(CheckpointListsMixin, keras.Model):
     """Σ over RWDs (Eq. 3). ``call`` returns the per-discriminator scores ``[B, num_rwds]``;
     the trainer sums the per-discriminator hinge losses."""
 

@@ -34,7 +34,13 @@ import keras
 import tensorflow as tf
 
 from tts_gan import ops
-from tts_gan.layers import ConditionalBatchNorm, MaskedSyncBatchNorm, SNConv1D, SNDense
+from tts_gan.layers import (
+    CheckpointListsMixin,
+    ConditionalBatchNorm,
+    MaskedSyncBatchNorm,
+    SNConv1D,
+    SNDense,
+)
 
 # (output channels, upsample factor) of the seven GBlocks of Table 2.
 TABLE2_BLOCKS: tuple[tuple[int, int], ...] = (
@@ -66,7 +72,7 @@ class ConvSpec:
         return (self.kernel_size - 1) * self.dilation / self.steps_per_frame
 
 
-class GBlock(keras.layers.Layer):
+class GBlock(CheckpointListsMixin, keras.layers.Layer):
     """Fig. 1a: two residual blocks of CBN-ReLU-conv with dilations 1, 2 | 4, 8."""
 
     def __init__(self, in_channels: int, out_channels: int, upsample_factor: int, *,
@@ -116,7 +122,7 @@ class GBlock(keras.layers.Layer):
         return (input_shape[0], t, self.out_channels)
 
 
-class Generator(keras.Model):
+class Generator(CheckpointListsMixin, keras.Model):
     """Table-2 generator: features ``[B, T, D]`` at 200 Hz + z → µ-law waveform ``[B, 120·T, 1]``.
 
     ``lengths`` (valid frames per example) enables masked, variable-length batches (App. A.1):

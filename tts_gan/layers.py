@@ -28,6 +28,27 @@ def _l2_normalize(x: tf.Tensor, eps: float = 1e-12) -> tf.Tensor:
     return x * tf.math.rsqrt(tf.maximum(tf.reduce_sum(tf.square(x)), eps))
 
 
+class CheckpointListsMixin:
+    """Puts layers held in Python lists into ``tf.train.Checkpoint``'s object graph.
+
+    Keras 3 (TF backend) turns ``self.blocks = [...]`` into a ``TrackedList`` that it converts
+    for SavedModel export only: for checkpoints such lists are dropped, so ``tf.train.Checkpoint
+    (generator=G)`` silently saved conv_in/conv_out and none of the GBlocks. Each list item
+    becomes the child ``<attr>-<index>``.
+    """
+
+    def _trackable_children(self, save_type="checkpoint", **kwargs):
+        children = super()._trackable_children(save_type, **kwargs)
+        if save_type == "checkpoint":
+            for attr in getattr(self, "_tracked", ()):
+                value = getattr(self, attr, None)
+                if isinstance(value, list | tuple):
+                    for i, item in enumerate(value):
+                        if isinstance(item, tf.__internal__.tracking.Trackable):
+                            children.setdefault(f"{attr}-{i}", item)
+        return children
+
+
 class _SpectralNormKernel(keras.layers.Layer):
     """Base: an orthogonally initialised kernel, optional bias and spectral normalisation.
 
