@@ -1,0 +1,258 @@
+"""tts-gan-export (App. D standing statistics, App. A.1 masking): SavedModel for TF Serving."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from export_synthesis_helpers import FEATURE_DIM, NUM_SPEAKERS, make_model_dir, tiny_config
+
+from tts_gan import export
+from tts_gan.generator import build_and_init, build_generator
+
+PASSES, BATCH = 3, 2
+ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """`tts-gan-export --model_dir` run as a user would (subprocess), on a tiny checkpoint."""
+    root = tmp_path_factory.mktemp("export")
+    model_dir, base = str(root / "model"), str(root / "serving")
+    g, ema = make_model_dir(model_dir)
+    cmd = [os.path.join(os.path.dirname(sys.executable), "tts-gan-export"),
+           f"--model_dir={model_dir}", f"--export_dir={base}",
+           f"--standing_passes={PASSES}", f"--standing_batch_size={BATCH}"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["version"] == 1 and result["export_path"] == os.path.join(base, "1")
+    return {"model_dir": model_dir, "base": base, "path": result["export_path"],
+            "model": tf.saved_model.load(result["export_path"])}
+
+
+def _inputs(lengths, seed=0, dim=FEATURE_DIM, speakers=None):
+    rng = np.random.default_rng(seed)
+    t = max(lengths)
+    feats = np.zeros([len(lengths), t, dim], np.float32)
+    for i, n in enumerate(lengths):
+        feats[i, :n] = rng.normal(size=(n, dim)) * 2 + 1
+    spk = np.array(speakers if speakers is not None else [i % 2 for i in range(len(lengths))],
+                   np.int32)
+    return feats, np.array(lengths, np.int32), spk
+
+
+def _run(model, feats, lengths, spk, seeds):
+    out = model.signatures["serving_default"](
+        features=tf.constant(feats), lengths=tf.constant(lengths), speaker=tf.constant(spk),
+        seed=tf.constant(np.asarray(seeds, np.int32)))
+    return out["audio"].numpy(), out["audio_lengths"].numpy()
+
+
+def test_layout_assets_and_no_leftovers(exported):
+    base, path = exported["base"], exported["path"]
+    assert sorted(os.listdir(base)) == ["1"]  # the temp dir was renamed, nothing else left
+    assets = sorted(os.listdir(os.path.join(path, "assets")))
+    assert assets == ["config.json", "export_info.json", "gan_tts.tflite", "manifest.json"]
+    info = export.read_export_info(path)
+    assert info["feature_dim"] == FEATURE_DIM and info["num_speakers"] == NUM_SPEAKERS
+    assert info["noise_dim"] == 16 and info["samples_per_frame"] == 120
+    assert info["standing_passes"] == PASSES and info["init"] == "checkpoint"
+    assert info["checkpoint"].endswith("ckpt-1")
+
+
+def test_export_is_the_ema_generator_with_standing_statistics(exported):
+    """Re-derive the export in-process (restore EMA, same standing passes, normalise, µ-law
+    decode) and compare; the non-EMA generator must give a different result."""
+    model_dir = exported["model_dir"]
+    with open(os.path.join(model_dir, "manifest.json")) as f:
+        m = json.load(f)
+    mean, std = (np.array(m["normalisation"][k], np.float32) for k in ("mean", "std"))
+    feats, lengths, spk = _inputs([20, 13])
+    z = np.random.default_rng(1).normal(size=(2, 16)).astype(np.float32)
+    out = exported["model"].signatures["synthesize_z"](
+        features=feats, lengths=lengths, speaker=spk, z=z)["audio"].numpy()
+
+    def reference(slot: str) -> np.ndarray:
+        cfg = tiny_config()
+        gen = build_and_init(build_generator(cfg.generator, FEATURE_DIM, NUM_SPEAKERS))
+        tf.train.Checkpoint(**{slot: gen}).restore(
+            tf.train.latest_checkpoint(model_dir)).expect_partial()
+        export.standing_statistics(gen, PASSES, BATCH, cfg.data.window_frames, None, 0)
+        y = gen((feats - mean) / std, z, speaker=spk, lengths=lengths, training=False)
+        return np.clip(export.mulaw.decode(y.numpy()[:, :, 0]), -1, 1)
+
+    np.testing.assert_allclose(out, reference("ema_generator"), atol=1e-5)
+    assert np.abs(out - reference("generator")).max() > 1e-3
+
+
+def test_fresh_process_with_tensorflow_only(exported):
+    code = f"""
+import json, sys
+import numpy as np, tensorflow as tf
+m = tf.saved_model.load({exported['path']!r})
+f = m.signatures["serving_default"]
+feats = np.random.default_rng(0).normal(size=(2, 9, {FEATURE_DIM})).astype(np.float32)
+out = f(features=feats, lengths=np.array([9, 4], np.int32), speaker=np.array([0, 1], np.int32),
+        seed=np.array([5, 6], np.int32))
+a = out["audio"].numpy()
+print(json.dumps({{"shape": list(a.shape), "lengths": out["audio_lengths"].numpy().tolist(),
+    "max": float(np.abs(a).max()), "tail": float(np.abs(a[1, 480:]).max()),
+    "tts_gan_imported": any(k.startswith("tts_gan") for k in sys.modules)}}))
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=ENV, timeout=180, cwd="/")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert r == {"shape": [2, 1080], "lengths": [1080, 480], "max": pytest.approx(r["max"]),
+                 "tail": 0.0, "tts_gan_imported": False}
+    assert 0 < r["max"] <= 1.0
+
+
+def test_saved_model_cli_show_and_run(exported, tmp_path):
+    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    show = subprocess.run([cli, "show", "--all", "--dir", exported["path"]],
+                          capture_output=True, text=True, env=ENV, timeout=120)
+    assert show.returncode == 0, show.stderr[-2000:]
+    sig = show.stdout.split("signature_def['serving_default']")[1].split("signature_def[")[0]
+    for name in ("features", "lengths", "speaker", "seed", "audio", "audio_lengths"):
+        assert f"['{name}']" in sig
+    feats, lengths, spk = np.ones((1, 6, FEATURE_DIM), np.float32), np.array([6]), np.array([1])
+    lengths, spk, seed = lengths.astype(np.int32), spk.astype(np.int32), np.array([3], np.int32)
+    arrays = {"features": feats, "lengths": lengths, "speaker": spk, "seed": seed}
+    for name, value in arrays.items():
+        np.save(tmp_path / f"{name}.npy", value)
+    inputs = ";".join(f"{name}={tmp_path / name}.npy" for name in arrays)
+    out_dir = tmp_path / "out"
+    run = subprocess.run([cli, "run", "--dir", exported["path"], "--tag_set", "serve",
+                          "--signature_def", "serving_default", "--inputs", inputs,
+                          "--outdir", str(out_dir)],
+                         capture_output=True, text=True, env=ENV, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    audio = np.load(out_dir / "audio.npy")
+    assert audio.shape == (1, 720)
+    assert np.load(out_dir / "audio_lengths.npy").tolist() == [720]
+    ref, _ = _run(exported["model"], feats, lengths, spk, seed)
+    np.testing.assert_allclose(audio, ref, atol=1e-5)  # TF1 session vs eager: op order
+
+
+@pytest.mark.parametrize("case,message", [
+    ("rank2", "expected a float32 tensor [batch, frames, 567]"),
+    ("dim", "last dimension must be feature_dim=567"),
+    ("lengths", "lengths: must have one entry per example"),
+    ("too_long", "lengths: must be <= the padded number of frames"),
+    ("speaker", "speaker: must be < num_speakers=2"),
+])
+def test_bad_inputs_are_clear_errors(exported, case, message):
+    feats, lengths, spk = _inputs([5, 4])
+    seeds = np.array([1, 2], np.int32)
+    if case == "rank2":
+        feats = feats[0]
+    elif case == "dim":
+        feats = feats[:, :, :-1]
+    elif case == "lengths":
+        lengths = lengths[:1]
+    elif case == "too_long":
+        lengths = np.array([6, 4], np.int32)
+    elif case == "speaker":
+        spk = np.array([0, 2], np.int32)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message.replace("[", r"\[")):
+        _run(exported["model"], feats, lengths, spk, seeds)
+
+
+def test_batched_padded_equals_one_by_one_and_exact_lengths(exported):
+    model = exported["model"]
+    lens = [17, 5, 11]
+    feats, lengths, spk = _inputs(lens, seed=3)
+    seeds = [10, 11, 12]
+    audio, audio_lengths = _run(model, feats, lengths, spk, seeds)
+    assert audio.shape == (3, 120 * 17)
+    assert audio_lengths.tolist() == [120 * n for n in lens]
+    for i, n in enumerate(lens):
+        one, one_len = _run(model, feats[i:i + 1, :n], lengths[i:i + 1], spk[i:i + 1],
+                            seeds[i:i + 1])
+        assert one.shape == (1, 120 * n) and one_len[0] == 120 * n
+        np.testing.assert_allclose(audio[i, :120 * n], one[0], atol=1e-5)
+        assert np.all(audio[i, 120 * n:] == 0.0)
+    assert np.abs(audio).max() <= 1.0 and np.abs(audio).max() > 0
+
+
+def test_seed_determinism_and_speaker(exported):
+    model = exported["model"]
+    feats, lengths, spk = _inputs([8, 8], seed=4, speakers=[0, 0])
+    same = np.repeat(feats[:1], 2, axis=0)
+    a, _ = _run(model, same, lengths, spk, [42, 42])
+    b, _ = _run(model, same, lengths, spk, [42, 7])
+    np.testing.assert_array_equal(a[0], a[1])  # same seed → same audio, any batch slot
+    assert np.abs(b[0] - b[1]).max() > 1e-4  # another seed → another z
+    c, _ = _run(model, same, lengths, np.array([0, 1], np.int32), [42, 42])
+    assert np.abs(c[0] - c[1]).max() > 1e-4  # the speaker id conditions the generator
+
+
+def test_standing_statistics_make_output_independent_of_batch_composition(exported):
+    """With frozen standing statistics an utterance's audio is the same whatever it is batched
+    with; in training-mode BN (batch statistics) it would not be."""
+    model = exported["model"]
+    feats, lengths, spk = _inputs([10, 10, 10], seed=5, speakers=[0, 0, 0])
+    feats[2] *= 4.0  # a very different companion
+    ab, _ = _run(model, feats[[0, 1]], lengths[:2], spk[:2], [1, 2])
+    ac, _ = _run(model, feats[[0, 2]], lengths[:2], spk[:2], [1, 3])
+    np.testing.assert_allclose(ab[0], ac[0], atol=1e-6)
+    # Control: the same generator with batch statistics depends on the companion.
+    cfg = tiny_config()
+    gen = build_and_init(build_generator(cfg.generator, FEATURE_DIM, NUM_SPEAKERS))
+    z = tf.random.normal([2, 16])
+    x1 = gen(feats[[0, 1]], z, speaker=spk[:2], training=True)[0]
+    x2 = gen(feats[[0, 2]], z, speaker=spk[:2], training=True)[0]
+    assert np.abs((x1 - x2).numpy()).max() > 1e-3
+
+
+def test_tflite_parity(exported):
+    interp = tf.lite.Interpreter(
+        model_path=os.path.join(exported["path"], "assets", "gan_tts.tflite"))
+    runner = interp.get_signature_runner()
+    feats, lengths, spk = _inputs([14, 9], seed=6)
+    z = np.random.default_rng(2).normal(size=(2, 16)).astype(np.float32)
+    lite = runner(features=feats, lengths=lengths, speaker=spk, z=z)
+    ref = exported["model"].signatures["synthesize_z"](
+        features=feats, lengths=lengths, speaker=spk, z=z)
+    np.testing.assert_array_equal(lite["audio_lengths"], ref["audio_lengths"].numpy())
+    # XNNPACK sums in another order; µ-law decoding amplifies that up to ln(1+µ) ≈ 11× near
+    # full scale (measured max 1.2e-5 on this model).
+    np.testing.assert_allclose(lite["audio"], ref["audio"].numpy(), atol=5e-5)
+
+
+def test_versions_are_never_overwritten(tmp_path):
+    cfg = tiny_config()
+    gen = build_and_init(build_generator(cfg.generator, 5, 1))
+    export.standing_statistics(gen, 1, 2, 8)
+    base = str(tmp_path / "base")
+    assert export.export_saved_model(gen, base).version == 1
+    assert export.export_saved_model(gen, base).version == 2
+    with pytest.raises(export.ExportError, match="never overwritten"):
+        export.export_saved_model(gen, base, version=1)
+    assert export.export_saved_model(gen, base, version=10).version == 10
+    assert export.latest_version_dir(base) == os.path.join(base, "10")
+    assert sorted(os.listdir(base)) == ["1", "10", "2"]
+
+
+def test_checkpoint_holds_every_generator_variable(tmp_path):
+    """Keras 3 drops layers kept in lists from tf.train.Checkpoint unless the model names them
+    (layers.CheckpointListsMixin): the GBlocks must be in the checkpoint the export restores."""
+    _, ema = make_model_dir(str(tmp_path))
+    names = [n for n, _ in tf.train.list_variables(tf.train.latest_checkpoint(str(tmp_path)))
+             if n.startswith("ema_generator/")]
+    assert len(names) == len(ema.variables) > 100
+
+
+def test_missing_checkpoint_is_a_clear_error(tmp_path):
+    model_dir = str(tmp_path)
+    make_model_dir(model_dir)
+    for name in os.listdir(model_dir):
+        if name.startswith("ckpt") or name == "checkpoint":
+            os.remove(os.path.join(model_dir, name))
+    with pytest.raises(export.ExportError, match="no checkpoint found"):
+        export.load_ema_generator(model_dir)
