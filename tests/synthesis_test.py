@@ -1,0 +1,168 @@
+"""tts-gan-synthesize: streaming (receptive field), batching (App. A.1), front ends, wav files."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+import tensorflow as tf
+from export_synthesis_helpers import (
+    FEATURE_DIM,
+    NUM_SPEAKERS,
+    assert_same_audio,
+    make_model_dir,
+    make_prep_dir,
+    manifest_dict,
+    tiny_config,
+)
+
+from tts_gan import export, synthesis
+from tts_gan.generator import build_and_init, build_generator
+
+ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    """A tiny export (in-process: restored EMA weights, standing statistics, no TFLite)."""
+    root = tmp_path_factory.mktemp("synth")
+    make_model_dir(str(root / "model"))
+    gen, _, manifest, _ = export.load_ema_generator(str(root / "model"))
+    export.standing_statistics(gen, 2, 2, 24)
+    assets = {"manifest.json": str(root / "model" / "manifest.json")}
+    export.export_saved_model(gen, str(root / "serving"), mean=np.array(manifest.mean),
+                              std=np.array(manifest.std), assets=assets)
+    return synthesis.ExportedSynthesizer(str(root / "serving"))
+
+
+def _utt(t, seed=0, speaker=0):
+    """RAW features whose normalised values are N(0, 1), like the training data."""
+    rng = np.random.default_rng(seed)
+    m = manifest_dict()["normalisation"]
+    raw = rng.normal(size=(t, FEATURE_DIM)) * np.array(m["std"]) + np.array(m["mean"])
+    return synthesis.Utterance(f"u{seed}", raw.astype(np.float32), speaker)
+
+
+def test_receptive_field_halfwidth_is_a_tight_bound():
+    """Perturb one input frame; the output changes only within ±H frames (H from the layer
+    walk, 46 for the Table-2 structure, which the tiny config shares)."""
+    gen = build_and_init(build_generator(tiny_config().generator, 7, 1))
+    assert gen.receptive_field_frames() == pytest.approx(90.7667, abs=1e-3)
+    h = gen.receptive_field_halfwidth_frames()
+    assert h == 46
+    t, t0 = 200, 100
+    f = tf.random.normal([1, t, 7], seed=1)
+    z = tf.random.normal([1, 16], seed=2)
+    f2 = tf.tensor_scatter_nd_update(f, [[0, t0]], [tf.fill([7], 9.0)])
+    a = gen(f, z, training=False)[0, :, 0].numpy()
+    b = gen(f2, z, training=False)[0, :, 0].numpy()
+    changed = np.nonzero(a != b)[0] // 120  # output frames that see frame t0
+    reach = max(t0 - changed.min(), changed.max() - t0)
+    assert reach <= h  # streaming with overlap h is exact
+    assert reach >= h - 3  # and h is not a loose over-estimate (measured: 44)
+
+
+@pytest.mark.parametrize("t,chunk", [(230, 50), (97, 40), (120, 400), (61, 7)])
+def test_streaming_equals_one_shot(synth, t, chunk):
+    utt = _utt(t, seed=t, speaker=1)
+    one = np.concatenate([a for _, a in synthesis.synthesize_batched(synth, [utt], [5])])
+    chunks = list(synthesis.synthesize_streaming(synth, utt, 5, chunk_frames=chunk))
+    assert len(chunks) == -(-t // chunk)
+    streamed = np.concatenate(chunks)
+    assert streamed.shape == one.shape == (120 * t,)
+    assert_same_audio(streamed, one)
+
+
+def test_streaming_with_too_little_overlap_differs(synth):
+    """The control: overlap below the receptive field changes the audio near chunk edges."""
+    utt = _utt(200, seed=3)
+    one = np.concatenate([a for _, a in synthesis.synthesize_batched(synth, [utt], [5])])
+    short = np.concatenate(list(synthesis.synthesize_streaming(synth, utt, 5, 50, overlap=4)))
+    assert np.abs(short - one).max() > 1e-3
+
+
+def test_batched_synthesis_is_independent_of_grouping(synth):
+    utts = [_utt(t, seed=i, speaker=i % NUM_SPEAKERS) for i, t in enumerate([33, 8, 51, 20, 9])]
+    seeds = [100 + i for i in range(len(utts))]
+    by_one = dict(synthesis.synthesize_batched(synth, utts, seeds, batch_size=1))
+    by_three = dict(synthesis.synthesize_batched(synth, utts, seeds, batch_size=3))
+    for i, u in enumerate(utts):
+        assert by_one[i].shape == (120 * u.features.shape[0],)
+        assert_same_audio(by_three[i], by_one[i])
+
+
+def test_chunk_bounds_cover_the_utterance():
+    b = synthesis.chunk_bounds(103, 40, 46)
+    assert b == [(0, 0, 40, 86), (0, 40, 80, 103), (34, 80, 103, 103)]
+
+
+def test_write_wav_is_atomic_16bit_24k(tmp_path):
+    path = str(tmp_path / "x.wav")
+    n = synthesis.write_wav(path, [np.full(100, 0.5, np.float32), np.full(20, 2.0, np.float32)],
+                            24000)
+    info = sf.info(path)
+    assert (n, info.samplerate, info.subtype, info.frames) == (120, 24000, "PCM_16", 120)
+    assert os.listdir(tmp_path) == ["x.wav"]
+    x, _ = sf.read(path)
+    assert x[-1] == pytest.approx(32767 / 32768)  # clipped to [-1, 1]
+    def failing():
+        yield np.zeros(50, np.float32)
+        raise RuntimeError("synthesis failed mid-way")
+
+    with pytest.raises(RuntimeError, match="mid-way"):
+        synthesis.write_wav(str(tmp_path / "y.wav"), failing(), 24000)
+    assert os.listdir(tmp_path) == ["x.wav"]  # no partial file left behind
+
+
+def test_prep_split_front_end_gives_raw_features(tmp_path):
+    raw = make_prep_dir(str(tmp_path))
+    utts = synthesis.utterances_from_prep(str(tmp_path))
+    assert [u.utterance_id for u in utts] == ["u0", "u1", "u2"]
+    assert [u.speaker for u in utts] == [0, 1, 0]
+    for u, r in zip(utts, raw, strict=True):
+        np.testing.assert_allclose(u.features, r, atol=1e-4, rtol=1e-5)
+
+
+def test_text_and_label_front_ends_match_and_cli_writes_wavs(synth, tmp_path):
+    """Text → Festival → labels + wav → features; the same labels via --labels give the same
+    features; the CLI writes one 24 kHz wav of exactly 120 × frames samples per line."""
+    qfile = synthesis.default_question_file(None)
+    rendered = synthesis.festival_render(["Hello world."], str(tmp_path))
+    lab, wav = rendered[0]
+    from_labels = synthesis.utterances_from_labels(lab, str(tmp_path), qfile, speaker=1)
+    assert from_labels[0].features.shape[1] == FEATURE_DIM
+    frames = from_labels[0].features.shape[0]
+    assert 100 < frames < 400  # about a second of speech
+    out = tmp_path / "out"
+    cmd = [os.path.join(os.path.dirname(sys.executable), "tts-gan-synthesize"),
+           f"--export_dir={os.path.dirname(synth.path)}", "--text=Hello world.\nSecond line.",
+           f"--output_dir={out}", "--seed=3"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert summary["utterances"] == 2
+    assert sorted(os.listdir(out)) == ["utt0001.wav", "utt0002.wav"]
+    info = sf.info(str(out / "utt0001.wav"))
+    assert (info.samplerate, info.subtype, info.frames) == (24000, "PCM_16", 120 * frames)
+    # Same utterance through the Python API with the same seed (utterance 1 → seed 3).
+    ref = np.concatenate([a for _, a in synthesis.synthesize_batched(
+        synth, [from_labels[0]], [3])])
+    got, _ = sf.read(str(out / "utt0001.wav"), dtype="float32")
+    assert np.abs(got - ref).max() <= 1.5 / 32768  # 16-bit quantisation only
+    # default speaker for text: the manifest's slt_hts id
+    assert synthesis.ExportedSynthesizer(synth.path).manifest().speakers["slt_hts"] == 1
+
+
+def test_clear_errors(synth, tmp_path):
+    with pytest.raises(synthesis.SynthesisError, match=r"expects \[frames>0, 567\]"):
+        list(synthesis.synthesize_batched(
+            synth, [synthesis.Utterance("bad", np.zeros((5, 3), np.float32))], [0]))
+    with pytest.raises(synthesis.SynthesisError, match="speaker 5 is out of range"):
+        list(synthesis.synthesize_batched(synth, [_utt(5, speaker=5)], [0]))
+    with pytest.raises(synthesis.SynthesisError, match="no file matches"):
+        synthesis.utterances_from_labels(str(tmp_path / "*.lab"), None, "q.hed")
+    with pytest.raises(export.ExportError, match="neither a SavedModel"):
+        synthesis.ExportedSynthesizer(str(tmp_path))
