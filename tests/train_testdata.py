@@ -74,3 +74,33 @@ def tiny_config(data_dir: str, **train_overrides):
     for k, v in train_overrides.items():
         c.train[k] = v
     return c
+
+
+def micro_config(data_dir: str, *, random_windows: bool = False, **train_overrides):
+    """A very small G (3 GBlocks, ×120) and a 2-RWD ensemble, for the distribution tests.
+
+    ``random_windows=False``: both RWDs see the whole input (deterministic, Table 1's FullD
+    style), so a step does not depend on how the batch is split over replicas.
+    """
+    from experiments import common
+
+    c = tiny_config(data_dir, global_batch_size=4, **train_overrides)
+    c.generator.noise_dim = 8
+    c.generator.input_channels = 16
+    c.generator.blocks = ((16, 1), (8, 4), (8, 30))
+    c.discriminator.first_channels = 8
+    c.discriminator.down_channels = (8, 8)
+    c.discriminator.rwds = (
+        [common.rwd(True, 2, 480), common.rwd(False, 1, 240)] if random_windows
+        else [common.rwd(True, 1, None), common.rwd(False, 8, None)])
+    return c
+
+
+def fixed_batch(batch: int, frames: int, feature_dim: int = 8, seed: int = 1
+                ) -> dict[str, np.ndarray]:
+    """A deterministic global batch in the train step's input format."""
+    rng = np.random.default_rng(seed)
+    audio, feats = zip(*(_window(rng, frames, feature_dim) for _ in range(batch)), strict=True)
+    return {"audio": np.stack(audio).astype(np.float32),
+            "features": np.stack(feats).astype(np.float32),
+            "speaker": np.zeros([batch], np.int32)}

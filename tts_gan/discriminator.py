@@ -143,7 +143,8 @@ def _window_starts(batch: tf.Tensor, max_start: tf.Tensor, step: int,
     if seed is None:
         idx = tf.random.uniform([batch], 0, slots, dtype=tf.int32)
     else:
-        idx = tf.random.stateless_uniform([batch], seed, 0, slots, dtype=tf.int32)
+        # alg="philox": with the default alg, XLA and TF kernels disagree for negative seeds.
+        idx = tf.random.stateless_uniform([batch], seed, 0, slots, dtype=tf.int32, alg="philox")
     return idx * step
 
 
@@ -277,7 +278,8 @@ class DiscriminatorEnsemble(CheckpointListsMixin, keras.Model):
     def call(self, audio, features=None, seed=None, training=None):
         scores = []
         for i, rwd in enumerate(self.rwds):
-            s = None if seed is None else tf.random.experimental.stateless_fold_in(seed, i)
+            s = (None if seed is None
+                 else tf.random.experimental.stateless_fold_in(seed, i, alg="philox"))
             scores.append(rwd(audio, features if rwd.spec.conditional else None, seed=s,
                               training=training))
         return tf.stack(scores, axis=1)

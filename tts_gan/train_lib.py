@@ -122,6 +122,23 @@ def hinge_g_terms(fake_scores: tf.Tensor, global_batch: int) -> tf.Tensor:
 # The distributed train step
 # ----------------------------------------------------------------------------------------------
 
+def stateless_normal(shape: list[int], seed: tf.Tensor) -> tf.Tensor:
+    """N(0, 1) samples from a stateless seed that are the same with and without XLA.
+
+    ``tf.random.stateless_normal`` (and float ``stateless_uniform``) give different numbers
+    under ``jit_compile`` than in TF kernels on CPU; Philox *integer* draws agree. So: 24-bit
+    uniform integers → uniforms in (0, 1) → Box–Muller.
+    """
+    bits = tf.random.stateless_uniform([2, *shape], seed, 0, 1 << 24, dtype=tf.int32,
+                                       alg="philox")
+    u = (tf.cast(bits, tf.float32) + 0.5) / float(1 << 24)
+    return tf.sqrt(-2.0 * tf.math.log(u[0])) * tf.cos(2.0 * math.pi * u[1])
+
+
+# ----------------------------------------------------------------------------------------------
+# GAN trainer
+# ----------------------------------------------------------------------------------------------
+
 def _sn_layers(model: keras.Model) -> list:
     return [layer for layer in model._flatten_layers()
             if isinstance(layer, SNConv1D | SNDense) and layer.spectral_norm]
@@ -176,13 +193,13 @@ class GANTrainer:
 
     def _step_seed(self, step: tf.Tensor, purpose: int) -> tf.Tensor:
         base = tf.constant([int(self.config.train.seed) % (2**31), 0x5EED], tf.int32)
-        s = tf.random.experimental.stateless_fold_in(base, tf.cast(step, tf.int32))
-        return tf.random.experimental.stateless_fold_in(s, purpose)
+        s = tf.random.experimental.stateless_fold_in(base, tf.cast(step, tf.int32), alg="philox")
+        return tf.random.experimental.stateless_fold_in(s, purpose, alg="philox")
 
     def _noise(self, step: tf.Tensor, purpose: int, replica_id, local_batch: int) -> tf.Tensor:
         """z ~ N(0, I) for this replica's slice of the *global* batch (split-invariant)."""
-        z_all = tf.random.stateless_normal([self.global_batch, self.G.noise_dim],
-                                           self._step_seed(step, purpose))
+        z_all = stateless_normal([self.global_batch, self.G.noise_dim],
+                                 self._step_seed(step, purpose))
         start = tf.cast(replica_id, tf.int32) * local_batch
         return tf.slice(z_all, tf.stack([start, 0]), [local_batch, self.G.noise_dim])
 
@@ -200,9 +217,9 @@ class GANTrainer:
         speaker = batch["speaker"] if self.G.num_speakers > 1 else None
         tcfg = self.config.train
         d_seed = tf.random.experimental.stateless_fold_in(
-            self._step_seed(step, 2), tf.cast(rid, tf.int32))
+            self._step_seed(step, 2), tf.cast(rid, tf.int32), alg="philox")
         g_seed = tf.random.experimental.stateless_fold_in(
-            self._step_seed(step, 3), tf.cast(rid, tf.int32))
+            self._step_seed(step, 3), tf.cast(rid, tf.int32), alg="philox")
 
         # ---- D step: one update on real vs G(z) (G fixed) ----
         z_d = self._noise(step, 0, rid, local_b)
@@ -252,12 +269,13 @@ class GANTrainer:
         }
 
     def _ema_update(self, strategy: tf.distribute.Strategy, decay: tf.Tensor) -> None:
-        def update(ema_var, var):
-            d = tf.cast(decay, ema_var.dtype)
+        # ``decay`` arrives per replica (merge_call); ``update`` gets each device's component.
+        def update(ema_var, var, d):
+            d = tf.cast(d, ema_var.dtype)
             return ema_var.assign(d * ema_var + (1.0 - d) * var)
 
         for e, v in zip(self.G_ema.trainable_variables, self.G.trainable_variables, strict=True):
-            strategy.extended.update(e.value, update, args=(v.value,), group=False)
+            strategy.extended.update(e.value, update, args=(v.value, decay), group=False)
 
     def _distributed_step(self, dist_batch, step: tf.Tensor) -> dict[str, tf.Tensor]:
         out = self.strategy.run(self._replica_fn, args=(dist_batch, step))
@@ -319,7 +337,8 @@ def crop_windows(batch: dict[str, tf.Tensor], frames: int, seed: tf.Tensor,
     if frames == total:
         return batch
     b = batch["features"].shape[0]
-    starts = tf.random.stateless_uniform([b], seed, 0, total - frames + 1, dtype=tf.int32)
+    starts = tf.random.stateless_uniform([b], seed, 0, total - frames + 1, dtype=tf.int32,
+                                       alg="philox")
     out = dict(batch)
     out["features"] = gather_windows(batch["features"], starts, frames)
     out["audio"] = gather_windows(batch["audio"], starts * samples_per_frame,
@@ -347,7 +366,7 @@ def make_train_dataset_fn(config: ml_collections.ConfigDict, data_dir: str, seed
         base = tf.constant([seed % (2**31), ctx.input_pipeline_id], tf.int32)
 
         def crop(i, batch):
-            s = tf.random.experimental.stateless_fold_in(base, tf.cast(i, tf.int32))
+            s = tf.random.experimental.stateless_fold_in(base, tf.cast(i, tf.int32), alg="philox")
             return crop_windows(batch, frames, s, manifest.samples_per_frame)
 
         return ds.enumerate().map(crop, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
@@ -366,7 +385,7 @@ def eval_batch(data_dir: str, num: int, noise_dim: int, seed: int) -> dict[str, 
     ds = data_lib.make_dataset(data_dir, split, num, shuffle=False, repeat=False,
                                deterministic=True)
     batch = next(iter(ds.take(1)))
-    batch["z"] = tf.random.stateless_normal([num, noise_dim], [seed % (2**31), 0xE7A1])
+    batch["z"] = stateless_normal([num, noise_dim], tf.constant([seed % (2**31), 0xE7A1]))
     return batch
 
 
