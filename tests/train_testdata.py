@@ -77,7 +77,7 @@ def tiny_config(data_dir: str, **train_overrides):
 
 
 def micro_config(data_dir: str, *, random_windows: bool = False, **train_overrides):
-    """A very small G (3 GBlocks, ×120) and a 2-RWD ensemble, for the distribution tests.
+    """A very small G (2 GBlocks, ×120) and a 2-RWD ensemble, for the distribution tests.
 
     ``random_windows=False``: both RWDs see the whole input (deterministic, Table 1's FullD
     style), so a step does not depend on how the batch is split over replicas.
@@ -87,7 +87,7 @@ def micro_config(data_dir: str, *, random_windows: bool = False, **train_overrid
     c = tiny_config(data_dir, global_batch_size=4, **train_overrides)
     c.generator.noise_dim = 8
     c.generator.input_channels = 16
-    c.generator.blocks = ((16, 1), (8, 4), (8, 30))
+    c.generator.blocks = ((8, 4), (8, 30))
     c.discriminator.first_channels = 8
     c.discriminator.down_channels = (8, 8)
     c.discriminator.rwds = (

@@ -1,0 +1,269 @@
+"""Tests of the App.-D training step and loop (tts_gan.train_lib, tts-gan-train)."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+import train_testdata as td
+from ml_collections import ConfigDict
+
+from tts_gan import train_lib
+from tts_gan.generator import build_and_init, build_generator
+
+FRAMES = 24  # tiny / micro config window
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> str:
+    return td.write_dataset(str(tmp_path_factory.mktemp("data")), window_frames=32)
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+def _all_weights(tr: train_lib.GANTrainer) -> dict[str, np.ndarray]:
+    return {f"{k}/{v.path}": np.array(v.numpy())
+            for k, m in (("G", tr.G), ("E", tr.G_ema), ("D", tr.D)) for v in m.weights}
+
+
+def _set_weights(tr: train_lib.GANTrainer, weights: dict[str, np.ndarray]) -> None:
+    for k, m in (("G", tr.G), ("E", tr.G_ema), ("D", tr.D)):
+        for v in m.weights:
+            v.assign(weights[f"{k}/{v.path}"])
+
+
+def _run_steps(config, strategy, batch, steps: int, *, xla: bool = False, init=None):
+    """Builds a trainer, optionally loads ``init`` weights, runs ``steps`` steps on the same
+    global ``batch`` split over the replicas; returns (initial weights, metrics, weights)."""
+    tr = train_lib.GANTrainer(config, strategy, config.generator.feature_dim,
+                              config.generator.num_speakers, xla=xla)
+    if init is not None:
+        _set_weights(tr, init)
+    w0 = _all_weights(tr)
+    n = strategy.num_replicas_in_sync
+    gb = len(batch["audio"])
+
+    def split(ctx):
+        r = ctx.replica_id_in_sync_group
+        return {k: tf.constant(v[r * gb // n:(r + 1) * gb // n]) for k, v in batch.items()}
+
+    dist = strategy.experimental_distribute_values_from_function(split)
+    metrics = [tr.scalar_metrics(tr.train_step(dist, s)) for s in range(steps)]
+    return w0, metrics, _all_weights(tr)
+
+
+def _assert_metrics_close(a: list[dict], b: list[dict], rtol: float) -> None:
+    for step, (ma, mb) in enumerate(zip(a, b, strict=True)):
+        for k in ma:
+            assert np.isfinite(ma[k]), (step, k)
+            assert abs(ma[k] - mb[k]) <= rtol * max(abs(ma[k]), 1e-3), (step, k, ma[k], mb[k])
+
+
+def _assert_weights_close(w0, wa, wb, rtol: float, update_rtol: float) -> None:
+    """Weights equal to ``rtol`` (relative, per variable) and, stricter, the *updates*
+    (w - w0) equal to ``update_rtol``, up to float32 rounding of the weights. The slack also
+    covers variables whose true gradient is 0 (conv biases right before a BatchNorm), which
+    only receive float noise."""
+    changed = 0
+    for k in w0:
+        a, b = wa[k], wb[k]
+        # float32 rounding of the weights themselves (EMA updates are 100x smaller than G's)
+        slack = 1e-9 * np.sqrt(a.size) + 4 * np.finfo(np.float32).eps * np.linalg.norm(a)
+        assert np.linalg.norm(a - b) <= rtol * np.linalg.norm(a) + slack, k
+        da, db = a - w0[k], b - w0[k]
+        assert np.linalg.norm(da - db) <= update_rtol * np.linalg.norm(da) + slack, k
+        changed += bool(np.linalg.norm(da) > 1e-6)
+    assert changed > len(w0) // 3, f"only {changed}/{len(w0)} variables were updated"
+
+
+# --- unit tests ----------------------------------------------------------------------------
+
+def test_hinge_terms_scale_by_the_global_batch():
+    real = tf.constant([[2.0, 0.5], [-1.0, 0.0]])  # 2 examples x 2 discriminators
+    fake = tf.constant([[-2.0, 0.5], [1.0, -0.5]])
+    d_real, d_fake = train_lib.hinge_d_terms(real, fake, global_batch=4)
+    np.testing.assert_allclose(d_real.numpy(), [(0 + 2) / 4, (0.5 + 1) / 4])
+    np.testing.assert_allclose(d_fake.numpy(), [(0 + 2) / 4, (1.5 + 0.5) / 4])
+    np.testing.assert_allclose(train_lib.hinge_g_terms(fake, 4).numpy(), [1 / 4, 0.0])
+
+
+def test_crop_windows_are_frame_aligned():
+    frames, dim, spf = 10, 3, 120
+    feats = np.arange(2 * frames * dim, dtype=np.float32).reshape(2, frames, dim)
+    audio = np.repeat(feats[..., 0], spf, axis=1)  # sample value = frame's first feature
+    out = train_lib.crop_windows({"audio": tf.constant(audio), "features": tf.constant(feats),
+                                  "speaker": tf.zeros([2], tf.int32)}, 4, tf.constant([1, 2]))
+    assert out["audio"].shape == (2, 4 * spf) and out["features"].shape == (2, 4, dim)
+    np.testing.assert_array_equal(np.repeat(out["features"].numpy()[..., 0], spf, axis=1),
+                                  out["audio"].numpy())
+
+
+def test_build_models_ema_starts_as_copy_and_structures_match(data_dir):
+    config = train_lib.resolve_config(td.micro_config(data_dir), data_dir)
+    gen, ema, disc = train_lib.build_models(config, 8, 1)
+    assert [v.path for v in gen.weights] == [v.path for v in ema.weights]
+    for a, b in zip(gen.weights, ema.weights, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert disc.rwd_names == ["cRWD_k1_wfull", "uRWD_k8_wfull"]
+
+
+# --- (1) mirrored == default, (3) XLA == no XLA, bfloat16 -----------------------------------
+
+def test_mirrored_two_replicas_matches_default(data_dir):
+    """Same global batch, same seeds: 2-replica MirroredStrategy == default strategy.
+
+    Holds only if BN statistics are cross-replica, losses are scaled by the *global* batch and
+    gradients are summed once. RWD windows are drawn per replica batch, so this comparison uses
+    deterministic full-input discriminators (Table 1's FullD style); z is drawn for the global
+    batch and sliced per replica, so it is split-invariant. adam_epsilon=1 makes the update
+    linear in the gradient (Adam with ε ≫ √v is SGD with lr/ε), so a wrong gradient scale shows
+    up in the weights (Adam with a tiny ε is scale-invariant).
+    """
+    config = train_lib.resolve_config(td.micro_config(data_dir, adam_epsilon=1.0), data_dir)
+    batch = td.fixed_batch(4, FRAMES)
+    w0, m_default, w_default = _run_steps(config, tf.distribute.get_strategy(), batch, 2)
+    mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    assert mirrored.num_replicas_in_sync == 2
+    _, m_mirrored, w_mirrored = _run_steps(config, mirrored, batch, 2, init=w0)
+    _assert_metrics_close(m_default, m_mirrored, rtol=1e-4)
+    _assert_weights_close(w0, w_default, w_mirrored, rtol=1e-4, update_rtol=1e-3)
+
+
+def test_xla_step_matches_non_xla_step(data_dir):
+    """jit_compile=True (our TPU-readiness proxy) computes the same step, random windows
+    included (the stateless RNG agrees with and without XLA)."""
+    config = train_lib.resolve_config(
+        td.micro_config(data_dir, random_windows=True, adam_epsilon=1.0), data_dir)
+    batch = td.fixed_batch(4, FRAMES)
+    default = tf.distribute.get_strategy()
+    w0, m_ref, w_ref = _run_steps(config, default, batch, 2)
+    _, m_xla, w_xla = _run_steps(config, default, batch, 2, xla=True, init=w0)
+    _assert_metrics_close(m_ref, m_xla, rtol=1e-4)
+    _assert_weights_close(w0, w_ref, w_xla, rtol=1e-4, update_rtol=1e-3)
+
+
+def test_mixed_bfloat16_step_runs_on_cpu(data_dir):
+    config = train_lib.resolve_config(td.micro_config(data_dir, random_windows=True), data_dir)
+    config.train.mixed_precision = "mixed_bfloat16"
+    tr = train_lib.GANTrainer(config, tf.distribute.get_strategy(), 8, 1)
+    assert tr.G.conv_in.compute_dtype == "bfloat16"
+    assert tr.G.conv_in.kernel.dtype == "float32"  # variables stay float32
+    b = td.fixed_batch(4, FRAMES)
+    z = tf.zeros([4, tr.G.noise_dim])
+    assert tr.G(tf.constant(b["features"]), z).dtype == tf.bfloat16
+    m = tr.scalar_metrics(tr.train_step({k: tf.constant(v) for k, v in b.items()}, 0))
+    assert all(np.isfinite(v) for v in m.values()), m
+    assert keras.config.dtype_policy().name == "float32"  # policy restored
+
+
+# --- (5) NaN guard ---------------------------------------------------------------------------
+
+def test_nan_guard_stops_without_saving(data_dir, tmp_path):
+    model_dir = str(tmp_path / "model")
+    config = td.micro_config(data_dir, max_steps=2, save_every=2, log_every=1, eval_every=0)
+    result = train_lib.train(config, model_dir, log=lambda s: None)
+    assert result.end_step == 2 and tf.train.latest_checkpoint(model_dir).endswith("ckpt-2")
+
+    bad = td.write_dataset(str(tmp_path / "nan_data"), window_frames=32, nan_audio=True)
+    config = td.micro_config(bad, max_steps=6, save_every=1, log_every=1, eval_every=0)
+    with pytest.raises(train_lib.NonFiniteLossError,
+                       match=r"non-finite loss at step 2: .*d_loss_real/cRWD_k1_wfull=nan"
+                             r".*last checkpoint \(step 2\) is kept"):
+        train_lib.train(config, model_dir, log=lambda s: None)
+    assert tf.train.latest_checkpoint(model_dir).endswith("ckpt-2")
+    assert not glob.glob(os.path.join(model_dir, "ckpt-3*"))
+
+
+def test_check_finite_names_terms():
+    with pytest.raises(train_lib.NonFiniteLossError, match=r"step 7: g_loss=inf; .*no checkpoint"):
+        train_lib.check_finite({"g_loss": float("inf"), "d_loss": 1.0}, 7, None)
+    train_lib.check_finite({"g_loss": 0.5}, 7, None)
+
+
+# --- (4) kill -9 + resume and (7) a short tiny run through the real CLI ----------------------
+
+def _cli(*args: str) -> list[str]:
+    exe = os.path.join(os.path.dirname(sys.executable), "tts-gan-train")
+    return [exe, "--config=" + os.path.join(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__))), "experiments", "tiny.py"), *args]
+
+
+def _ckpt_step(model_dir: str) -> int:
+    latest = tf.train.latest_checkpoint(model_dir)
+    return int(latest.rsplit("-", 1)[1]) if latest else 0
+
+
+def _scalars(model_dir: str) -> dict[str, list[tuple[int, float]]]:
+    out: dict[str, list[tuple[int, float]]] = {}
+    for path in sorted(glob.glob(os.path.join(model_dir, "train", "events.out.tfevents.*"))):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for v in event.summary.value:
+                if v.metadata.plugin_data.plugin_name == "scalars":
+                    out.setdefault(v.tag, []).append(
+                        (event.step, float(tf.make_ndarray(v.tensor))))
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def test_tiny_run_kill9_then_resume(data_dir, tmp_path):
+    model_dir = str(tmp_path / "model")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    common = [f"--data_dir={data_dir}", f"--model_dir={model_dir}", "--save_every=10",
+              "--log_every=5", "--eval_every=10"]
+    proc = subprocess.Popen(_cli(*common, "--max_steps=100000"), env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 400
+        while _ckpt_step(model_dir) < 20:
+            assert proc.poll() is None, proc.stdout.read().decode()[-3000:]
+            assert time.time() < deadline, "no checkpoint at step >= 20 in time"
+            time.sleep(0.5)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    killed_at = _ckpt_step(model_dir)
+    assert killed_at >= 20 and killed_at % 10 == 0
+
+    end = killed_at + 10
+    rerun = subprocess.run(_cli(*common, f"--max_steps={end}"), env=env, capture_output=True,
+                           text=True, timeout=400)
+    out = rerun.stdout + rerun.stderr
+    assert rerun.returncode == 0, out[-3000:]
+    assert f"ckpt-{killed_at} (step {killed_at})" in out
+    assert f"from step {killed_at} to {end}" in out
+    assert _ckpt_step(model_dir) == end
+    for name in ("config.json", "manifest.json"):
+        assert os.path.exists(os.path.join(model_dir, name))
+
+    # (7) losses finite; the D hinge losses moved away from their initial values.
+    scalars = _scalars(model_dir)
+    assert scalars["d_loss"][-1][0] == end
+    assert all(np.isfinite(v) for series in scalars.values() for _, v in series)
+    names = [k.split("/", 1)[1] for k in scalars if k.startswith("d_loss_real/")]
+    assert len(names) == 8
+    moved = [abs(scalars[f"d_loss_real/{n}"][-1][1] + scalars[f"d_loss_fake/{n}"][-1][1]
+                 - scalars[f"d_loss_real/{n}"][0][1] - scalars[f"d_loss_fake/{n}"][0][1])
+             for n in names]
+    assert np.mean(moved) > 0.05, moved
+    assert "perf/examples_per_sec" in scalars and "d_grad_norm" in scalars
+
+    # The exporter's contract: the EMA generator restores from config.json + checkpoint.
+    with open(os.path.join(model_dir, "config.json")) as f:
+        cfg = ConfigDict(json.load(f))
+    gen = build_and_init(build_generator(cfg.generator))
+    before = [v.numpy().copy() for v in gen.trainable_variables]
+    tf.train.Checkpoint(ema_generator=gen).restore(
+        tf.train.latest_checkpoint(model_dir)).expect_partial().assert_existing_objects_matched()
+    assert any(not np.array_equal(a, v.numpy())
+               for a, v in zip(before, gen.trainable_variables, strict=True))
