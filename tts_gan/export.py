@@ -333,6 +333,7 @@ def export_saved_model(gen: Generator, export_base: str, *, version: int | None 
             json.dump(info, f, indent=1, sort_keys=True)
         if tf.io.gfile.exists(final):  # a concurrent export took this version meanwhile
             raise ExportError(f"{final}: version {version} appeared during the export")
+        os.chmod(tmp, 0o755)  # mkdtemp makes it 0700; a serving user must be able to read it
         os.rename(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
