@@ -23,12 +23,19 @@ def paper_generator():
     return build_and_init(build_generator(experiments.get_config("gan_tts").generator))
 
 
+def _random_batches(seed=0, batch=4, frames=11):
+    rng = np.random.default_rng(seed)
+    while True:
+        yield dict(features=tf.constant(rng.normal(size=(batch, frames, 7)), tf.float32),
+                   z=tf.constant(rng.normal(size=(batch, 4)), tf.float32))
+
+
 @pytest.fixture(scope="module")
 def tiny_generator():
+    """A tiny generator in its sampling state: SN vectors updated, standing statistics (App. D)
+    frozen, so activations are normalised as they are at inference."""
     gen = build_and_init(Generator(**TINY))
-    f, z = tf.random.normal([4, 11, 7]), tf.random.normal([4, 4])
-    for _ in range(3):  # non-trivial BN statistics and SN state
-        gen(f, z, training=True)
+    accumulate_standing_statistics(gen, _random_batches(), num_passes=5)
     return gen
 
 
@@ -132,14 +139,7 @@ def test_wrong_feature_dim_is_a_clear_error(tiny_generator):
 
 def test_standing_statistics_make_inference_independent_of_the_batch():
     gen = build_and_init(Generator(**TINY))
-    rng = np.random.default_rng(2)
-
-    def batches():
-        while True:
-            yield dict(features=tf.constant(rng.normal(size=(4, 6, 7)), tf.float32),
-                       z=tf.constant(rng.normal(size=(4, 4)), tf.float32))
-
-    n = accumulate_standing_statistics(gen, batches(), num_passes=5)
+    n = accumulate_standing_statistics(gen, _random_batches(seed=2, frames=6), num_passes=5)
     assert n == 5
     bn = gen.batch_norms()[0]
     assert bn.standing_count.numpy() == 5
