@@ -452,7 +452,8 @@ def resolve_config(config: ml_collections.ConfigDict, data_dir: str) -> ml_colle
 
 @dataclasses.dataclass
 class TrainResult:
-    """What :func:`train` did: first/last step, the last logged scalars and checkpoint path."""
+    """What :func:`train` did: first/last step, first/last logged scalars, checkpoint path,
+    training speed (tracing included) and the trainer (models, optimizers) at the end."""
 
     start_step: int
     end_step: int
@@ -460,6 +461,7 @@ class TrainResult:
     last_metrics: dict[str, float]
     checkpoint: str | None
     steps_per_sec: float
+    trainer: GANTrainer | None = None
 
 
 class _StopRequest:
@@ -592,9 +594,10 @@ def train(config: ml_collections.ConfigDict, model_dir: str,
                         tf.summary.scalar(k, v, step=step)
                     tf.summary.scalar("lr/generator", tcfg.g_learning_rate, step=step)
                     tf.summary.scalar("lr/discriminator", tcfg.d_learning_rate, step=step)
-                    tf.summary.scalar("perf/steps_per_sec", sps, step=step)
-                    tf.summary.scalar("perf/examples_per_sec", sps * trainer.global_batch,
-                                      step=step)
+                    if run_steps > steps_since:  # not the interval that traced the step
+                        tf.summary.scalar("perf/steps_per_sec", sps, step=step)
+                        tf.summary.scalar("perf/examples_per_sec", sps * trainer.global_batch,
+                                          step=step)
                     log(f"step {step}/{max_steps}  d_loss {last['d_loss']:.4f}  "
                         f"g_loss {last['g_loss']:.4f}  |gD| {last['d_grad_norm']:.3g}  "
                         f"|gG| {last['g_grad_norm']:.3g}  {sps * trainer.global_batch:.1f} ex/s"
@@ -623,7 +626,7 @@ def train(config: ml_collections.ConfigDict, model_dir: str,
     if not last:
         last = dict(first)
     return TrainResult(start, step, first, last, ckpt_path,
-                       run_steps / train_time if train_time > 0 else 0.0)
+                       run_steps / train_time if train_time > 0 else 0.0, trainer)
 
 
 def weights_digest(variables: list) -> str:
