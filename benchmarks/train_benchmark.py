@@ -1,0 +1,177 @@
+"""Benchmark (not a test): speed of the App.-D train step (D step + G step + EMA) on this machine.
+
+    .venv/bin/python benchmarks/train_benchmark.py [--configs=tiny,small] [--steps=N] [--xla]
+        [--append]
+
+For each config: steps/s and examples/s of ``GANTrainer.train_step`` (default strategy, a fixed
+in-memory batch, after 2 warm-up steps), and the achieved GFLOP/s of the step's model FLOPs,
+next to the machine's measured fp32 matmul / Conv1D ceiling (measured in the same run).
+
+Model FLOPs per step = 4·G(B) + 8·D(B), with G(B), D(B) the forward FLOPs (Conv + MatMul, from
+``tf.profiler``) of the generator and the RWD ensemble at the global batch B: the D step runs G
+forward once and D forward + backward (≈ 3× forward) on real and fake (2B); the G step runs G
+forward + backward (3×) and D forward + input-gradient backward (2×) on B.
+
+``small`` is the paper's structure at a quarter of the channels (G: 192…24, D: 16/32/64), 2-s
+windows, the full RWD* ensemble (10 RWDs, ω = 240) and 567-dim features, batch 8.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import subprocess
+import sys
+import time
+
+import numpy as np
+import tensorflow as tf
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import experiments  # noqa: E402
+from tts_gan import complexity, train_lib  # noqa: E402
+
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "RESULTS.md")
+
+
+def small_config():
+    c = experiments.get_config("gan_tts")
+    c.name = "small"
+    c.generator.input_channels = 192
+    c.generator.blocks = ((192, 1), (192, 1), (96, 2), (96, 2), (96, 2), (48, 3), (24, 5))
+    c.discriminator.first_channels = 16
+    c.discriminator.down_channels = (32, 64)
+    c.train.global_batch_size = 8
+    return c
+
+
+def get_config(name: str):
+    return small_config() if name == "small" else experiments.get_config(name)
+
+
+def timed(fn, reps: int) -> float:
+    fn()
+    t = time.perf_counter()
+    for _ in range(reps):
+        fn()
+    return (time.perf_counter() - t) / reps
+
+
+def ceilings() -> dict[str, float]:
+    """Measured fp32 GFLOP/s of a large matmul and of a generator-shaped Conv1D."""
+    out = {}
+    for n in (2048, 4096):
+        a = tf.random.normal([n, n])
+        f = tf.function(lambda a=a: tf.matmul(a, a))
+        out[f"matmul {n}²"] = 2 * n**3 / timed(lambda f=f: f().numpy(), 3) / 1e9
+    for b, t, c in ((8, 9600, 192), (8, 48000, 24)):
+        x, w = tf.random.normal([b, t, c]), tf.random.normal([3, c, c])
+        f = tf.function(lambda x=x, w=w: tf.nn.conv1d(x, w, 1, "SAME"))
+        out[f"conv1d k3 {b}×{t}×{c}"] = 2 * 3 * c * c * b * t / timed(
+            lambda f=f: f().numpy(), 3) / 1e9
+    return out
+
+
+def forward_flops(trainer: train_lib.GANTrainer, batch: dict) -> tuple[float, float]:
+    """(G, D) forward FLOPs (Conv + MatMul ops, tf.profiler) at this batch, training mode."""
+    g, d = trainer.G, trainer.D
+    z = tf.zeros([batch["features"].shape[0], g.noise_dim])
+    fn_g = tf.function(lambda f, z: g(f, z, training=True)).get_concrete_function(
+        tf.TensorSpec(batch["features"].shape), tf.TensorSpec(z.shape))
+    fn_d = tf.function(lambda a, f: d(a, f, seed=tf.constant([1, 2]), training=True)
+                       ).get_concrete_function(tf.TensorSpec(batch["audio"].shape),
+                                               tf.TensorSpec(batch["features"].shape))
+
+    def total(fn):
+        ops = complexity.profiled_float_ops(fn)
+        return float(sum(v for k, v in ops.items() if k.startswith(("Conv", "MatMul"))))
+
+    return total(fn_g), total(fn_d)
+
+
+def bench(name: str, steps: int, xla: bool) -> dict:
+    config = get_config(name)
+    feature_dim = config.generator.feature_dim
+    config.generator.num_speakers = 1
+    gb = int(config.train.global_batch_size)
+    frames = int(config.data.window_frames)
+    rng = np.random.default_rng(0)
+    batch = {"audio": tf.constant(rng.uniform(-0.5, 0.5, [gb, frames * 120]), tf.float32),
+             "features": tf.constant(rng.standard_normal([gb, frames, feature_dim]), tf.float32),
+             "speaker": tf.zeros([gb], tf.int32)}
+    t0 = time.perf_counter()
+    trainer = train_lib.GANTrainer(config, tf.distribute.get_strategy(), feature_dim, 1, xla=xla)
+    trainer.train_step(batch, 0)
+    first = time.perf_counter() - t0
+    trainer.train_step(batch, 1)
+    t = time.perf_counter()
+    for s in range(steps):
+        m = trainer.train_step(batch, 2 + s)
+    dt = (time.perf_counter() - t) / steps
+    assert all(np.all(np.isfinite(v)) for v in m.values())
+    g_flops, d_flops = forward_flops(trainer, batch)
+    step_flops = 4 * g_flops + 8 * d_flops
+    return dict(config=name + (" (XLA)" if xla else ""), batch=gb, frames=frames,
+                rwds=len(trainer.rwd_names), steps_per_sec=1 / dt, examples_per_sec=gb / dt,
+                audio_sec_per_sec=gb * frames / 200 / dt, gflop_step=step_flops / 1e9,
+                gflops=step_flops / dt / 1e9, first_step_s=first,
+                g_share=4 * g_flops / step_flops)
+
+
+def cpu_model() -> str:
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        return next(line.split(":", 1)[1].strip() for line in out.splitlines()
+                    if line.startswith("Model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or "?"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--configs", default="tiny,small")
+    p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--xla", action="store_true", help="also time jit_compile=True")
+    p.add_argument("--append", action="store_true", help=f"append the table to {RESULTS}")
+    args = p.parse_args()
+    ceil = ceilings()
+    rows = []
+    for name in args.configs.split(","):
+        for xla in ((False, True) if args.xla else (False,)):
+            r = bench(name, args.steps, xla)
+            print(r, flush=True)
+            rows.append(r)
+    ceil2 = ceilings()  # again after the runs: the machine is shared
+    best = max(max(ceil.values()), max(ceil2.values()))
+    lines = [
+        f"\n## Training step speed (issue 5) — {datetime.date.today()}\n",
+        f"Machine: nproc={os.cpu_count()}, {cpu_model()}, TF {tf.__version__}, shared with "
+        "other jobs. Command: `.venv/bin/python benchmarks/train_benchmark.py "
+        + " ".join(sys.argv[1:]) + "`. Default strategy, fixed in-memory batch, mean of "
+        f"{args.steps} steps after 2 warm-up steps. Model FLOPs/step = 4·G(B) + 8·D(B) "
+        "(forward Conv+MatMul FLOPs from tf.profiler; see the script's docstring).\n",
+        "| config | batch | frames | RWDs | steps/s | examples/s | audio s/s | GFLOP/step "
+        "| GFLOP/s | G share | first step s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['config']} | {r['batch']} | {r['frames']} | {r['rwds']} | "
+            f"{r['steps_per_sec']:.3f} | {r['examples_per_sec']:.2f} | "
+            f"{r['audio_sec_per_sec']:.3f} | {r['gflop_step']:.2f} | {r['gflops']:.1f} | "
+            f"{r['g_share']:.0%} | {r['first_step_s']:.0f} |")
+    lines.append("\nMeasured ceiling in the same run (GFLOP/s, before / after): " + ", ".join(
+        f"{k}: {ceil[k]:.0f} / {ceil2[k]:.0f}" for k in ceil) + f". Best: {best:.0f}.")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.append:
+        with open(RESULTS, "a", encoding="utf-8") as f:
+            f.write(text)
+
+
+if __name__ == "__main__":
+    tf.get_logger().setLevel("ERROR")
+    main()
