@@ -191,7 +191,7 @@ def test_nan_guard_stops_without_saving(data_dir, tmp_path):
     with pytest.raises(train_lib.NonFiniteLossError,
                        match=r"non-finite loss at step 2: .*d_loss_real/cRWD_k1_wfull=nan"
                              r".*last checkpoint \(step 2\) is kept"):
-        train_lib.train(config, model_dir, log=lambda s: None)
+        train_lib.train(config, model_dir, log=lambda s: None, trainer=result.trainer)
     assert tf.train.latest_checkpoint(model_dir).endswith("ckpt-2")
     assert not glob.glob(os.path.join(model_dir, "ckpt-3*"))
 

@@ -505,12 +505,14 @@ def check_finite(scalars: dict[str, float], step: int, last_ckpt_step: int | Non
 
 def train(config: ml_collections.ConfigDict, model_dir: str,
           strategy: tf.distribute.Strategy | None = None, *, xla: bool = False,
-          log: Callable[[str], None] | None = None) -> TrainResult:
+          log: Callable[[str], None] | None = None,
+          trainer: GANTrainer | None = None) -> TrainResult:
     """Trains (or resumes) the GAN of ``config`` on ``config.data.data_dir`` into ``model_dir``.
 
     Writes ``config.json`` and ``manifest.json`` at start, checkpoints every
     ``train.save_every`` steps and at exit (not after a non-finite loss), TensorBoard summaries
     under ``model_dir/train`` every ``log_every`` / ``eval_every`` steps, and prints progress.
+    ``trainer`` reuses already built (and traced) models of the same config and strategy.
     """
     log = log or (lambda s: print(s, flush=True))
     strategy = strategy or tf.distribute.get_strategy()
@@ -527,8 +529,11 @@ def train(config: ml_collections.ConfigDict, model_dir: str,
         with tf.io.gfile.GFile(os.path.join(data_dir, schema.MANIFEST_NAME)) as f:
             atomic_write(os.path.join(model_dir, schema.MANIFEST_NAME), f.read())
 
-    trainer = GANTrainer(config, strategy, config.generator.feature_dim,
-                         config.generator.num_speakers, xla=xla)
+    if trainer is None:
+        trainer = GANTrainer(config, strategy, config.generator.feature_dim,
+                             config.generator.num_speakers, xla=xla)
+    elif trainer.strategy is not strategy:
+        raise ValueError("train(trainer=...): the trainer was built for another strategy")
     ckpt_dir = model_dir if is_chief else os.path.join(model_dir, f".worker{task_id}_tmp")
     manager = tf.train.CheckpointManager(
         trainer.ckpt, directory=ckpt_dir,
