@@ -606,7 +606,9 @@ def train(config: ml_collections.ConfigDict, model_dir: str,
                     log(f"step {step}/{max_steps}  d_loss {last['d_loss']:.4f}  "
                         f"g_loss {last['g_loss']:.4f}  |gD| {last['d_grad_norm']:.3g}  "
                         f"|gG| {last['g_grad_norm']:.3g}  {sps * trainer.global_batch:.1f} ex/s"
-                        f"  {sps:.2f} steps/s  ETA {_fmt_eta((max_steps - step) / sps)}")
+                        f"  {sps:.2f} steps/s  " + (
+                            f"ETA {_fmt_eta((max_steps - step) / sps)}"
+                            if run_steps > steps_since else "(includes tracing)"))
                     acc, n_acc, steps_since, t_log = {}, 0, 0, time.perf_counter()
                 if tcfg.eval_every > 0 and step % tcfg.eval_every == 0:
                     trainer.refresh_ema_state()
