@@ -6,6 +6,8 @@ This must run before TensorFlow initialises its devices, hence at conftest impor
 import contextlib
 import os
 
+import pytest
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf  # noqa: E402
@@ -14,3 +16,18 @@ _cpus = tf.config.list_physical_devices("CPU")
 with contextlib.suppress(RuntimeError):  # already initialised earlier in this process
     tf.config.set_logical_device_configuration(
         _cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
+
+
+
+@pytest.fixture(scope="session")
+def mirrored_cpu_strategy() -> tf.distribute.MirroredStrategy:
+    """The one MirroredStrategy over the two logical CPU devices of this test process.
+
+    Every MirroredStrategy object starts its collective group/instance keys at the same values,
+    and the collective executor caches instances by key: collectives of a second strategy in the
+    same process then collide with the first one's ("Shape mismatch in the collective instance
+    100"). Tests that run collectives in-process share this object.
+    """
+    devices = [d.name for d in tf.config.list_logical_devices("CPU")[:2]]
+    assert len(devices) == 2, "expected two logical CPU devices"
+    return tf.distribute.MirroredStrategy(devices)

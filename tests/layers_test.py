@@ -91,10 +91,8 @@ def test_masked_batch_norm_uses_only_valid_positions():
     np.testing.assert_allclose(var.numpy(), ref_var, rtol=1e-4)
 
 
-def test_cross_replica_batch_norm_statistics_equal_the_global_batch():
-    devices = tf.config.list_logical_devices("CPU")
-    assert len(devices) >= 2, "conftest should create two logical CPU devices"
-    strategy = tf.distribute.MirroredStrategy([d.name for d in devices[:2]])
+def test_cross_replica_batch_norm_statistics_equal_the_global_batch(mirrored_cpu_strategy):
+    strategy = mirrored_cpu_strategy
     rng = np.random.default_rng(3)
     x = rng.normal(1.0, 3.0, size=(4, 6, 5)).astype(np.float32)
     lengths = np.array([6, 3, 1, 5])

@@ -121,7 +121,7 @@ def test_build_models_ema_starts_as_copy_and_structures_match(data_dir):
 
 # --- (1) mirrored == default, (3) XLA == no XLA, bfloat16 -----------------------------------
 
-def test_mirrored_two_replicas_matches_default(data_dir):
+def test_mirrored_two_replicas_matches_default(data_dir, mirrored_cpu_strategy):
     """Same global batch, same seeds: 2-replica MirroredStrategy == default strategy.
 
     Holds only if BN statistics are cross-replica, losses are scaled by the *global* batch and
@@ -137,7 +137,7 @@ def test_mirrored_two_replicas_matches_default(data_dir):
     config = train_lib.resolve_config(td.micro_config(data_dir, adam_epsilon=1.0), data_dir)
     batch = td.fixed_batch(4, FRAMES)
     w0, m_default, w_default = _run_steps(config, tf.distribute.get_strategy(), batch, 1)
-    mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    mirrored = mirrored_cpu_strategy
     assert mirrored.num_replicas_in_sync == 2
     _, m_mirrored, w_mirrored = _run_steps(config, mirrored, batch, 1, init=w0)
     _assert_metrics_close(m_default, m_mirrored, rtol=1e-4)
