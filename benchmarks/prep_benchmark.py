@@ -12,28 +12,18 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import platform
 import shlex
 import shutil
 import sys
 import tempfile
 import time
 
+from machine import cpu_model  # benchmarks/machine.py: the script dir is on sys.path
+
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from data_prep import festival_corpus, pipeline  # noqa: E402
 from tts_gan import schema  # noqa: E402
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main() -> None:

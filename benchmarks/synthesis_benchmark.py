@@ -11,30 +11,19 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import platform
 import subprocess
 import tempfile
 import time
 
 import numpy as np
 import tensorflow as tf
+from machine import cpu_model  # benchmarks/machine.py: the script dir is on sys.path
 
 import experiments
 from tts_gan import export, synthesis
 from tts_gan.generator import build_and_init, build_generator
 
 LENGTHS_S = (1.0, 1.5, 2.0, 2.5, 3.0)  # cycled: mixed utterance lengths
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def utterances(n: int, dim: int) -> list[synthesis.Utterance]:

@@ -21,13 +21,12 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import platform
-import subprocess
 import sys
 import time
 
 import numpy as np
 import tensorflow as tf
+from machine import cpu_model  # benchmarks/machine.py: the script dir is on sys.path
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -119,15 +118,6 @@ def bench(name: str, steps: int, xla: bool) -> dict:
                 audio_sec_per_sec=gb * frames / 200 / dt, gflop_step=step_flops / 1e9,
                 gflops=step_flops / dt / 1e9, first_step_s=first,
                 g_share=4 * g_flops / step_flops)
-
-
-def cpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        return next(line.split(":", 1)[1].strip() for line in out.splitlines()
-                    if line.startswith("Model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or "?"
 
 
 def main() -> None:
