@@ -56,35 +56,31 @@ def encode_example(features: dict[str, np.ndarray | bytes | int]) -> bytes:
     return _ld(0x0A, entries)
 
 
+def _record_fields(audio_mu: np.ndarray, features: np.ndarray, speaker: int,
+                   utterance_id: str, start_frame: int) -> dict:
+    return {
+        schema.AUDIO: audio_mu.reshape(-1),
+        schema.FEATURES: features.reshape(-1),
+        schema.SPEAKER: int(speaker),
+        schema.UTTERANCE_ID: utterance_id.encode(),
+        schema.START_FRAME: int(start_frame),
+    }
+
+
 def window_example(
     audio_mu: np.ndarray, features: np.ndarray, speaker: int, utterance_id: str, start_frame: int
 ) -> bytes:
     """A training/validation window record (see :mod:`tts_gan.schema`)."""
-    return encode_example(
-        {
-            schema.AUDIO: audio_mu.reshape(-1),
-            schema.FEATURES: features.reshape(-1),
-            schema.SPEAKER: int(speaker),
-            schema.UTTERANCE_ID: utterance_id.encode(),
-            schema.START_FRAME: int(start_frame),
-        }
-    )
+    return encode_example(_record_fields(audio_mu, features, speaker, utterance_id, start_frame))
 
 
 def utterance_example(
     audio_mu: np.ndarray, features: np.ndarray, speaker: int, utterance_id: str
 ) -> bytes:
     """A whole-utterance test record: variable-length audio [120 T] and features [T * D]."""
-    return encode_example(
-        {
-            schema.AUDIO: audio_mu.reshape(-1),
-            schema.FEATURES: features.reshape(-1),
-            schema.SPEAKER: int(speaker),
-            schema.UTTERANCE_ID: utterance_id.encode(),
-            schema.START_FRAME: 0,
-            schema.NUM_FRAMES: int(features.shape[0]),
-        }
-    )
+    fields = _record_fields(audio_mu, features, speaker, utterance_id, 0)
+    fields[schema.NUM_FRAMES] = int(features.shape[0])
+    return encode_example(fields)
 
 
 class ShardWriter:
