@@ -19,6 +19,7 @@ from absl import app, flags
 
 from data_prep import festival_corpus, pipeline
 from tts_gan import schema
+from tts_gan.cli import run_main
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("format", None, ["hts", "features", "festival"], "Input corpus format.")
@@ -114,7 +115,7 @@ def main(argv: list[str]) -> int:
 
 def run() -> None:
     """Console-script entry point (``tts-gan-prep``)."""
-    app.run(main)
+    run_main(main, __name__)
 
 
 if __name__ == "__main__":

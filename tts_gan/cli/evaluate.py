@@ -18,6 +18,8 @@ import tempfile
 
 from absl import app, flags
 
+from tts_gan.cli import run_main
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("export_dir", None, "tts-gan-export output (base or version directory).")
 flags.DEFINE_string("data_dir", None, "tts-gan-prep output directory.")
@@ -66,7 +68,7 @@ def main(argv: list[str]) -> int:
 
 
 def run() -> None:
-    app.run(main)
+    run_main(main, __name__)
 
 
 if __name__ == "__main__":

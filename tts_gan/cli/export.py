@@ -18,6 +18,8 @@ import tempfile
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from tts_gan.cli import run_main
+
 FLAGS = flags.FLAGS
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Experiment config (experiments/*.py) for --init=random.",
@@ -134,4 +136,4 @@ def main(argv: list[str]) -> int:
 
 
 def run() -> None:
-    app.run(main)
+    run_main(main, __name__)

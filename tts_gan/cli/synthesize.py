@@ -18,6 +18,8 @@ import time
 
 from absl import app, flags
 
+from tts_gan.cli import run_main
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("export_dir", None, "Exported model: a version dir or the base (highest "
                     "version is used).")
@@ -111,4 +113,4 @@ def main(argv: list[str]) -> int:
 
 
 def run() -> None:
-    app.run(main)
+    run_main(main, __name__)

@@ -15,8 +15,10 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is first imported
 
-from absl import app, flags  # noqa: E402
+from absl import flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
+
+from tts_gan.cli import run_main  # noqa: E402
 
 _DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))), "experiments", "gan_tts.py")
@@ -80,4 +82,4 @@ def main(argv: list[str]) -> int:
 
 
 def run() -> None:
-    app.run(main)
+    run_main(main, __name__)
