@@ -66,13 +66,13 @@ class _SpectralNormKernel(keras.layers.Layer):
         self.spectral_norm = spectral_norm
         self.power_iterations = int(power_iterations)
 
-    def _kernel_shape(self, in_dim: int) -> tuple[int, ...]:
-        raise NotImplementedError  # pragma: no cover - abstract
+    # Leading kernel dimensions before [in, out]: (kernel_size,) for a conv, () for a dense layer.
+    kernel_prefix: tuple[int, ...] = ()
 
     def build(self, input_shape):
         in_dim = int(input_shape[-1])
         self.kernel = self.add_weight(
-            name="kernel", shape=self._kernel_shape(in_dim),
+            name="kernel", shape=(*self.kernel_prefix, in_dim, self.units),
             initializer=keras.initializers.Orthogonal(), autocast=False)
         self.bias = (self.add_weight(name="bias", shape=(self.units,), initializer="zeros",
                                      autocast=False) if self.use_bias else None)
@@ -117,8 +117,9 @@ class SNConv1D(_SpectralNormKernel):
         self.kernel_size = int(kernel_size)
         self.dilation = int(dilation)
 
-    def _kernel_shape(self, in_dim):
-        return (self.kernel_size, in_dim, self.units)
+    @property
+    def kernel_prefix(self) -> tuple[int, ...]:
+        return (self.kernel_size,)
 
     def call(self, x, seq_mask=None, training=None):
         x = ops.apply_mask(x, seq_mask)
@@ -133,9 +134,6 @@ class SNConv1D(_SpectralNormKernel):
 
 class SNDense(_SpectralNormKernel):
     """Fully connected layer with SN and orthogonal init."""
-
-    def _kernel_shape(self, in_dim):
-        return (in_dim, self.units)
 
     def call(self, x, training=None):
         kernel = tf.cast(self.effective_kernel(bool(training)), x.dtype)
