@@ -28,6 +28,16 @@ def _l2_normalize(x: tf.Tensor, eps: float = 1e-12) -> tf.Tensor:
     return x * tf.math.rsqrt(tf.maximum(tf.reduce_sum(tf.square(x)), eps))
 
 
+def power_iteration(w: tf.Tensor, u: tf.Tensor, iterations: int) -> tf.Tensor:
+    """``iterations`` power-iteration steps for the top right-singular vector of ``w``
+    ``[fan_in, out]`` from the estimate ``u`` ``[out]`` (Miyato et al., 2018)."""
+    u = _l2_normalize(u)
+    for _ in range(iterations):
+        v = _l2_normalize(tf.linalg.matvec(w, u))
+        u = _l2_normalize(tf.linalg.matvec(w, v, transpose_a=True))
+    return u
+
+
 class CheckpointListsMixin:
     """Puts layers held in Python lists into ``tf.train.Checkpoint``'s object graph.
 
@@ -85,11 +95,9 @@ class _SpectralNormKernel(keras.layers.Layer):
     def sigma(self, training: bool = False) -> tf.Tensor:
         """Top singular value estimate of the kernel's matrix view (updates u in training)."""
         w = ops.matrix_view(tf.convert_to_tensor(self.kernel.value))
-        u = _l2_normalize(tf.convert_to_tensor(self.sn_u.value))
+        u = tf.convert_to_tensor(self.sn_u.value)
+        u = power_iteration(w, u, self.power_iterations if training else 0)
         if training:
-            for _ in range(self.power_iterations):
-                v = _l2_normalize(tf.linalg.matvec(w, u))
-                u = _l2_normalize(tf.linalg.matvec(w, v, transpose_a=True))
             u = tf.stop_gradient(u)
             self.sn_u.assign(u)
         return tf.norm(tf.linalg.matvec(w, u))

@@ -36,7 +36,7 @@ from tts_gan import mulaw, ops, schema
 from tts_gan import strategy as strategy_lib
 from tts_gan.discriminator import DiscriminatorEnsemble, build_discriminator, gather_windows
 from tts_gan.generator import Generator, build_and_init, build_generator
-from tts_gan.layers import SNConv1D, SNDense
+from tts_gan.layers import SNConv1D, SNDense, power_iteration
 
 SUM, MEAN = tf.distribute.ReduceOp.SUM, tf.distribute.ReduceOp.MEAN
 
@@ -315,11 +315,8 @@ class GANTrainer:
             bn_e.moving_variance.assign(tf.convert_to_tensor(bn_g.moving_variance.value))
         for l_g, l_e in self._sn_pairs:
             w = ops.matrix_view(tf.convert_to_tensor(l_e.kernel.value))
-            u = tf.math.l2_normalize(tf.convert_to_tensor(l_g.sn_u.value))
-            for _ in range(power_iterations):
-                v = tf.math.l2_normalize(tf.linalg.matvec(w, u))
-                u = tf.math.l2_normalize(tf.linalg.matvec(w, v, transpose_a=True))
-            l_e.sn_u.assign(u)
+            l_e.sn_u.assign(power_iteration(w, tf.convert_to_tensor(l_g.sn_u.value),
+                                            power_iterations))
 
     def refresh_ema_state(self) -> None:
         with self.strategy.scope():
