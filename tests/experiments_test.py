@@ -1,0 +1,36 @@
+"""The experiment configs outside Table 1: ``small`` is the paper's structure at quarter width."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import experiments
+from tts_gan.discriminator import build_discriminator
+from tts_gan.generator import build_generator
+
+
+@pytest.mark.parametrize("name", experiments.ALL_CONFIGS)
+def test_training_window_holds_the_largest_rwd_window(name):
+    cfg = experiments.get_config(name)
+    samples = cfg.data.window_frames * cfg.data.samples_per_frame
+    assert max(r["window"] or 0 for r in cfg.discriminator.rwds) <= samples
+
+
+def test_small_is_the_paper_structure_at_quarter_width():
+    paper, small = experiments.get_config("gan_tts"), experiments.get_config("small")
+    assert small.discriminator.rwds == paper.discriminator.rwds  # the full RWD* ensemble
+    assert [f for _, f in small.generator.blocks] == [f for _, f in paper.generator.blocks]
+    assert [c * 4 for c, _ in small.generator.blocks] == [c for c, _ in paper.generator.blocks]
+    assert small.generator.input_channels * 4 == paper.generator.input_channels
+    assert small.train.d_learning_rate == 2 * small.train.g_learning_rate  # App. D's ratio
+
+    frames = small.data.window_frames
+    gen = build_generator(small.generator)
+    feats = tf.random.normal([2, frames, small.generator.feature_dim])
+    audio = gen(feats, tf.random.normal([2, small.generator.noise_dim]), training=True)
+    assert audio.shape == (2, frames * 120, 1)
+    audio = audio[..., 0]
+    disc = build_discriminator(small.discriminator, feature_dim=small.generator.feature_dim)
+    scores = disc(audio, feats, seed=tf.constant([0, 0]))
+    assert scores.shape == (2, 10)
+    assert np.all(np.isfinite(scores.numpy()))
