@@ -1,0 +1,118 @@
+"""Report of a finished ``tts-gan-train`` run for benchmarks/RESULTS.md: wall time, steps/s,
+examples/s, the achieved GFLOP/s of the train step against the machine's fp32 ceiling (measured
+now, so run this right after the training on the same machine), and the loss trajectory.
+
+Usage: python benchmarks/train_run_report.py --model_dir=DIR [--rows=8] [--append]
+
+Speed comes from the trainer's TensorBoard scalars (``perf/steps_per_sec`` per log interval:
+median and mean over the run, intervals with evaluation/checkpointing included); FLOPs per step
+are the model FLOPs of ``train_benchmark.py`` (4·G(B) + 8·D(B), tf.profiler) for the run's own
+``config.json`` and ``manifest.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import glob
+import json
+import os
+import sys
+
+import numpy as np
+import tensorflow as tf
+from machine import cpu_model  # benchmarks/machine.py: the script dir is on sys.path
+from train_benchmark import RESULTS, ceilings, forward_flops
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from tts_gan import export, train_lib  # noqa: E402
+
+TAGS = ("d_loss", "g_loss_adv", "g_loss", "ortho_penalty", "perf/steps_per_sec",
+        "perf/examples_per_sec")
+
+
+def read_scalars(model_dir: str) -> tuple[dict[str, dict[int, float]], float, float]:
+    """{tag: {step: value}} of the run's train/ events, and the first / last wall time."""
+    files = sorted(glob.glob(os.path.join(model_dir, "train", "events.out.tfevents.*")))
+    if not files:
+        raise ValueError(f"{model_dir}/train: no TensorBoard event files (not a training dir?)")
+    out: dict[str, dict[int, float]] = {t: {} for t in TAGS}
+    walls = []
+    for f in files:
+        for rec in tf.data.TFRecordDataset(f):
+            ev = tf.compat.v1.Event.FromString(rec.numpy())
+            walls.append(ev.wall_time)
+            for v in ev.summary.value:
+                if v.tag in out:
+                    out[v.tag][ev.step] = float(tf.make_ndarray(v.tensor))
+    return out, min(walls), max(walls)
+
+
+def step_flops(config, feature_dim: int) -> float:
+    config.generator.num_speakers = 1
+    gb, frames = int(config.train.global_batch_size), int(config.data.window_frames)
+    spf = int(config.data.samples_per_frame)
+    batch = {"audio": tf.zeros([gb, frames * spf]),
+             "features": tf.zeros([gb, frames, feature_dim]),
+             "speaker": tf.zeros([gb], tf.int32)}
+    trainer = train_lib.GANTrainer(config, tf.distribute.get_strategy(), feature_dim, 1)
+    g, d = forward_flops(trainer, batch)
+    return 4 * g + 8 * d
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model_dir", required=True)
+    p.add_argument("--rows", type=int, default=8, help="loss-trajectory rows")
+    p.add_argument("--append", action="store_true", help=f"append the report to {RESULTS}")
+    args = p.parse_args()
+    with open(os.path.join(args.model_dir, "config.json"), encoding="utf-8") as f:
+        config = export.config_from_json(json.load(f))
+    with open(os.path.join(args.model_dir, "manifest.json"), encoding="utf-8") as f:
+        feature_dim = int(json.load(f)["feature_dim"])
+    scalars, t0, t1 = read_scalars(args.model_dir)
+    sps = np.array(list(scalars["perf/steps_per_sec"].values()))
+    if sps.size == 0:
+        raise ValueError(f"{args.model_dir}: no perf/steps_per_sec scalars yet")
+    steps = sorted(scalars["d_loss"])
+    last = steps[-1]
+    gb = int(config.train.global_batch_size)
+    frames = int(config.data.window_frames)
+    flops = step_flops(config, feature_dim)
+    ceil = ceilings()
+    best = max(ceil.values())
+    med = float(np.median(sps))
+    lines = [
+        f"\n## Training run `{config.name}` on the built-in corpus (issue 5) — "
+        f"{datetime.date.today()}\n",
+        f"Machine: nproc={os.cpu_count()}, {cpu_model()}, TF {tf.__version__}. Report: "
+        "`.venv/bin/python benchmarks/train_run_report.py " + " ".join(sys.argv[1:]) + "`.\n",
+        f"- {last} steps in {(t1 - t0) / 3600:.2f} h wall time (TensorBoard event times; "
+        f"global batch {gb}, {frames}-frame windows = {frames / 200:.2f} s, "
+        f"{len(config.discriminator.rwds)} RWDs).",
+        f"- steps/s per log interval: median {med:.3f}, mean {sps.mean():.3f}, "
+        f"min {sps.min():.3f}, max {sps.max():.3f}; examples/s median {med * gb:.1f} "
+        f"({med * gb * frames / 200:.1f} s of audio per second).",
+        f"- model FLOPs per step {flops / 1e9:.1f} GFLOP (4·G(B) + 8·D(B)) → achieved "
+        f"{flops * med / 1e9:.1f} GFLOP/s = {flops * med / 1e9 / best:.0%} of the measured "
+        f"fp32 ceiling {best:.0f} GFLOP/s (" + ", ".join(f"{k}: {v:.0f}" for k, v in ceil.items())
+        + "; measured after the run).\n",
+        "| step | d_loss (Σ RWDs) | g_loss_adv | ortho penalty |",
+        "|---:|---:|---:|---:|",
+    ]
+    picks = sorted({steps[int(round(i))] for i in np.linspace(0, len(steps) - 1, args.rows)})
+    for s in picks:
+        lines.append(f"| {s} | {scalars['d_loss'][s]:.3f} | "
+                     f"{scalars['g_loss_adv'].get(s, float('nan')):.3f} | "
+                     f"{scalars['ortho_penalty'].get(s, float('nan')):.4g} |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.append:
+        with open(RESULTS, "a", encoding="utf-8") as f:
+            f.write(text)
+
+
+if __name__ == "__main__":
+    tf.get_logger().setLevel("ERROR")
+    main()
