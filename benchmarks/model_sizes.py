@@ -37,10 +37,11 @@ def main() -> None:
         disc.build(None)
         kinds = ", ".join(disc.rwd_names) if len(disc.rwds) <= 2 else f"{len(disc.rwds)} RWDs"
         print(f"| {name} | {kinds} | {count(disc.trainable_variables):,} |")
-    tiny = experiments.get_config("tiny")
-    g = build_and_init(build_generator(tiny.generator))
-    print(f"\ntiny generator: {count(g.trainable_variables):,} parameters, "
-          f"{g.macs_per_sample():,.0f} MACs/sample")
+    print()
+    for name in ("tiny", "small"):
+        g = build_and_init(build_generator(experiments.get_config(name).generator))
+        print(f"{name} generator: {count(g.trainable_variables):,} parameters, "
+              f"{g.macs_per_sample():,.0f} MACs/sample")
 
 
 if __name__ == "__main__":
