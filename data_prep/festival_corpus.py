@@ -75,8 +75,10 @@ def _script(voice_fn: str, items: list[tuple[str, str, str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _render_batch(voice_fn: str, items: list[tuple[str, str, str, str]]) -> None:
-    """items = [(text, wav, lab, txt)] final paths; writes via temporary names."""
+def render_batch(voice_fn: str, items: list[tuple[str, str, str, str]]) -> None:
+    """Renders ``items = [(text, wav, lab, txt)]`` (final paths) with one Festival process and
+    the voice ``voice_fn``; writes via temporary names, then renames. Also used by
+    ``tts-gan-synthesize --text`` (the same front end as the corpus)."""
     binary = festival_binary()
     if binary is None:
         raise FestivalError("festival not found (install: bash data_prep/install_system_deps.sh)")
@@ -150,7 +152,7 @@ def render_corpus(
         as bar,
         concurrent.futures.ThreadPoolExecutor(max(1, workers)) as pool,
     ):
-        futures = {pool.submit(_render_batch, v, items): len(items) for v, items in batches}
+        futures = {pool.submit(render_batch, v, items): len(items) for v, items in batches}
         for fut in concurrent.futures.as_completed(futures):
             fut.result()
             bar.update(futures[fut])

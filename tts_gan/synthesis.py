@@ -257,7 +257,7 @@ def festival_render(texts: Sequence[str], work_dir: str,
         out.append((base + ".lab", base + ".wav"))
     try:
         for b in range(0, len(items), festival_corpus.BATCH):
-            festival_corpus._render_batch(voice, items[b : b + festival_corpus.BATCH])
+            festival_corpus.render_batch(voice, items[b : b + festival_corpus.BATCH])
     except festival_corpus.FestivalError as e:
         raise SynthesisError(str(e)) from None
     return out
