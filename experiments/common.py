@@ -80,6 +80,7 @@ def base_config() -> ml_collections.ConfigDict:
         save_every=1000,
         eval_every=5000,
         eval_examples=4,            # fixed valid windows sampled by G_ema for TensorBoard
+        eval_standing_passes=10,    # standing-statistics passes before those samples
         keep_checkpoints=5,
     ))
     return c

@@ -17,8 +17,8 @@ import tensorflow as tf
 import train_testdata as td
 from ml_collections import ConfigDict
 
-from tts_gan import train_lib
-from tts_gan.generator import build_and_init, build_generator
+from tts_gan import mulaw, train_lib
+from tts_gan.generator import accumulate_standing_statistics, build_and_init, build_generator
 
 FRAMES = 24  # tiny / micro config window
 
@@ -41,6 +41,18 @@ def _set_weights(tr: train_lib.GANTrainer, weights: dict[str, np.ndarray]) -> No
             v.assign(weights[f"{k}/{v.path}"])
 
 
+def _distribute(strategy, batch: dict[str, np.ndarray]):
+    """The global ``batch`` split evenly over the strategy's replicas, in replica order."""
+    n = strategy.num_replicas_in_sync
+    gb = len(batch["audio"])
+
+    def split(ctx):
+        r = ctx.replica_id_in_sync_group
+        return {k: tf.constant(v[r * gb // n:(r + 1) * gb // n]) for k, v in batch.items()}
+
+    return strategy.experimental_distribute_values_from_function(split)
+
+
 def _run_steps(config, strategy, batch, steps: int, *, xla: bool = False, init=None):
     """Builds a trainer, optionally loads ``init`` weights, runs ``steps`` steps on the same
     global ``batch`` split over the replicas; returns (initial weights, metrics, weights)."""
@@ -50,14 +62,7 @@ def _run_steps(config, strategy, batch, steps: int, *, xla: bool = False, init=N
     if init is not None:
         _set_weights(tr, init)
     w0 = _all_weights(tr)
-    n = strategy.num_replicas_in_sync
-    gb = len(batch["audio"])
-
-    def split(ctx):
-        r = ctx.replica_id_in_sync_group
-        return {k: tf.constant(v[r * gb // n:(r + 1) * gb // n]) for k, v in batch.items()}
-
-    dist = strategy.experimental_distribute_values_from_function(split)
+    dist = _distribute(strategy, batch)
     metrics = [tr.scalar_metrics(tr.train_step(dist, s)) for s in range(steps)]
     return w0, metrics, _all_weights(tr)
 
@@ -117,6 +122,45 @@ def test_build_models_ema_starts_as_copy_and_structures_match(data_dir):
     for a, b in zip(gen.weights, ema.weights, strict=True):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     assert disc.rwd_names == ["cRWD_k1_wfull", "uRWD_k8_wfull"]
+
+
+@pytest.mark.parametrize("kind", ["default", "mirrored"])
+def test_eval_samples_use_ema_standing_statistics_and_restore_state(
+        kind, data_dir, tmp_path, request):
+    """TensorBoard samples come from G_ema with its own standing statistics (seeds [step, i]),
+    not from G's running statistics, and leave G_ema's BN state as it was."""
+    config = train_lib.resolve_config(td.micro_config(data_dir, ema_decay=0.5), data_dir)
+    strategy = (request.getfixturevalue("mirrored_cpu_strategy") if kind == "mirrored"
+                else tf.distribute.get_strategy())
+    keras.utils.set_random_seed(7)
+    tr = train_lib.GANTrainer(config, strategy, 8, 1)
+    dist = _distribute(strategy, td.fixed_batch(4, FRAMES))
+    for s in range(3):
+        tr.train_step(dist, s)
+    tr.refresh_ema_state()
+    evals = train_lib.eval_batch(data_dir, 2, config.generator.noise_dim, seed=0)
+    bns = tr.G_ema.batch_norms()
+    state = [(bn.moving_mean.numpy(), bn.moving_variance.numpy()) for bn in bns]
+    with tf.summary.create_file_writer(str(tmp_path)).as_default():
+        plain = train_lib.write_eval_summaries(tr, evals, 5, 24000, 65535.0, standing_passes=0)
+        standing = train_lib.write_eval_summaries(tr, evals, 5, 24000, 65535.0,
+                                                  standing_passes=3)
+    for bn, (m, v) in zip(bns, state, strict=True):
+        np.testing.assert_array_equal(bn.moving_mean.numpy(), m)
+        np.testing.assert_array_equal(bn.moving_variance.numpy(), v)
+
+    feeds = [{"features": evals["features"],
+              "z": train_lib.stateless_normal(evals["z"].shape, tf.constant([5, i]))}
+             for i in range(3)]
+    with strategy.scope():
+        accumulate_standing_statistics(tr.G_ema, feeds, 3)
+        ref = tr.G_ema(evals["features"], evals["z"], training=False)[..., 0]
+    np.testing.assert_allclose(standing, mulaw.decode(ref.numpy(), 65535.0), rtol=2e-5, atol=1e-6)
+    assert np.max(np.abs(standing - plain)) > 1e-3  # G's statistics give other samples
+    tags = {v.tag for f in glob.glob(str(tmp_path / "events*"))
+            for r in tf.data.TFRecordDataset(f)
+            for v in tf.compat.v1.Event.FromString(r.numpy()).summary.value}
+    assert {"eval/ema_generator", "eval/real", "eval/ema_generated_rms"} <= tags
 
 
 # --- (1) mirrored == default, (3) XLA == no XLA, bfloat16 -----------------------------------

@@ -35,7 +35,12 @@ from tts_gan import data as data_lib
 from tts_gan import mulaw, ops, schema
 from tts_gan import strategy as strategy_lib
 from tts_gan.discriminator import DiscriminatorEnsemble, build_discriminator, gather_windows
-from tts_gan.generator import Generator, build_and_init, build_generator
+from tts_gan.generator import (
+    Generator,
+    accumulate_standing_statistics,
+    build_and_init,
+    build_generator,
+)
 from tts_gan.layers import SNConv1D, SNDense, power_iteration
 
 SUM, MEAN = tf.distribute.ReduceOp.SUM, tf.distribute.ReduceOp.MEAN
@@ -402,12 +407,30 @@ def spectrogram_image(audio: tf.Tensor, frame_length: int = 512, hop: int = 128,
 
 
 def write_eval_summaries(trainer: GANTrainer, batch: dict[str, tf.Tensor], step: int,
-                         sample_rate: int, mu: float) -> np.ndarray:
+                         sample_rate: int, mu: float, standing_passes: int = 10) -> np.ndarray:
     """Audio of the EMA generator on fixed windows (µ-law decoded) and real-vs-generated
-    spectrogram images; returns the generated linear audio."""
+    spectrogram images; returns the generated linear audio.
+
+    With ``standing_passes > 0`` G_ema samples with its own standing statistics (App. D), from
+    that many training-mode passes over these windows with fresh z, as the export does; G's
+    running BN statistics (what G_ema otherwise holds) do not match the averaged EMA weights and
+    give misleading samples early in training. G_ema's statistics are restored afterwards.
+    """
     speaker = batch["speaker"] if trainer.G_ema.num_speakers > 1 else None
+    bns = trainer.G_ema.batch_norms()
+    saved = [(tf.identity(bn.moving_mean.value), tf.identity(bn.moving_variance.value))
+             for bn in bns]
     with trainer.strategy.scope():
+        if standing_passes > 0:
+            shape = batch["z"].shape
+            feeds = ({"features": batch["features"], "speaker": speaker,
+                      "z": stateless_normal(shape, tf.constant([step % (2**31), i]))}
+                     for i in range(standing_passes))
+            accumulate_standing_statistics(trainer.G_ema, feeds, standing_passes)
         fake = trainer.G_ema(batch["features"], batch["z"], speaker=speaker, training=False)
+        for bn, (mean, var) in zip(bns, saved, strict=True):
+            bn.moving_mean.assign(mean)
+            bn.moving_variance.assign(var)
     fake = mulaw.decode(tf.cast(fake[..., 0], tf.float32), mu)
     real = mulaw.decode(tf.cast(batch["audio"], tf.float32), mu)
     tf.summary.audio("eval/ema_generator", fake[..., None], sample_rate, step=step,
@@ -610,8 +633,9 @@ def train(config: ml_collections.ConfigDict, model_dir: str,
                 if tcfg.eval_every > 0 and step % tcfg.eval_every == 0:
                     trainer.refresh_ema_state()
                     if evals is not None:
-                        write_eval_summaries(trainer, evals, step, config.data.sample_rate,
-                                             config.data.mu)
+                        write_eval_summaries(
+                            trainer, evals, step, config.data.sample_rate, config.data.mu,
+                            int(tcfg.get("eval_standing_passes", 10)))
                     writer.flush()
                 if tcfg.save_every > 0 and step % tcfg.save_every == 0:
                     ckpt_path = save(step)
