@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import platform
+
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "RESULTS.md")
 
 
 def cpu_model() -> str:
@@ -15,3 +18,13 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
+
+
+def publish(lines: list[str], append: bool) -> str:
+    """Prints a RESULTS.md section (``lines`` joined) and, with ``append``, appends it there."""
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if append:
+        with open(RESULTS, "a", encoding="utf-8") as f:
+            f.write(text)
+    return text

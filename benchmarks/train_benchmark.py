@@ -27,14 +27,12 @@ import time
 
 import numpy as np
 import tensorflow as tf
-from machine import cpu_model  # benchmarks/machine.py: the script dir is on sys.path
+from machine import RESULTS, cpu_model, publish  # benchmarks/machine.py (script dir on sys.path)
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import experiments  # noqa: E402
 from tts_gan import complexity, train_lib  # noqa: E402
-
-RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "RESULTS.md")
 
 
 def small_config():
@@ -153,11 +151,7 @@ def main() -> None:
             f"{r['g_share']:.0%} | {r['first_step_s']:.0f} |")
     lines.append("\nMeasured ceiling in the same run (GFLOP/s, before / after): " + ", ".join(
         f"{k}: {ceil[k]:.0f} / {ceil2[k]:.0f}" for k in ceil) + f". Best: {best:.0f}.")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.append:
-        with open(RESULTS, "a", encoding="utf-8") as f:
-            f.write(text)
+    publish(lines, args.append)
 
 
 if __name__ == "__main__":

@@ -21,8 +21,8 @@ import sys
 
 import numpy as np
 import tensorflow as tf
-from machine import cpu_model  # benchmarks/machine.py: the script dir is on sys.path
-from train_benchmark import RESULTS, ceilings, forward_flops
+from machine import RESULTS, cpu_model, publish  # benchmarks/machine.py (script dir on sys.path)
+from train_benchmark import ceilings, forward_flops
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -106,11 +106,7 @@ def main() -> None:
         lines.append(f"| {s} | {scalars['d_loss'][s]:.3f} | "
                      f"{scalars['g_loss_adv'].get(s, float('nan')):.3f} | "
                      f"{scalars['ortho_penalty'].get(s, float('nan')):.4g} |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.append:
-        with open(RESULTS, "a", encoding="utf-8") as f:
-            f.write(text)
+    publish(lines, args.append)
 
 
 if __name__ == "__main__":
