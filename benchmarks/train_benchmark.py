@@ -87,16 +87,30 @@ def forward_flops(trainer: train_lib.GANTrainer, batch: dict) -> tuple[float, fl
     return total(fn_g), total(fn_d)
 
 
+def step_flops(trainer: train_lib.GANTrainer, batch: dict) -> tuple[float, float]:
+    """(model FLOPs of one train step = 4·G(B) + 8·D(B), of which G's share 4·G(B))."""
+    g_flops, d_flops = forward_flops(trainer, batch)
+    return 4 * g_flops + 8 * d_flops, 4 * g_flops
+
+
+def synthetic_batch(config, feature_dim: int, seed: int = 0) -> dict[str, tf.Tensor]:
+    """A fixed random global batch in the train step's input format (one speaker)."""
+    gb = int(config.train.global_batch_size)
+    frames = int(config.data.window_frames)
+    rng = np.random.default_rng(seed)
+    return {"audio": tf.constant(rng.uniform(-0.5, 0.5, [
+                gb, frames * int(config.data.samples_per_frame)]), tf.float32),
+            "features": tf.constant(rng.standard_normal([gb, frames, feature_dim]), tf.float32),
+            "speaker": tf.zeros([gb], tf.int32)}
+
+
 def bench(name: str, steps: int, xla: bool) -> dict:
     config = get_config(name)
     feature_dim = config.generator.feature_dim
     config.generator.num_speakers = 1
     gb = int(config.train.global_batch_size)
     frames = int(config.data.window_frames)
-    rng = np.random.default_rng(0)
-    batch = {"audio": tf.constant(rng.uniform(-0.5, 0.5, [gb, frames * 120]), tf.float32),
-             "features": tf.constant(rng.standard_normal([gb, frames, feature_dim]), tf.float32),
-             "speaker": tf.zeros([gb], tf.int32)}
+    batch = synthetic_batch(config, feature_dim)
     t0 = time.perf_counter()
     trainer = train_lib.GANTrainer(config, tf.distribute.get_strategy(), feature_dim, 1, xla=xla)
     trainer.train_step(batch, 0)
@@ -107,13 +121,11 @@ def bench(name: str, steps: int, xla: bool) -> dict:
         m = trainer.train_step(batch, 2 + s)
     dt = (time.perf_counter() - t) / steps
     assert all(np.all(np.isfinite(v)) for v in m.values())
-    g_flops, d_flops = forward_flops(trainer, batch)
-    step_flops = 4 * g_flops + 8 * d_flops
+    flops, g_part = step_flops(trainer, batch)
     return dict(config=name + (" (XLA)" if xla else ""), batch=gb, frames=frames,
                 rwds=len(trainer.rwd_names), steps_per_sec=1 / dt, examples_per_sec=gb / dt,
-                audio_sec_per_sec=gb * frames / 200 / dt, gflop_step=step_flops / 1e9,
-                gflops=step_flops / dt / 1e9, first_step_s=first,
-                g_share=4 * g_flops / step_flops)
+                audio_sec_per_sec=gb * frames / 200 / dt, gflop_step=flops / 1e9,
+                gflops=flops / dt / 1e9, first_step_s=first, g_share=g_part / flops)
 
 
 def main() -> None:

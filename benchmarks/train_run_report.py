@@ -22,7 +22,7 @@ import sys
 import numpy as np
 import tensorflow as tf
 from machine import RESULTS, cpu_model, publish  # benchmarks/machine.py (script dir on sys.path)
-from train_benchmark import ceilings, forward_flops
+from train_benchmark import ceilings, step_flops, synthetic_batch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -49,16 +49,11 @@ def read_scalars(model_dir: str) -> tuple[dict[str, dict[int, float]], float, fl
     return out, min(walls), max(walls)
 
 
-def step_flops(config, feature_dim: int) -> float:
+def run_step_flops(config, feature_dim: int) -> float:
+    """Model FLOPs of one train step of ``config`` (one speaker, as train_benchmark counts)."""
     config.generator.num_speakers = 1
-    gb, frames = int(config.train.global_batch_size), int(config.data.window_frames)
-    spf = int(config.data.samples_per_frame)
-    batch = {"audio": tf.zeros([gb, frames * spf]),
-             "features": tf.zeros([gb, frames, feature_dim]),
-             "speaker": tf.zeros([gb], tf.int32)}
     trainer = train_lib.GANTrainer(config, tf.distribute.get_strategy(), feature_dim, 1)
-    g, d = forward_flops(trainer, batch)
-    return 4 * g + 8 * d
+    return step_flops(trainer, synthetic_batch(config, feature_dim))[0]
 
 
 def main() -> None:
@@ -79,7 +74,7 @@ def main() -> None:
     last = steps[-1]
     gb = int(config.train.global_batch_size)
     frames = int(config.data.window_frames)
-    flops = step_flops(config, feature_dim)
+    flops = run_step_flops(config, feature_dim)
     ceil = ceilings()
     best = max(ceil.values())
     med = float(np.median(sps))

@@ -18,7 +18,6 @@ with contextlib.suppress(RuntimeError):  # already initialised earlier in this p
         _cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
 
 
-
 @pytest.fixture(scope="session")
 def mirrored_cpu_strategy() -> tf.distribute.MirroredStrategy:
     """The one MirroredStrategy over the two logical CPU devices of this test process.
