@@ -11,7 +11,7 @@ import soundfile as sf
 import tensorflow as tf
 
 from data_prep import pipeline
-from tts_gan import data, schema
+from tts_gan import data, mulaw, schema
 
 SR, SPF, DIM = schema.SAMPLE_RATE, schema.SAMPLES_PER_FRAME, 4
 
@@ -108,6 +108,27 @@ def test_utterance_dataset(prepared) -> None:
         assert u["features"].shape == (410, DIM) and u["speaker"] == 0
         assert u["utterance_id"].numpy().decode().startswith("u")
     assert n == m.counts["test"]["utterances"] == 2
+
+
+def test_mu_option_reencodes_the_prepared_audio(prepared) -> None:
+    """App. C's 8-bit option: audio prepared with µ = 65535 comes out µ-law encoded with µ = 255
+    (NumPy float64 reference); the default and mu = the manifest's are the stored samples."""
+    kw = dict(shuffle=False, repeat=False, deterministic=True)
+    stored = next(iter(data.make_dataset(prepared, "train", 2, **kw)))["audio"].numpy()
+    same = next(iter(data.make_dataset(prepared, "train", 2, mu=65535, **kw)))["audio"].numpy()
+    mu8 = next(iter(data.make_dataset(prepared, "train", 2, mu=255, **kw)))["audio"].numpy()
+    np.testing.assert_array_equal(same, stored)
+    x = np.sign(stored.astype(np.float64)) * np.expm1(np.abs(stored) * np.log(65536.0)) / 65535
+    ref = np.sign(x) * np.log1p(255 * np.abs(x)) / np.log(256.0)
+    np.testing.assert_allclose(mu8, ref, atol=2e-6)
+    assert np.abs(mu8 - stored).max() > 0.05  # a different companding, not a no-op
+    np.testing.assert_allclose(mulaw.decode(mu8, 255), x, atol=1e-6, rtol=1e-4)
+    utt = next(iter(data.make_utterance_dataset(prepared)))["audio"].numpy()
+    utt8 = next(iter(data.make_utterance_dataset(prepared, mu=255)))["audio"].numpy()
+    np.testing.assert_allclose(utt8, mulaw.transcode(utt, 65535.0, 255.0), atol=1e-6)
+    for bad in (0, -255, float("nan"), "x"):
+        with pytest.raises(ValueError, match=r"mu must be a finite number > 0.*got"):
+            data.make_dataset(prepared, "train", 2, mu=bad)
 
 
 def test_normalize_numpy_and_tf_agree(prepared) -> None:

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -93,6 +94,34 @@ def test_export_is_the_ema_generator_with_standing_statistics(exported):
 
     np.testing.assert_allclose(out, reference("ema_generator"), atol=1e-5)
     assert np.abs(out - reference("generator")).max() > 1e-3
+
+
+def test_config_mu_is_the_decoding_mu(exported, tmp_path):
+    """A model trained with config data.mu = 255 (App. C's 8-bit option) is exported with a
+    µ = 255 decoder: same generator output y, decoded with 255 instead of 65535."""
+    model_dir = str(tmp_path / "model")
+    shutil.copytree(exported["model_dir"], model_dir)
+    cfg_path = os.path.join(model_dir, "config.json")
+    with open(cfg_path) as f:
+        cfg = json.load(f)
+    cfg["data"]["mu"] = 255.0
+    with open(cfg_path, "w") as f:
+        json.dump(cfg, f)
+    base = str(tmp_path / "serving")
+    cmd = [os.path.join(os.path.dirname(sys.executable), "tts-gan-export"),
+           f"--model_dir={model_dir}", f"--export_dir={base}",
+           f"--standing_passes={PASSES}", f"--standing_batch_size={BATCH}"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    path = os.path.join(base, "1")
+    assert export.read_export_info(path)["mu"] == 255.0
+    assert export.read_export_info(exported["path"])["mu"] == 65535.0
+    feats, lengths, spk = _inputs([20, 13])
+    audio16, _ = _run(exported["model"], feats, lengths, spk, [3, 4])
+    audio8, _ = _run(tf.saved_model.load(path), feats, lengths, spk, [3, 4])
+    y = export.mulaw.encode(audio16.astype(np.float64), 65535.0)
+    np.testing.assert_allclose(audio8, export.mulaw.decode(y, 255.0), atol=1e-5)
+    assert np.abs(audio8 - audio16).max() > 1e-2
 
 
 def test_fresh_process_with_tensorflow_only(exported):

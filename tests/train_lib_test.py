@@ -124,6 +124,29 @@ def test_build_models_ema_starts_as_copy_and_structures_match(data_dir):
     assert disc.rwd_names == ["cRWD_k1_wfull", "uRWD_k8_wfull"]
 
 
+def test_config_mu_reencodes_training_and_eval_audio(data_dir):
+    """config data.mu (App. C: 255 or 65535) is the µ-law of every batch G and D see; prepared
+    16-bit audio is re-encoded. A bad value is rejected when the config is resolved."""
+    def first_audio(mu: float) -> tuple[np.ndarray, np.ndarray]:
+        c = td.micro_config(data_dir)
+        c.data.mu = mu
+        config = train_lib.resolve_config(c, data_dir)
+        ctx = tf.distribute.InputContext(1, 0, 1)
+        ds = train_lib.make_train_dataset_fn(config, data_dir, seed=5)(ctx)
+        evals = train_lib.eval_batch(data_dir, 2, 8, seed=0, mu=config.data.mu)
+        return next(iter(ds))["audio"].numpy(), evals["audio"].numpy()
+
+    (train16, eval16), (train8, eval8) = first_audio(65535.0), first_audio(255.0)
+    np.testing.assert_allclose(eval8, mulaw.transcode(eval16, 65535.0, 255.0), atol=1e-6)
+    assert np.abs(eval8 - eval16).max() > 1e-2
+    # The training order is not deterministic; 8-bit µ-law maps every |x| < 1 lower than 16-bit.
+    assert np.mean(np.abs(train8)) < np.mean(np.abs(train16)) - 0.05
+    c = td.micro_config(data_dir)
+    c.data.mu = 0.0
+    with pytest.raises(ValueError, match="config data.mu must be a finite number > 0"):
+        train_lib.resolve_config(c, data_dir)
+
+
 @pytest.mark.parametrize("kind", ["default", "mirrored"])
 def test_eval_samples_use_ema_standing_statistics_and_restore_state(
         kind, data_dir, tmp_path, request):

@@ -11,7 +11,7 @@ import os
 
 import tensorflow as tf
 
-from tts_gan import schema
+from tts_gan import mulaw, schema
 
 
 def _list_files(data_dir: str, prefix: str) -> list[str]:
@@ -34,6 +34,7 @@ def make_dataset(
     input_context: tf.distribute.InputContext | None = None,
     compression: str | None = None,
     shuffle_buffer: int = 2048,
+    mu: float | None = None,
 ) -> tf.data.Dataset:
     """Batches of training/validation windows with static shapes.
 
@@ -43,11 +44,13 @@ def make_dataset(
     ``global_batch_size // num_replicas_in_sync`` and files are sharded by input pipeline;
     ``AutoShardPolicy.FILE`` is set for ``experimental_distribute_dataset`` users. Paths go
     through ``tf.io.gfile`` so ``gs://`` works. ``deterministic=True`` gives a reproducible
-    order (with ``seed``); ``compression`` defaults to the manifest's.
+    order (with ``seed``); ``compression`` defaults to the manifest's. ``mu`` re-encodes the
+    audio from the manifest's µ-law to µ-law with that µ (App. C; default: the manifest's).
     """
     if split not in schema.SPLITS:
         raise ValueError(f"split must be one of {schema.SPLITS}, got {split!r}")
     manifest = schema.load_manifest(data_dir)
+    mu_out = manifest.mu if mu is None else mulaw.check_mu(mu)
     dim, frames = manifest.feature_dim, manifest.window_frames
     samples = manifest.window_samples
     comp = manifest.compression if compression is None else compression
@@ -96,7 +99,8 @@ def make_dataset(
         ex = tf.io.parse_example(serialized, spec)
         feats = tf.reshape(ex[schema.FEATURES], [batch, frames, dim])
         return {
-            "audio": tf.ensure_shape(ex[schema.AUDIO], [batch, samples]),
+            "audio": mulaw.transcode(tf.ensure_shape(ex[schema.AUDIO], [batch, samples]),
+                                     manifest.mu, mu_out),
             "features": (feats - mean) / std,
             "speaker": tf.cast(ex[schema.SPEAKER], tf.int32),
         }
@@ -110,14 +114,17 @@ def make_dataset(
 
 
 def make_utterance_dataset(
-    data_dir: str, split: str = "test", *, compression: str | None = None
+    data_dir: str, split: str = "test", *, compression: str | None = None,
+    mu: float | None = None,
 ) -> tf.data.Dataset:
     """Whole utterances (unbatched, in file order) for synthesis and evaluation.
 
     Yields ``{"audio": float32 [120 T] (µ-law), "features": float32 [T, D] (normalised),
-    "speaker": int32 [], "utterance_id": string [], "num_frames": int32 []}``.
+    "speaker": int32 [], "utterance_id": string [], "num_frames": int32 []}``; ``mu`` as in
+    :func:`make_dataset`.
     """
     manifest = schema.load_manifest(data_dir)
+    mu_out = manifest.mu if mu is None else mulaw.check_mu(mu)
     dim = manifest.feature_dim
     comp = manifest.compression if compression is None else compression
     files = _list_files(data_dir, f"{split}_utterances")
@@ -129,7 +136,7 @@ def make_utterance_dataset(
         ex = tf.io.parse_single_example(serialized, spec)
         feats = tf.reshape(ex[schema.FEATURES], [-1, dim])
         return {
-            "audio": ex[schema.AUDIO],
+            "audio": mulaw.transcode(ex[schema.AUDIO], manifest.mu, mu_out),
             "features": (feats - mean) / std,
             "speaker": tf.cast(ex[schema.SPEAKER], tf.int32),
             "utterance_id": ex[schema.UTTERANCE_ID],

@@ -287,6 +287,10 @@ def export_saved_model(gen: Generator, export_base: str, *, version: int | None 
     ``<version>/assets/gan_tts.tflite`` of the assertion-free core is written too.
     """
     d = gen.feature_dim
+    try:
+        mu = mulaw.check_mu(mu, "config data.mu")
+    except ValueError as e:
+        raise ExportError(str(e)) from None
     mean = np.zeros(d, np.float32) if mean is None else np.asarray(mean, np.float32)
     std = np.ones(d, np.float32) if std is None else np.asarray(std, np.float32)
     if mean.shape != (d,) or std.shape != (d,):

@@ -1,8 +1,9 @@
 """µ-law companding without quantisation (paper App. C, Eq. 13).
 
 The model is trained on, and generates, µ-law transformed waveforms with µ = 2^16 - 1 (the
-paper's 16-bit transformation). ``encode``/``decode`` are exact inverses on [-1, 1] and work on
-NumPy arrays and TensorFlow tensors alike.
+paper's 16-bit transformation; App. C also names µ = 2^8 - 1, which ``config.data.mu`` selects:
+``tts-gan-prep`` always writes 16-bit µ-law and :func:`transcode` converts). ``encode``/``decode``
+are exact inverses on [-1, 1] and work on NumPy arrays and TensorFlow tensors alike.
 """
 
 from __future__ import annotations
@@ -41,3 +42,21 @@ def decode(y, mu: float = MU_16BIT):
     y64 = y.astype(np.float64)
     out = np.sign(y64) * np.expm1(np.abs(y64) * math.log1p(mu)) / mu
     return out.astype(y.dtype if y.dtype.kind == "f" else np.float32)
+
+
+def transcode(y, mu_from: float, mu_to: float):
+    """µ-law audio with ``mu_from`` → the same waveform µ-law encoded with ``mu_to``."""
+    if float(mu_from) == float(mu_to):
+        return y
+    return encode(decode(y, mu_from), mu_to)
+
+
+def check_mu(mu, name: str = "mu") -> float:
+    """``mu`` as a float, or a ValueError naming ``name`` unless it is a finite number > 0."""
+    try:
+        value = float(mu)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a finite number > 0 (App. C: 255 or 65535), got {mu!r}")
+    return value

@@ -364,7 +364,8 @@ def make_train_dataset_fn(config: ml_collections.ConfigDict, data_dir: str, seed
     def dataset_fn(ctx: tf.distribute.InputContext) -> tf.data.Dataset:
         ds = data_lib.make_dataset(
             data_dir, "train", int(config.train.global_batch_size), shuffle=True, repeat=True,
-            seed=seed, input_context=ctx, compression=config.data.get("compression") or None)
+            seed=seed, input_context=ctx, compression=config.data.get("compression") or None,
+            mu=config.data.mu)
         base = tf.constant([seed % (2**31), ctx.input_pipeline_id], tf.int32)
 
         def crop(i, batch):
@@ -376,8 +377,10 @@ def make_train_dataset_fn(config: ml_collections.ConfigDict, data_dir: str, seed
     return dataset_fn
 
 
-def eval_batch(data_dir: str, num: int, noise_dim: int, seed: int) -> dict[str, tf.Tensor] | None:
-    """Fixed validation windows (first ``num``, full prepared length) + fixed z for sampling."""
+def eval_batch(data_dir: str, num: int, noise_dim: int, seed: int, mu: float | None = None
+               ) -> dict[str, tf.Tensor] | None:
+    """Fixed validation windows (first ``num``, full prepared length, audio µ-law with ``mu``)
+    + fixed z for sampling."""
     manifest = schema.load_manifest(data_dir)
     split = "valid" if manifest.counts.get("valid", {}).get("windows", 0) > 0 else "train"
     count = int(manifest.counts.get(split, {}).get("windows", 0))
@@ -385,7 +388,7 @@ def eval_batch(data_dir: str, num: int, noise_dim: int, seed: int) -> dict[str, 
     if num <= 0:
         return None
     ds = data_lib.make_dataset(data_dir, split, num, shuffle=False, repeat=False,
-                               deterministic=True)
+                               deterministic=True, mu=mu)
     batch = next(iter(ds.take(1)))
     batch["z"] = stateless_normal([num, noise_dim], tf.constant([seed % (2**31), 0xE7A1]))
     return batch
@@ -459,9 +462,12 @@ def atomic_write(path: str, text: str) -> None:
 
 
 def resolve_config(config: ml_collections.ConfigDict, data_dir: str) -> ml_collections.ConfigDict:
-    """Fills in the data-dependent fields (feature dim, speakers, data dir) from the manifest."""
+    """Fills in the data-dependent fields (feature dim, speakers, data dir) from the manifest;
+    checks ``data.mu``, the µ-law the generator models (App. C; the prepared audio is re-encoded
+    when it differs from the manifest's)."""
     manifest = schema.load_manifest(data_dir)
     config = ml_collections.ConfigDict(config.to_dict())
+    config.data.mu = mulaw.check_mu(config.data.get("mu", manifest.mu), "config data.mu")
     config.data.data_dir = data_dir
     config.generator.feature_dim = manifest.feature_dim
     config.generator.num_speakers = manifest.num_speakers
@@ -572,7 +578,8 @@ def train(config: ml_collections.ConfigDict, model_dir: str,
         make_train_dataset_fn(config, data_dir, seed))
     iterator: Iterator = iter(dist_ds)
     evals = (eval_batch(data_dir, int(tcfg.get("eval_examples", 4)), config.generator.noise_dim,
-                        int(tcfg.seed)) if is_chief and tcfg.eval_every > 0 else None)
+                        int(tcfg.seed), config.data.mu) if is_chief and tcfg.eval_every > 0
+             else None)
     writer = (tf.summary.create_file_writer(os.path.join(model_dir, "train")) if is_chief
               else tf.summary.create_noop_writer())
 

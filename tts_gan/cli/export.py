@@ -126,7 +126,8 @@ def main(argv: list[str]) -> int:
                 assets[export.CONFIG_NAME] = path
             result = export.export_saved_model(
                 gen, FLAGS.export_dir, version=FLAGS.version, mean=mean, std=std,
-                assets=assets, info=info, tflite=FLAGS.tflite)
+                mu=float(cfg.data.get("mu", schema.MU)), assets=assets, info=info,
+                tflite=FLAGS.tflite)
     except (export.ExportError, schema.ManifestError) as e:
         print(f"tts-gan-export: error: {e}", file=sys.stderr)
         return 1
