@@ -2,12 +2,16 @@
 examples/s, the achieved GFLOP/s of the train step against the machine's fp32 ceiling (measured
 now, so run this right after the training on the same machine), and the loss trajectory.
 
-Usage: python benchmarks/train_run_report.py --model_dir=DIR [--rows=8] [--append]
+Usage: python benchmarks/train_run_report.py --model_dir=DIR [--rows=8] [--eval_audio] [--append]
 
 Speed comes from the trainer's TensorBoard scalars (``perf/steps_per_sec`` per log interval:
 median and mean over the run, intervals with evaluation/checkpointing included); FLOPs per step
 are the model FLOPs of ``train_benchmark.py`` (4·G(B) + 8·D(B), tf.profiler) for the run's own
-``config.json`` and ``manifest.json``.
+``config.json`` and ``manifest.json``. Wall time is summed per event file, so the gaps between a
+stopped run and its resumption do not count. ``--eval_audio`` adds, for every evaluation step,
+how speech-like the EMA generator's TensorBoard samples are next to the real windows (share of
+voiced 5-ms frames, V/UV agreement and F0 within 50 cents, with ``speech_likeness.py``'s F0
+estimator; RMS).
 """
 
 from __future__ import annotations
@@ -15,13 +19,16 @@ from __future__ import annotations
 import argparse
 import datetime
 import glob
+import io
 import json
 import os
 import sys
 
 import numpy as np
+import soundfile as sf
 import tensorflow as tf
 from machine import RESULTS, cpu_model, publish  # benchmarks/machine.py (script dir on sys.path)
+from speech_likeness import f0_track
 from train_benchmark import ceilings, step_flops, synthetic_batch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -32,21 +39,53 @@ TAGS = ("d_loss", "g_loss_adv", "g_loss", "ortho_penalty", "perf/steps_per_sec",
         "perf/examples_per_sec")
 
 
-def read_scalars(model_dir: str) -> tuple[dict[str, dict[int, float]], float, float]:
-    """{tag: {step: value}} of the run's train/ events, and the first / last wall time."""
+def events(model_dir: str):
+    """(event file index, event) for every event of the run's train/ TensorBoard files."""
     files = sorted(glob.glob(os.path.join(model_dir, "train", "events.out.tfevents.*")))
     if not files:
         raise ValueError(f"{model_dir}/train: no TensorBoard event files (not a training dir?)")
-    out: dict[str, dict[int, float]] = {t: {} for t in TAGS}
-    walls = []
-    for f in files:
+    for i, f in enumerate(files):
         for rec in tf.data.TFRecordDataset(f):
-            ev = tf.compat.v1.Event.FromString(rec.numpy())
-            walls.append(ev.wall_time)
-            for v in ev.summary.value:
-                if v.tag in out:
-                    out[v.tag][ev.step] = float(tf.make_ndarray(v.tensor))
-    return out, min(walls), max(walls)
+            yield i, tf.compat.v1.Event.FromString(rec.numpy())
+
+
+def read_scalars(model_dir: str) -> tuple[dict[str, dict[int, float]], float]:
+    """{tag: {step: value}} of the run's train/ events, and the wall time in hours: the sum of
+    every event file's (one per start or resumption of the run) first-to-last span."""
+    out: dict[str, dict[int, float]] = {t: {} for t in TAGS}
+    spans: dict[int, list[float]] = {}
+    for i, ev in events(model_dir):
+        span = spans.setdefault(i, [ev.wall_time, ev.wall_time])
+        span[0], span[1] = min(span[0], ev.wall_time), max(span[1], ev.wall_time)
+        for v in ev.summary.value:
+            if v.tag in out:
+                out[v.tag][ev.step] = float(tf.make_ndarray(v.tensor))
+    return out, sum(b - a for a, b in spans.values()) / 3600
+
+
+def eval_audio_rows(model_dir: str) -> list[str]:
+    """Markdown rows: per evaluation step, voicing/F0/RMS of G_ema's samples vs the real ones."""
+    audio: dict[int, dict[str, list[np.ndarray]]] = {}
+    for _, ev in events(model_dir):
+        for v in ev.summary.value:
+            kind = {"eval/ema_generator": "gen", "eval/real": "real"}.get(v.tag)
+            if kind:
+                clips = tf.make_ndarray(v.tensor)[:, 0]
+                audio.setdefault(ev.step, {})[kind] = [sf.read(io.BytesIO(c))[0] for c in clips]
+    rows = []
+    for step in sorted(s for s, a in audio.items() if {"gen", "real"} <= a.keys()):
+        real, gen = audio[step]["real"], audio[step]["gen"]
+        fr = np.concatenate([f0_track(x) for x in real])
+        fg = np.concatenate([f0_track(x) for x in gen])
+        both = (fr > 0) & (fg > 0)
+        cents = np.abs(1200.0 * np.log2(fg[both] / fr[both]))
+        rms = np.mean([np.sqrt(np.mean(x ** 2)) for x in gen])
+        rms_real = np.mean([np.sqrt(np.mean(x ** 2)) for x in real])
+        rows.append(f"| {step} | {np.mean(fg > 0):.2f} ({np.mean(fr > 0):.2f}) | "
+                    f"{np.mean((fr > 0) == (fg > 0)):.2f} | "
+                    f"{np.mean(cents < 50.0) if cents.size else 0.0:.2f} | "
+                    f"{rms:.3f} ({rms_real:.3f}) |")
+    return rows
 
 
 def run_step_flops(config, feature_dim: int) -> float:
@@ -60,13 +99,15 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model_dir", required=True)
     p.add_argument("--rows", type=int, default=8, help="loss-trajectory rows")
+    p.add_argument("--eval_audio", action="store_true",
+                   help="add the voicing/F0/RMS of the TensorBoard samples per evaluation step")
     p.add_argument("--append", action="store_true", help=f"append the report to {RESULTS}")
     args = p.parse_args()
     with open(os.path.join(args.model_dir, "config.json"), encoding="utf-8") as f:
         config = export.config_from_json(json.load(f))
     with open(os.path.join(args.model_dir, "manifest.json"), encoding="utf-8") as f:
         feature_dim = int(json.load(f)["feature_dim"])
-    scalars, t0, t1 = read_scalars(args.model_dir)
+    scalars, hours = read_scalars(args.model_dir)
     sps = np.array(list(scalars["perf/steps_per_sec"].values()))
     if sps.size == 0:
         raise ValueError(f"{args.model_dir}: no perf/steps_per_sec scalars yet")
@@ -83,7 +124,7 @@ def main() -> None:
         f"{datetime.date.today()}\n",
         f"Machine: nproc={os.cpu_count()}, {cpu_model()}, TF {tf.__version__}. Report: "
         "`.venv/bin/python benchmarks/train_run_report.py " + " ".join(sys.argv[1:]) + "`.\n",
-        f"- {last} steps in {(t1 - t0) / 3600:.2f} h wall time (TensorBoard event times; "
+        f"- {last} steps in {hours:.2f} h wall time (TensorBoard event times; "
         f"global batch {gb}, {frames}-frame windows = {frames / 200:.2f} s, "
         f"{len(config.discriminator.rwds)} RWDs).",
         f"- steps/s per log interval: median {med:.3f}, mean {sps.mean():.3f}, "
@@ -101,6 +142,11 @@ def main() -> None:
         lines.append(f"| {s} | {scalars['d_loss'][s]:.3f} | "
                      f"{scalars['g_loss_adv'].get(s, float('nan')):.3f} | "
                      f"{scalars['ortho_penalty'].get(s, float('nan')):.4g} |")
+    if args.eval_audio:
+        lines += ["", f"TensorBoard samples of G_ema ({config.train.get('eval_examples', 4)} "
+                  "fixed validation windows, own standing statistics) vs the real windows:", "",
+                  "| step | voiced share (real) | V/UV agreement | F0 within 50 cents | "
+                  "RMS (real) |", "|---:|---:|---:|---:|---:|", *eval_audio_rows(args.model_dir)]
     publish(lines, args.append)
 
 
