@@ -50,6 +50,16 @@ def log_mel(audio: np.ndarray) -> np.ndarray:
     return 10.0 * np.log10(m + 1e-10)
 
 
+def f0_cents_error(fr: np.ndarray, fg: np.ndarray) -> np.ndarray:
+    """|F0 error| in cents of ``fg`` against ``fr`` on the frames voiced in both (0 = unvoiced)."""
+    both = (fr > 0) & (fg > 0)
+    return np.abs(1200.0 * np.log2(fg[both] / fr[both]))
+
+
+def share_within_50_cents(cents: np.ndarray) -> float:
+    return float(np.mean(cents < 50.0)) if cents.size else 0.0
+
+
 def compare(real: np.ndarray, gen: np.ndarray) -> dict[str, np.ndarray | float]:
     n = min(len(real), len(gen))
     real, gen = real[:n], gen[:n]
@@ -79,8 +89,7 @@ def measure(data_dir: str, generated: str, split: str = "test") -> dict[str, flo
         agree.append(r["vr"] == r["vg"])
         voiced_real.append(r["vr"])
         voiced_gen.append(r["vg"])
-        both = r["vr"] & r["vg"]
-        cents.append(np.abs(1200.0 * np.log2(r["fg"][both] / r["fr"][both])))
+        cents.append(f0_cents_error(r["fr"], r["fg"]))
     if not used:
         raise ValueError(f"{generated}: no <utterance_id>.wav of the {split} split of {data_dir}")
     c = np.concatenate(cents)
@@ -89,7 +98,7 @@ def measure(data_dir: str, generated: str, split: str = "test") -> dict[str, flo
                 voiced_real=float(np.mean(np.concatenate(voiced_real))),
                 voiced_generated=float(np.mean(np.concatenate(voiced_gen))),
                 f0_median_abs_cents=float(np.median(c)) if c.size else float("nan"),
-                f0_within_50_cents=float(np.mean(c < 50.0)) if c.size else 0.0)
+                f0_within_50_cents=share_within_50_cents(c))
 
 
 def main() -> None:

@@ -28,7 +28,7 @@ import numpy as np
 import soundfile as sf
 import tensorflow as tf
 from machine import RESULTS, cpu_model, publish  # benchmarks/machine.py (script dir on sys.path)
-from speech_likeness import f0_track
+from speech_likeness import f0_cents_error, f0_track, share_within_50_cents
 from train_benchmark import ceilings, step_flops, synthetic_batch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -77,13 +77,12 @@ def eval_audio_rows(model_dir: str) -> list[str]:
         real, gen = audio[step]["real"], audio[step]["gen"]
         fr = np.concatenate([f0_track(x) for x in real])
         fg = np.concatenate([f0_track(x) for x in gen])
-        both = (fr > 0) & (fg > 0)
-        cents = np.abs(1200.0 * np.log2(fg[both] / fr[both]))
+        cents = f0_cents_error(fr, fg)
         rms = np.mean([np.sqrt(np.mean(x ** 2)) for x in gen])
         rms_real = np.mean([np.sqrt(np.mean(x ** 2)) for x in real])
         rows.append(f"| {step} | {np.mean(fg > 0):.2f} ({np.mean(fr > 0):.2f}) | "
                     f"{np.mean((fr > 0) == (fg > 0)):.2f} | "
-                    f"{np.mean(cents < 50.0) if cents.size else 0.0:.2f} | "
+                    f"{share_within_50_cents(cents):.2f} | "
                     f"{rms:.3f} ({rms_real:.3f}) |")
     return rows
 
