@@ -124,6 +124,31 @@ def test_config_mu_is_the_decoding_mu(exported, tmp_path):
     assert np.abs(audio8 - audio16).max() > 1e-2
 
 
+def test_bad_config_mu_is_a_clear_error(exported, tmp_path):
+    """A config.json whose data.mu is not a positive number: exit 1 naming the file and the
+    value before any work, nothing written under the export base."""
+    model_dir = str(tmp_path / "model")
+    shutil.copytree(exported["model_dir"], model_dir)
+    cfg_path = os.path.join(model_dir, "config.json")
+    with open(cfg_path) as f:
+        cfg = json.load(f)
+    cfg["data"]["mu"] = "abc"
+    with open(cfg_path, "w") as f:
+        json.dump(cfg, f)
+    base = str(tmp_path / "serving")
+    cmd = [os.path.join(os.path.dirname(sys.executable), "tts-gan-export"),
+           f"--model_dir={model_dir}", f"--export_dir={base}"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=300)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert f"config data.mu in {cfg_path} must be a finite number > 0" in proc.stderr
+    assert "'abc'" in proc.stderr and "Traceback" not in proc.stderr
+    assert not os.path.exists(base) or not os.listdir(base)
+    gen = export.load_ema_generator(exported["model_dir"])[0]
+    with pytest.raises(export.ExportError, match=r"^mu must be a finite number > 0.*got -1"):
+        export.export_saved_model(gen, str(tmp_path / "lib"), mu=-1)
+    assert not os.path.exists(tmp_path / "lib")
+
+
 def test_fresh_process_with_tensorflow_only(exported):
     code = f"""
 import json, sys

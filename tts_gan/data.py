@@ -50,7 +50,7 @@ def make_dataset(
     if split not in schema.SPLITS:
         raise ValueError(f"split must be one of {schema.SPLITS}, got {split!r}")
     manifest = schema.load_manifest(data_dir)
-    mu_out = manifest.mu if mu is None else mulaw.check_mu(mu)
+    mu_out = _output_mu(manifest, mu)
     dim, frames = manifest.feature_dim, manifest.window_frames
     samples = manifest.window_samples
     comp = manifest.compression if compression is None else compression
@@ -113,6 +113,11 @@ def make_dataset(
     return ds.with_options(options)
 
 
+def _output_mu(manifest: schema.Manifest, mu: float | None) -> float:
+    """The µ the datasets encode with: the manifest's, or ``mu`` (checked) to re-encode."""
+    return manifest.mu if mu is None else mulaw.check_mu(mu)
+
+
 def make_utterance_dataset(
     data_dir: str, split: str = "test", *, compression: str | None = None,
     mu: float | None = None,
@@ -124,7 +129,7 @@ def make_utterance_dataset(
     :func:`make_dataset`.
     """
     manifest = schema.load_manifest(data_dir)
-    mu_out = manifest.mu if mu is None else mulaw.check_mu(mu)
+    mu_out = _output_mu(manifest, mu)
     dim = manifest.feature_dim
     comp = manifest.compression if compression is None else compression
     files = _list_files(data_dir, f"{split}_utterances")

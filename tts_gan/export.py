@@ -288,7 +288,7 @@ def export_saved_model(gen: Generator, export_base: str, *, version: int | None 
     """
     d = gen.feature_dim
     try:
-        mu = mulaw.check_mu(mu, "config data.mu")
+        mu = mulaw.check_mu(mu)
     except ValueError as e:
         raise ExportError(str(e)) from None
     mean = np.zeros(d, np.float32) if mean is None else np.asarray(mean, np.float32)

@@ -73,7 +73,7 @@ def main(argv: list[str]) -> int:
     import numpy as np
     import tensorflow as tf
 
-    from tts_gan import export, schema
+    from tts_gan import export, mulaw, schema
     from tts_gan.generator import build_and_init, build_generator
 
     if not FLAGS.export_dir:
@@ -107,6 +107,12 @@ def main(argv: list[str]) -> int:
             gen = build_and_init(build_generator(cfg.generator, dim, speakers))
             info.update(config_name=cfg.get("name", ""), normalisation=(
                 "manifest" if mean is not None else "identity"))
+        try:  # before the standing-statistics passes, so a bad config fails fast
+            mu = mulaw.check_mu(cfg.data.get("mu", schema.MU), "config data.mu" + (
+                f" in {os.path.join(FLAGS.model_dir, export.CONFIG_NAME)}"
+                if init == "checkpoint" else ""))
+        except ValueError as e:
+            raise export.ExportError(str(e)) from None
         passes = FLAGS.standing_passes
         if passes is None:
             passes = int(cfg.train.get("standing_stats_passes", 100)) if "train" in cfg else 100
@@ -126,7 +132,7 @@ def main(argv: list[str]) -> int:
                 assets[export.CONFIG_NAME] = path
             result = export.export_saved_model(
                 gen, FLAGS.export_dir, version=FLAGS.version, mean=mean, std=std,
-                mu=float(cfg.data.get("mu", schema.MU)), assets=assets, info=info,
+                mu=mu, assets=assets, info=info,
                 tflite=FLAGS.tflite)
     except (export.ExportError, schema.ManifestError) as e:
         print(f"tts-gan-export: error: {e}", file=sys.stderr)
