@@ -49,10 +49,13 @@ def events(model_dir: str):
             yield i, tf.compat.v1.Event.FromString(rec.numpy())
 
 
-def read_scalars(model_dir: str) -> tuple[dict[str, dict[int, float]], float]:
-    """{tag: {step: value}} of the run's train/ events, and the wall time in hours: the sum of
-    every event file's (one per start or resumption of the run) first-to-last span."""
+def read_run(model_dir: str, audio: bool = False
+             ) -> tuple[dict[str, dict[int, float]], float, dict[int, dict[str, list]]]:
+    """One pass over the run's train/ events: {tag: {step: value}}, the wall time in hours (the
+    sum of every event file's first-to-last span: one file per start or resumption of the run)
+    and, with ``audio``, {step: {"gen"|"real": [waveform, ...]}} of the evaluation samples."""
     out: dict[str, dict[int, float]] = {t: {} for t in TAGS}
+    clips_by_step: dict[int, dict[str, list[np.ndarray]]] = {}
     spans: dict[int, list[float]] = {}
     for i, ev in events(model_dir):
         span = spans.setdefault(i, [ev.wall_time, ev.wall_time])
@@ -60,18 +63,16 @@ def read_scalars(model_dir: str) -> tuple[dict[str, dict[int, float]], float]:
         for v in ev.summary.value:
             if v.tag in out:
                 out[v.tag][ev.step] = float(tf.make_ndarray(v.tensor))
-    return out, sum(b - a for a, b in spans.values()) / 3600
-
-
-def eval_audio_rows(model_dir: str) -> list[str]:
-    """Markdown rows: per evaluation step, voicing/F0/RMS of G_ema's samples vs the real ones."""
-    audio: dict[int, dict[str, list[np.ndarray]]] = {}
-    for _, ev in events(model_dir):
-        for v in ev.summary.value:
             kind = {"eval/ema_generator": "gen", "eval/real": "real"}.get(v.tag)
-            if kind:
+            if audio and kind:
                 clips = tf.make_ndarray(v.tensor)[:, 0]
-                audio.setdefault(ev.step, {})[kind] = [sf.read(io.BytesIO(c))[0] for c in clips]
+                clips_by_step.setdefault(ev.step, {})[kind] = [
+                    sf.read(io.BytesIO(c))[0] for c in clips]
+    return out, sum(b - a for a, b in spans.values()) / 3600, clips_by_step
+
+
+def eval_audio_rows(audio: dict[int, dict[str, list[np.ndarray]]]) -> list[str]:
+    """Markdown rows: per evaluation step, voicing/F0/RMS of G_ema's samples vs the real ones."""
     rows = []
     for step in sorted(s for s, a in audio.items() if {"gen", "real"} <= a.keys()):
         real, gen = audio[step]["real"], audio[step]["gen"]
@@ -106,7 +107,7 @@ def main() -> None:
         config = export.config_from_json(json.load(f))
     with open(os.path.join(args.model_dir, "manifest.json"), encoding="utf-8") as f:
         feature_dim = int(json.load(f)["feature_dim"])
-    scalars, hours = read_scalars(args.model_dir)
+    scalars, hours, audio = read_run(args.model_dir, args.eval_audio)
     sps = np.array(list(scalars["perf/steps_per_sec"].values()))
     if sps.size == 0:
         raise ValueError(f"{args.model_dir}: no perf/steps_per_sec scalars yet")
@@ -145,7 +146,7 @@ def main() -> None:
         lines += ["", f"TensorBoard samples of G_ema ({config.train.get('eval_examples', 4)} "
                   "fixed validation windows, own standing statistics) vs the real windows:", "",
                   "| step | voiced share (real) | V/UV agreement | F0 within 50 cents | "
-                  "RMS (real) |", "|---:|---:|---:|---:|---:|", *eval_audio_rows(args.model_dir)]
+                  "RMS (real) |", "|---:|---:|---:|---:|---:|", *eval_audio_rows(audio)]
     publish(lines, args.append)
 
 
