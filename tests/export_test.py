@@ -96,17 +96,23 @@ def test_export_is_the_ema_generator_with_standing_statistics(exported):
     assert np.abs(out - reference("generator")).max() > 1e-3
 
 
-def test_config_mu_is_the_decoding_mu(exported, tmp_path):
-    """A model trained with config data.mu = 255 (App. C's 8-bit option) is exported with a
-    µ = 255 decoder: same generator output y, decoded with 255 instead of 65535."""
+def _model_dir_with_mu(exported, tmp_path, mu) -> tuple[str, str]:
+    """A copy of the exported run's model_dir whose config.json has data.mu = ``mu``."""
     model_dir = str(tmp_path / "model")
     shutil.copytree(exported["model_dir"], model_dir)
     cfg_path = os.path.join(model_dir, "config.json")
     with open(cfg_path) as f:
         cfg = json.load(f)
-    cfg["data"]["mu"] = 255.0
+    cfg["data"]["mu"] = mu
     with open(cfg_path, "w") as f:
         json.dump(cfg, f)
+    return model_dir, cfg_path
+
+
+def test_config_mu_is_the_decoding_mu(exported, tmp_path):
+    """A model trained with config data.mu = 255 (App. C's 8-bit option) is exported with a
+    µ = 255 decoder: same generator output y, decoded with 255 instead of 65535."""
+    model_dir, _ = _model_dir_with_mu(exported, tmp_path, 255.0)
     base = str(tmp_path / "serving")
     cmd = [os.path.join(os.path.dirname(sys.executable), "tts-gan-export"),
            f"--model_dir={model_dir}", f"--export_dir={base}",
@@ -127,14 +133,7 @@ def test_config_mu_is_the_decoding_mu(exported, tmp_path):
 def test_bad_config_mu_is_a_clear_error(exported, tmp_path):
     """A config.json whose data.mu is not a positive number: exit 1 naming the file and the
     value before any work, nothing written under the export base."""
-    model_dir = str(tmp_path / "model")
-    shutil.copytree(exported["model_dir"], model_dir)
-    cfg_path = os.path.join(model_dir, "config.json")
-    with open(cfg_path) as f:
-        cfg = json.load(f)
-    cfg["data"]["mu"] = "abc"
-    with open(cfg_path, "w") as f:
-        json.dump(cfg, f)
+    model_dir, cfg_path = _model_dir_with_mu(exported, tmp_path, "abc")
     base = str(tmp_path / "serving")
     cmd = [os.path.join(os.path.dirname(sys.executable), "tts-gan-export"),
            f"--model_dir={model_dir}", f"--export_dir={base}"]
