@@ -24,16 +24,20 @@ PASSES, BATCH = 3, 2
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
 
 
+def _run_export(*flags: str) -> subprocess.CompletedProcess:
+    """`tts-gan-export FLAGS...` as a user runs it (the venv's console script, a subprocess)."""
+    return subprocess.run([os.path.join(os.path.dirname(sys.executable), "tts-gan-export"),
+                           *flags], capture_output=True, text=True, env=ENV, timeout=300)
+
+
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     """`tts-gan-export --model_dir` run as a user would (subprocess), on a tiny checkpoint."""
     root = tmp_path_factory.mktemp("export")
     model_dir, base = str(root / "model"), str(root / "serving")
     g, ema = make_model_dir(model_dir)
-    cmd = [os.path.join(os.path.dirname(sys.executable), "tts-gan-export"),
-           f"--model_dir={model_dir}", f"--export_dir={base}",
-           f"--standing_passes={PASSES}", f"--standing_batch_size={BATCH}"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=300)
+    proc = _run_export(f"--model_dir={model_dir}", f"--export_dir={base}",
+                       f"--standing_passes={PASSES}", f"--standing_batch_size={BATCH}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["version"] == 1 and result["export_path"] == os.path.join(base, "1")
@@ -114,10 +118,8 @@ def test_config_mu_is_the_decoding_mu(exported, tmp_path):
     µ = 255 decoder: same generator output y, decoded with 255 instead of 65535."""
     model_dir, _ = _model_dir_with_mu(exported, tmp_path, 255.0)
     base = str(tmp_path / "serving")
-    cmd = [os.path.join(os.path.dirname(sys.executable), "tts-gan-export"),
-           f"--model_dir={model_dir}", f"--export_dir={base}",
-           f"--standing_passes={PASSES}", f"--standing_batch_size={BATCH}"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=300)
+    proc = _run_export(f"--model_dir={model_dir}", f"--export_dir={base}",
+                       f"--standing_passes={PASSES}", f"--standing_batch_size={BATCH}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     path = os.path.join(base, "1")
     assert export.read_export_info(path)["mu"] == 255.0
@@ -135,9 +137,7 @@ def test_bad_config_mu_is_a_clear_error(exported, tmp_path):
     value before any work, nothing written under the export base."""
     model_dir, cfg_path = _model_dir_with_mu(exported, tmp_path, "abc")
     base = str(tmp_path / "serving")
-    cmd = [os.path.join(os.path.dirname(sys.executable), "tts-gan-export"),
-           f"--model_dir={model_dir}", f"--export_dir={base}"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=300)
+    proc = _run_export(f"--model_dir={model_dir}", f"--export_dir={base}")
     assert proc.returncode == 1, proc.stderr[-3000:]
     assert f"config data.mu in {cfg_path} must be a finite number > 0" in proc.stderr
     assert "'abc'" in proc.stderr and "Traceback" not in proc.stderr
