@@ -11,6 +11,11 @@ For every test utterance of ``PREP`` (whole-utterance records, µ-law audio) wit
   uses for the conditioning: V/UV agreement with the real recording, and on the frames voiced in
   both, the median absolute F0 error in cents and the share of frames within 50 cents.
 
+- band excess (dB, generated − real) of the long-term spectrum in six bands up to 12 kHz
+  (louder half of the 20-ms frames), with the waveforms as heard (``linear``) and µ-law
+  encoded with µ = 255 and µ = 65535, the domains a generator/discriminator can work in
+  (App. C): what the discriminators can see of the difference.
+
 Noise-like output (an untrained generator) has few voiced frames and a large spectral distance;
 speech-like output is voiced where the recording is, at the recording's pitch. The numbers are
 means over utterances (frames pooled for the F0 statistics).
@@ -60,6 +65,25 @@ def share_within_50_cents(cents: np.ndarray) -> float:
     return float(np.mean(cents < 50.0)) if cents.size else 0.0
 
 
+BANDS_HZ = ((0, 500), (500, 1000), (1000, 2000), (2000, 4000), (4000, 8000), (8000, 12000))
+DOMAINS = {"linear": None, "mu255": mulaw.MU_8BIT, "mu65535": mulaw.MU_16BIT}
+
+
+def band_levels(audio: np.ndarray, mu: float | None = None, frame: int = 480) -> np.ndarray:
+    """Mean power (dB) per band of :data:`BANDS_HZ` over the louder half of the Hann-windowed
+    ``frame``-sample frames of ``audio`` (µ-law encoded with ``mu`` first, unless None)."""
+    y = np.asarray(audio, np.float64) if mu is None else mulaw.encode(
+        np.clip(np.asarray(audio, np.float64), -1.0, 1.0), mu)
+    n = len(y) // frame
+    if n < 2:
+        raise ValueError(f"audio of {len(y)} samples: need at least {2 * frame}")
+    power = np.abs(np.fft.rfft(y[:n * frame].reshape(n, frame) * np.hanning(frame), axis=1)) ** 2
+    loud = power.sum(axis=1) >= np.median(power.sum(axis=1))
+    f = np.fft.rfftfreq(frame, 1.0 / SR)
+    return np.array([10.0 * np.log10(power[loud][:, (f >= a) & (f < b)].mean() + 1e-20)
+                     for a, b in BANDS_HZ])
+
+
 def compare(real: np.ndarray, gen: np.ndarray) -> dict[str, np.ndarray | float]:
     n = min(len(real), len(gen))
     real, gen = real[:n], gen[:n]
@@ -67,7 +91,8 @@ def compare(real: np.ndarray, gen: np.ndarray) -> dict[str, np.ndarray | float]:
     floor = lr.max() - 80.0  # both clipped to the recording's 80-dB range
     lsd = float(np.sqrt(np.mean((np.maximum(lr, floor) - np.maximum(lg, floor)) ** 2)))
     fr, fg = f0_track(real), f0_track(gen)
-    return dict(lsd=lsd, vr=fr > 0, vg=fg > 0, fr=fr, fg=fg)
+    bands = {d: band_levels(gen, mu) - band_levels(real, mu) for d, mu in DOMAINS.items()}
+    return dict(lsd=lsd, vr=fr > 0, vg=fg > 0, fr=fr, fg=fg, bands=bands)
 
 
 def measure(data_dir: str, generated: str, split: str = "test") -> dict[str, float]:
@@ -75,6 +100,7 @@ def measure(data_dir: str, generated: str, split: str = "test") -> dict[str, flo
     wavs = {os.path.splitext(os.path.relpath(p, generated))[0]: p
             for p in glob.glob(os.path.join(generated, "**", "*.wav"), recursive=True)}
     lsd, agree, cents, voiced_real, voiced_gen, used = [], [], [], [], [], 0
+    bands: dict[str, list[np.ndarray]] = {d: [] for d in DOMAINS}
     for ex in data_lib.make_utterance_dataset(data_dir, split):
         uid = ex["utterance_id"].numpy().decode()
         if uid not in wavs:
@@ -90,6 +116,8 @@ def measure(data_dir: str, generated: str, split: str = "test") -> dict[str, flo
         voiced_real.append(r["vr"])
         voiced_gen.append(r["vg"])
         cents.append(f0_cents_error(r["fr"], r["fg"]))
+        for d in DOMAINS:
+            bands[d].append(r["bands"][d])
     if not used:
         raise ValueError(f"{generated}: no <utterance_id>.wav of the {split} split of {data_dir}")
     c = np.concatenate(cents)
@@ -98,7 +126,10 @@ def measure(data_dir: str, generated: str, split: str = "test") -> dict[str, flo
                 voiced_real=float(np.mean(np.concatenate(voiced_real))),
                 voiced_generated=float(np.mean(np.concatenate(voiced_gen))),
                 f0_median_abs_cents=float(np.median(c)) if c.size else float("nan"),
-                f0_within_50_cents=share_within_50_cents(c))
+                f0_within_50_cents=share_within_50_cents(c),
+                band_hz=[f"{a}-{b}" for a, b in BANDS_HZ],
+                **{f"band_excess_db_{d}": np.round(np.mean(v, axis=0), 1).tolist()
+                   for d, v in bands.items()})
 
 
 def main() -> None:

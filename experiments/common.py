@@ -58,6 +58,7 @@ def base_config() -> ml_collections.ConfigDict:
         down_channels=(128, 256),   # then 256 for further downsampling blocks (Fig. 2)
         cond_channel_multiplier=2,  # conditional DBlock: 256 -> 512
         spectral_norm=True,
+        input_mu=0.0,               # 0: D sees G's µ-law domain (the paper); >0: re-encoded
     ))
 
     c.train = ml_collections.ConfigDict(dict(

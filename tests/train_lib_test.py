@@ -147,6 +147,40 @@ def test_config_mu_reencodes_training_and_eval_audio(data_dir):
         train_lib.resolve_config(c, data_dir)
 
 
+def test_discriminator_input_mu_is_what_the_rwds_see(data_dir):
+    """``discriminator.input_mu`` (not in the paper; ``experiments/small_dmu8.py``): the step's
+    D scores are the scores of real and generated 16-bit µ-law audio re-encoded with µ = 255,
+    recomputed here with the NumPy µ-law on a copy of the initial weights."""
+    c = td.micro_config(data_dir)
+    c.discriminator.input_mu = 255.0
+    config = train_lib.resolve_config(c, data_dir)
+    batch = td.fixed_batch(4, FRAMES)
+    w0, metrics, _ = _run_steps(config, tf.distribute.get_strategy(), batch, 1)
+
+    ref = train_lib.GANTrainer(config, tf.distribute.get_strategy(), 8, 1)
+    _set_weights(ref, w0)
+    feats = tf.constant(batch["features"])
+    fake = ref.G(feats, ref._noise(tf.constant(0, tf.int64), 0, 0, 4), training=True)
+    x = np.concatenate([batch["audio"], fake.numpy()[..., 0]])
+    scores = ref.D(tf.constant(mulaw.transcode(x, 65535.0, 255.0)), tf.concat([feats, feats], 0),
+                   training=True).numpy()
+    for i, name in enumerate(ref.rwd_names):
+        np.testing.assert_allclose(metrics[0][f"score_real/{name}"], scores[:4, i].mean(),
+                                   rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(metrics[0][f"score_fake/{name}"], scores[4:, i].mean(),
+                                   rtol=1e-4, atol=1e-6)
+    # The scores of the untransformed audio are different: the view is really applied.
+    plain = ref.D(tf.constant(x), tf.concat([feats, feats], 0), training=False).numpy()
+    assert np.abs(plain - scores).max() > 1e-3
+
+    default = train_lib.resolve_config(td.micro_config(data_dir), data_dir)
+    y = tf.constant(batch["audio"])
+    assert train_lib.GANTrainer(default, tf.distribute.get_strategy(), 8, 1).d_view(y) is y
+    c.discriminator.input_mu = -3.0
+    with pytest.raises(ValueError, match="config discriminator.input_mu .* got -3.0"):
+        train_lib.resolve_config(c, data_dir)
+
+
 @pytest.mark.parametrize("kind", ["default", "mirrored"])
 def test_eval_samples_use_ema_standing_statistics_and_restore_state(
         kind, data_dir, tmp_path, request):

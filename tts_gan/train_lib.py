@@ -193,6 +193,18 @@ class GANTrainer:
         self._refresh_fn = tf.function(self._refresh_ema_state)
         self._sn_pairs = list(zip(_sn_layers(self.G), _sn_layers(self.G_ema), strict=True))
         self._bn_pairs = list(zip(self.G.batch_norms(), self.G_ema.batch_norms(), strict=True))
+        d_mu = float(config.discriminator.get("input_mu", 0.0) or config.data.mu)
+        self._d_mu = (float(config.data.mu), d_mu)
+
+    def d_view(self, audio: tf.Tensor) -> tf.Tensor:
+        """The waveform as the discriminators see it: G's µ-law domain (``data.mu``, the paper),
+        or re-encoded with ``discriminator.input_mu`` when that is set (not in the paper: with
+        16-bit µ-law, sample-level errors that are loud broadband noise once decoded are small
+        next to the companding's own high-frequency content, see BUILD_NOTES.md)."""
+        mu_g, mu_d = self._d_mu
+        if mu_g == mu_d:
+            return audio
+        return mulaw.transcode(tf.cast(audio, tf.float32), mu_g, mu_d)  # float32: expm1 of ~11
 
     # --- randomness: pure functions of (seed, step, replica) ----------------------------------
 
@@ -229,7 +241,7 @@ class GANTrainer:
         # ---- D step: one update on real vs G(z) (G fixed) ----
         z_d = self._noise(step, 0, rid, local_b)
         fake = tf.stop_gradient(self.G(feats, z_d, speaker=speaker, training=True))
-        x = tf.concat([audio, tf.cast(fake[..., 0], audio.dtype)], axis=0)
+        x = self.d_view(tf.concat([audio, tf.cast(fake[..., 0], audio.dtype)], axis=0))
         c = tf.concat([feats, feats], axis=0)
         d_vars = self.D.trainable_variables
         with tf.GradientTape() as tape:
@@ -246,7 +258,8 @@ class GANTrainer:
         beta = float(tcfg.ortho_reg_beta)
         with tf.GradientTape() as tape:
             fake_g = self.G(feats, z_g, speaker=speaker, training=True)
-            g_scores = tf.cast(self.D(fake_g, feats, seed=g_seed, training=False), tf.float32)
+            g_scores = tf.cast(self.D(self.d_view(fake_g[..., 0]), feats, seed=g_seed,
+                                      training=False), tf.float32)
             g_adv = hinge_g_terms(g_scores, gb)
             ortho = (ops.off_diagonal_orthogonal_penalty(self.G.orthogonal_kernels(), beta)
                      if beta > 0 else tf.constant(0.0))
@@ -464,10 +477,14 @@ def atomic_write(path: str, text: str) -> None:
 def resolve_config(config: ml_collections.ConfigDict, data_dir: str) -> ml_collections.ConfigDict:
     """Fills in the data-dependent fields (feature dim, speakers, data dir) from the manifest;
     checks ``data.mu``, the µ-law the generator models (App. C; the prepared audio is re-encoded
-    when it differs from the manifest's)."""
+    when it differs from the manifest's), and ``discriminator.input_mu``."""
     manifest = schema.load_manifest(data_dir)
     config = ml_collections.ConfigDict(config.to_dict())
     config.data.mu = mulaw.check_mu(config.data.get("mu", manifest.mu), "config data.mu")
+    d_mu = config.discriminator.get("input_mu", 0.0)
+    if d_mu != 0:
+        config.discriminator.input_mu = mulaw.check_mu(d_mu, "config discriminator.input_mu "
+                                                       "(0 = the generator's µ)")
     config.data.data_dir = data_dir
     config.generator.feature_dim = manifest.feature_dim
     config.generator.num_speakers = manifest.num_speakers
