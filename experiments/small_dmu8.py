@@ -3,8 +3,8 @@
 The generator still models 16-bit µ-law audio (App. C); only the discriminators' input is
 re-encoded with µ = 255 (``discriminator.input_mu``), for real and generated audio alike. Why:
 after 27.9 k steps of ``small`` the generated audio's band spectrum *in 16-bit µ-law* matches
-the recordings' within 0.5 dB in every band up to 12 kHz, while decoded to a waveform it carries
-broadband noise 8–35 dB above the recordings' above 2 kHz (BUILD_NOTES.md, "What the
+the recordings' within 0.8 dB in every band up to 12 kHz, while decoded to a waveform it is
+8 dB (4–8 kHz) and 33 dB (8–12 kHz) louder than the recordings (BUILD_NOTES.md, "What the
 discriminators can see"). 16-bit companding turns small sample errors into noise the RWDs
 cannot tell from the transform's own high-frequency content; 8-bit companding (App. C's other µ)
 keeps the errors visible. Meant to be resumed from a ``small`` checkpoint (same variables).
