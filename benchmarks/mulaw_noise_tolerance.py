@@ -6,9 +6,9 @@ Takes the recordings of the test split, adds white Gaussian noise of standard de
 domain the generator would model (16-bit µ-law, 8-bit µ-law, or the linear waveform, where σ is
 scaled by 0.1 so that σ = 0.1 is -20 dB of full scale), decodes, and scores the result against
 the clean recording with ``speech_likeness.compare`` (log-mel distance, V/UV agreement, share of
-frames voiced). A generator whose output scores worse than a given σ errs by more than that σ —
-and if its voicing is far worse than even large σ gives, the missing piece is structure
-(periodicity), not the companding of small errors.
+frames voiced, spectral-shape correlation). A generator whose output scores worse than a given
+σ errs by more than that σ — and if its voicing is far worse than even large σ gives, the
+missing piece is structure (periodicity), not the companding of small errors.
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ def perturb(x: np.ndarray, mu: float | None, sigma: float, rng: np.random.Genera
 
 def measure(data_dir: str, utterances: int, sigmas: tuple[float, ...], seed: int = 0
             ) -> tuple[float, list[tuple[str, float, float, float, float]]]:
-    """(voiced share of the clean recordings, [(domain, σ, LSD, V/UV agreement, voiced)])."""
+    """(voiced share of the clean recordings,
+    [(domain, σ, LSD, V/UV agreement, voiced, spectral-shape correlation)])."""
     mu = schema.load_manifest(data_dir).mu
     clean = [mulaw.decode(ex["audio"].numpy().astype(np.float64), mu)
              for ex in data_lib.make_utterance_dataset(data_dir, "test").take(utterances)]
@@ -60,7 +61,8 @@ def measure(data_dir: str, utterances: int, sigmas: tuple[float, ...], seed: int
                       for x in clean]
             rows.append((name, sigma, float(np.mean([s["lsd"] for s in scores])),
                          float(np.mean([np.mean(s["vr"] == s["vg"]) for s in scores])),
-                         float(np.mean([np.mean(s["vg"]) for s in scores]))))
+                         float(np.mean([np.mean(s["vg"]) for s in scores])),
+                         float(np.mean(np.concatenate([s["shape"] for s in scores])))))
     return clean_voiced, rows
 
 
@@ -77,9 +79,10 @@ def main() -> None:
              f"`python benchmarks/mulaw_noise_tolerance.py --data_dir={args.data_dir} "
              f"--utterances={args.utterances}`: the first {args.utterances} test recordings "
              f"(voiced share {clean_voiced:.3f}) with white noise σ added in each domain.", "",
-             "| domain | σ | LSD (dB) | V/UV agreement | voiced share |", "|---|---|---|---|---|"]
-    lines += [f"| {n} | {s:g} | {lsd:.1f} | {agree:.3f} | {voiced:.3f} |"
-              for n, s, lsd, agree, voiced in rows]
+             "| domain | σ | LSD (dB) | V/UV agreement | voiced share | spectral-shape corr. |",
+             "|---|---|---|---|---|---|"]
+    lines += [f"| {n} | {s:g} | {lsd:.1f} | {agree:.3f} | {voiced:.3f} | {shape:.3f} |"
+              for n, s, lsd, agree, voiced, shape in rows]
     machine.publish(lines + [""], args.append)
 
 

@@ -11,6 +11,11 @@ For every test utterance of ``PREP`` (whole-utterance records, µ-law audio) wit
   uses for the conditioning: V/UV agreement with the real recording, and on the frames voiced in
   both, the median absolute F0 error in cents and the share of frames within 50 cents.
 
+- spectral-shape correlation: per frame (louder half of the recording's), the Pearson
+  correlation of the two log-mel shapes over 300–7500 Hz after removing each frame's level and
+  the utterance's average shape — whether the formant pattern changes from sound to sound as in
+  the recording (1 = the same, ~0 = unrelated; the same with the generated frames shifted by
+  37 frames is reported as the chance level);
 - band excess (dB, generated − real) of the long-term spectrum in six bands up to 12 kHz
   (louder half of the 20-ms frames), with the waveforms as heard (``linear``) and µ-law
   encoded with µ = 255 and µ = 65535, the domains a generator/discriminator can work in
@@ -84,6 +89,21 @@ def band_levels(audio: np.ndarray, mu: float | None = None, frame: int = 480) ->
                      for a, b in BANDS_HZ])
 
 
+def shape_correlation(real: np.ndarray, gen: np.ndarray, shift: int = 0) -> np.ndarray:
+    """Per-frame correlation of the log-mel spectral shapes (300–7500 Hz) of ``real`` and
+    ``gen`` (``gen`` rolled by ``shift`` frames), on the recording's louder half of the frames."""
+    def shapes(x):
+        m = librosa.feature.melspectrogram(y=x, sr=SR, n_fft=1200, hop_length=300,
+                                           win_length=1200, n_mels=60, fmin=300, fmax=7500)
+        return 10.0 * np.log10(m + 1e-10)
+
+    r, g = shapes(real), np.roll(shapes(gen), shift, axis=1)
+    loud = r.mean(axis=0) >= np.median(r.mean(axis=0))
+    r, g = r[:, loud] - r[:, loud].mean(axis=0), g[:, loud] - g[:, loud].mean(axis=0)
+    r, g = r - r.mean(axis=1, keepdims=True), g - g.mean(axis=1, keepdims=True)
+    return np.sum(r * g, axis=0) / np.sqrt(np.sum(r ** 2, axis=0) * np.sum(g ** 2, axis=0) + 1e-12)
+
+
 def compare(real: np.ndarray, gen: np.ndarray) -> dict[str, np.ndarray | float]:
     n = min(len(real), len(gen))
     real, gen = real[:n], gen[:n]
@@ -92,7 +112,8 @@ def compare(real: np.ndarray, gen: np.ndarray) -> dict[str, np.ndarray | float]:
     lsd = float(np.sqrt(np.mean((np.maximum(lr, floor) - np.maximum(lg, floor)) ** 2)))
     fr, fg = f0_track(real), f0_track(gen)
     bands = {d: band_levels(gen, mu) - band_levels(real, mu) for d, mu in DOMAINS.items()}
-    return dict(lsd=lsd, vr=fr > 0, vg=fg > 0, fr=fr, fg=fg, bands=bands)
+    return dict(lsd=lsd, vr=fr > 0, vg=fg > 0, fr=fr, fg=fg, bands=bands,
+                shape=shape_correlation(real, gen), shape_chance=shape_correlation(real, gen, 37))
 
 
 def measure(data_dir: str, generated: str, split: str = "test") -> dict[str, float]:
@@ -101,6 +122,7 @@ def measure(data_dir: str, generated: str, split: str = "test") -> dict[str, flo
             for p in glob.glob(os.path.join(generated, "**", "*.wav"), recursive=True)}
     lsd, agree, cents, voiced_real, voiced_gen, used = [], [], [], [], [], 0
     bands: dict[str, list[np.ndarray]] = {d: [] for d in DOMAINS}
+    shape, shape_chance = [], []
     for ex in data_lib.make_utterance_dataset(data_dir, split):
         uid = ex["utterance_id"].numpy().decode()
         if uid not in wavs:
@@ -118,6 +140,8 @@ def measure(data_dir: str, generated: str, split: str = "test") -> dict[str, flo
         cents.append(f0_cents_error(r["fr"], r["fg"]))
         for d in DOMAINS:
             bands[d].append(r["bands"][d])
+        shape.append(r["shape"])
+        shape_chance.append(r["shape_chance"])
     if not used:
         raise ValueError(f"{generated}: no <utterance_id>.wav of the {split} split of {data_dir}")
     c = np.concatenate(cents)
@@ -127,6 +151,8 @@ def measure(data_dir: str, generated: str, split: str = "test") -> dict[str, flo
                 voiced_generated=float(np.mean(np.concatenate(voiced_gen))),
                 f0_median_abs_cents=float(np.median(c)) if c.size else float("nan"),
                 f0_within_50_cents=share_within_50_cents(c),
+                shape_correlation=float(np.mean(np.concatenate(shape))),
+                shape_correlation_chance=float(np.mean(np.concatenate(shape_chance))),
                 band_hz=[f"{a}-{b}" for a, b in BANDS_HZ],
                 **{f"band_excess_db_{d}": np.round(np.mean(v, axis=0), 1).tolist()
                    for d, v in bands.items()})
