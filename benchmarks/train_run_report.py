@@ -11,7 +11,8 @@ are the model FLOPs of ``train_benchmark.py`` (4·G(B) + 8·D(B), tf.profiler) f
 stopped run and its resumption do not count. ``--eval_audio`` adds, for every evaluation step,
 how speech-like the EMA generator's TensorBoard samples are next to the real windows (share of
 voiced 5-ms frames, V/UV agreement and F0 within 50 cents, with ``speech_likeness.py``'s F0
-estimator; RMS; how much louder than the real windows G's 4–8 and 8–12 kHz bands are).
+estimator; RMS; spectral-shape correlation; how much louder than the real windows G's 4–8 and
+8–12 kHz bands are).
 """
 
 from __future__ import annotations
@@ -28,7 +29,13 @@ import numpy as np
 import soundfile as sf
 import tensorflow as tf
 from machine import RESULTS, cpu_model, publish  # benchmarks/machine.py (script dir on sys.path)
-from speech_likeness import band_levels, f0_cents_error, f0_track, share_within_50_cents
+from speech_likeness import (
+    band_levels,
+    f0_cents_error,
+    f0_track,
+    shape_correlation,
+    share_within_50_cents,
+)
 from train_benchmark import ceilings, step_flops, synthetic_batch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -84,10 +91,12 @@ def eval_audio_rows(audio: dict[int, dict[str, list[np.ndarray]]]) -> list[str]:
         hf = np.mean([band_levels(g)[-2:] - band_levels(r)[-2:] for g, r in zip(gen, real,
                                                                                 strict=True)],
                      axis=0)
+        shape = np.mean(np.concatenate([shape_correlation(r, g) for g, r in zip(gen, real,
+                                                                                 strict=True)]))
         rows.append(f"| {step} | {np.mean(fg > 0):.2f} ({np.mean(fr > 0):.2f}) | "
                     f"{np.mean((fr > 0) == (fg > 0)):.2f} | "
                     f"{share_within_50_cents(cents):.2f} | "
-                    f"{rms:.3f} ({rms_real:.3f}) | {hf[0]:+.1f} / {hf[1]:+.1f} |")
+                    f"{rms:.3f} ({rms_real:.3f}) | {shape:.3f} | {hf[0]:+.1f} / {hf[1]:+.1f} |")
     return rows
 
 
@@ -149,7 +158,8 @@ def main() -> None:
         lines += ["", f"TensorBoard samples of G_ema ({config.train.get('eval_examples', 4)} "
                   "fixed validation windows, own standing statistics) vs the real windows:", "",
                   "| step | voiced share (real) | V/UV agreement | F0 within 50 cents | "
-                  "RMS (real) | 4–8 / 8–12 kHz vs real (dB) |", "|---:|---:|---:|---:|---:|---:|",
+                  "RMS (real) | spectral-shape corr. | 4–8 / 8–12 kHz vs real (dB) |",
+                  "|---:|---:|---:|---:|---:|---:|---:|",
                   *eval_audio_rows(audio)]
     publish(lines, args.append)
 
