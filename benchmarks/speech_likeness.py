@@ -83,21 +83,24 @@ def band_levels(audio: np.ndarray, mu: float | None = None, frame: int = 480) ->
     if n < 2:
         raise ValueError(f"audio of {len(y)} samples: need at least {2 * frame}")
     power = np.abs(np.fft.rfft(y[:n * frame].reshape(n, frame) * np.hanning(frame), axis=1)) ** 2
-    loud = power.sum(axis=1) >= np.median(power.sum(axis=1))
+    energy = power.sum(axis=1)
+    loud = energy >= np.median(energy)
     f = np.fft.rfftfreq(frame, 1.0 / SR)
     return np.array([10.0 * np.log10(power[loud][:, (f >= a) & (f < b)].mean() + 1e-20)
                      for a, b in BANDS_HZ])
 
 
-def shape_correlation(real: np.ndarray, gen: np.ndarray, shift: int = 0) -> np.ndarray:
-    """Per-frame correlation of the log-mel spectral shapes (300–7500 Hz) of ``real`` and
-    ``gen`` (``gen`` rolled by ``shift`` frames), on the recording's louder half of the frames."""
-    def shapes(x):
-        m = librosa.feature.melspectrogram(y=x, sr=SR, n_fft=1200, hop_length=300,
-                                           win_length=1200, n_mels=60, fmin=300, fmax=7500)
-        return 10.0 * np.log10(m + 1e-10)
+def shape_spectra(audio: np.ndarray) -> np.ndarray:
+    """Log-mel spectrogram (dB, 60 bands over 300–7500 Hz, 12.5-ms hop) for
+    :func:`shape_correlation`: the formant region, inside Festival's 8 kHz band."""
+    m = librosa.feature.melspectrogram(y=audio, sr=SR, n_fft=1200, hop_length=300,
+                                       win_length=1200, n_mels=60, fmin=300, fmax=7500)
+    return 10.0 * np.log10(m + 1e-10)
 
-    r, g = shapes(real), np.roll(shapes(gen), shift, axis=1)
+
+def shape_correlation(r: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """Per-frame correlation of the spectral shapes of :func:`shape_spectra` ``r`` (recording)
+    and ``g`` (generated), on the recording's louder half of the frames."""
     loud = r.mean(axis=0) >= np.median(r.mean(axis=0))
     r, g = r[:, loud] - r[:, loud].mean(axis=0), g[:, loud] - g[:, loud].mean(axis=0)
     r, g = r - r.mean(axis=1, keepdims=True), g - g.mean(axis=1, keepdims=True)
@@ -112,8 +115,10 @@ def compare(real: np.ndarray, gen: np.ndarray) -> dict[str, np.ndarray | float]:
     lsd = float(np.sqrt(np.mean((np.maximum(lr, floor) - np.maximum(lg, floor)) ** 2)))
     fr, fg = f0_track(real), f0_track(gen)
     bands = {d: band_levels(gen, mu) - band_levels(real, mu) for d, mu in DOMAINS.items()}
+    shape_r, shape_g = shape_spectra(real), shape_spectra(gen)
     return dict(lsd=lsd, vr=fr > 0, vg=fg > 0, fr=fr, fg=fg, bands=bands,
-                shape=shape_correlation(real, gen), shape_chance=shape_correlation(real, gen, 37))
+                shape=shape_correlation(shape_r, shape_g),
+                shape_chance=shape_correlation(shape_r, np.roll(shape_g, 37, axis=1)))
 
 
 def measure(data_dir: str, generated: str, split: str = "test") -> dict[str, float]:

@@ -29,13 +29,7 @@ import numpy as np
 import soundfile as sf
 import tensorflow as tf
 from machine import RESULTS, cpu_model, publish  # benchmarks/machine.py (script dir on sys.path)
-from speech_likeness import (
-    band_levels,
-    f0_cents_error,
-    f0_track,
-    shape_correlation,
-    share_within_50_cents,
-)
+from speech_likeness import compare, f0_cents_error, share_within_50_cents
 from train_benchmark import ceilings, step_flops, synthetic_batch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -79,20 +73,19 @@ def read_run(model_dir: str, audio: bool = False
 
 
 def eval_audio_rows(audio: dict[int, dict[str, list[np.ndarray]]]) -> list[str]:
-    """Markdown rows: per evaluation step, voicing/F0/RMS of G_ema's samples vs the real ones."""
+    """Markdown rows: per evaluation step, voicing/F0/RMS, spectral-shape correlation and high-band
+    excess of G_ema's samples vs the real ones (``speech_likeness.compare`` per clip)."""
     rows = []
     for step in sorted(s for s, a in audio.items() if {"gen", "real"} <= a.keys()):
         real, gen = audio[step]["real"], audio[step]["gen"]
-        fr = np.concatenate([f0_track(x) for x in real])
-        fg = np.concatenate([f0_track(x) for x in gen])
+        scores = [compare(r, g) for r, g in zip(real, gen, strict=True)]
+        fr = np.concatenate([c["fr"] for c in scores])
+        fg = np.concatenate([c["fg"] for c in scores])
         cents = f0_cents_error(fr, fg)
         rms = np.mean([np.sqrt(np.mean(x ** 2)) for x in gen])
         rms_real = np.mean([np.sqrt(np.mean(x ** 2)) for x in real])
-        hf = np.mean([band_levels(g)[-2:] - band_levels(r)[-2:] for g, r in zip(gen, real,
-                                                                                strict=True)],
-                     axis=0)
-        shape = np.mean(np.concatenate([shape_correlation(r, g) for g, r in zip(gen, real,
-                                                                                 strict=True)]))
+        hf = np.mean([c["bands"]["linear"][-2:] for c in scores], axis=0)
+        shape = np.mean(np.concatenate([c["shape"] for c in scores]))
         rows.append(f"| {step} | {np.mean(fg > 0):.2f} ({np.mean(fr > 0):.2f}) | "
                     f"{np.mean((fr > 0) == (fg > 0)):.2f} | "
                     f"{share_within_50_cents(cents):.2f} | "
