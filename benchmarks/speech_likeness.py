@@ -19,7 +19,15 @@ For every test utterance of ``PREP`` (whole-utterance records, µ-law audio) wit
 - band excess (dB, generated − real) of the long-term spectrum in six bands up to 12 kHz
   (louder half of the 20-ms frames), with the waveforms as heard (``linear``) and µ-law
   encoded with µ = 255 and µ = 65535, the domains a generator/discriminator can work in
-  (App. C): what the discriminators can see of the difference.
+  (App. C): what the discriminators can see of the difference. A band the recording has
+  nothing in (more than :data:`EMPTY_BAND_DB` below its loudest band, e.g. 8–12 kHz of a 16 kHz
+  voice resampled to 24 kHz) has no meaningful linear excess — any output is "infinitely" too
+  loud there — so those utterances are left out of that band's linear mean and counted in
+  ``band_empty_recordings``; the µ-law domains keep them (companding fills the band, and that
+  is what the discriminators see).
+
+Headline numbers are also given per speaker (``speakers``), since one corpus can mix voices of
+different bandwidth and quality.
 
 Noise-like output (an untrained generator) has few voiced frames and a large spectral distance;
 speech-like output is voiced where the recording is, at the recording's pitch. The numbers are
@@ -33,6 +41,7 @@ import glob
 import json
 import os
 import sys
+import warnings
 
 import librosa
 import numpy as np
@@ -72,6 +81,7 @@ def share_within_50_cents(cents: np.ndarray) -> float:
 
 BANDS_HZ = ((0, 500), (500, 1000), (1000, 2000), (2000, 4000), (4000, 8000), (8000, 12000))
 DOMAINS = {"linear": None, "mu255": mulaw.MU_8BIT, "mu65535": mulaw.MU_16BIT}
+EMPTY_BAND_DB = 60.0
 
 
 def band_levels(audio: np.ndarray, mu: float | None = None, frame: int = 480) -> np.ndarray:
@@ -114,53 +124,70 @@ def compare(real: np.ndarray, gen: np.ndarray) -> dict[str, np.ndarray | float]:
     floor = lr.max() - 80.0  # both clipped to the recording's 80-dB range
     lsd = float(np.sqrt(np.mean((np.maximum(lr, floor) - np.maximum(lg, floor)) ** 2)))
     fr, fg = f0_track(real), f0_track(gen)
-    bands = {d: band_levels(gen, mu) - band_levels(real, mu) for d, mu in DOMAINS.items()}
+    real_levels = {d: band_levels(real, mu) for d, mu in DOMAINS.items()}
+    bands = {d: band_levels(gen, mu) - real_levels[d] for d, mu in DOMAINS.items()}
+    empty = real_levels["linear"] < real_levels["linear"].max() - EMPTY_BAND_DB
+    bands["linear"] = np.where(empty, np.nan, bands["linear"])  # NaN: the recording has none
     shape_r, shape_g = shape_spectra(real), shape_spectra(gen)
     return dict(lsd=lsd, vr=fr > 0, vg=fg > 0, fr=fr, fg=fg, bands=bands,
                 shape=shape_correlation(shape_r, shape_g),
                 shape_chance=shape_correlation(shape_r, np.roll(shape_g, 37, axis=1)))
 
 
-def measure(data_dir: str, generated: str, split: str = "test") -> dict[str, float]:
-    mu = schema.load_manifest(data_dir).mu
+def nan_mean(rows: list[np.ndarray]) -> np.ndarray:
+    """Column means of ``rows`` ignoring NaN (NaN where a column is all NaN), without warnings."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # "Mean of empty slice"
+        return np.nanmean(np.array(rows), axis=0)
+
+
+def summarise(scores: list[dict]) -> dict:
+    """Means over utterances of :func:`compare` results (frames pooled for V/UV and F0)."""
+    def cat(key: str) -> np.ndarray:
+        return np.concatenate([r[key] for r in scores])
+
+    c = cat("cents")
+    out = dict(utterances=len(scores), lsd_db=float(np.mean([r["lsd"] for r in scores])),
+               vuv_agreement=float(np.mean(cat("vr") == cat("vg"))),
+               voiced_real=float(np.mean(cat("vr"))),
+               voiced_generated=float(np.mean(cat("vg"))),
+               f0_median_abs_cents=float(np.median(c)) if c.size else float("nan"),
+               f0_within_50_cents=share_within_50_cents(c),
+               shape_correlation=float(np.mean(cat("shape"))),
+               shape_correlation_chance=float(np.mean(cat("shape_chance"))))
+    for d in DOMAINS:
+        mean = nan_mean([r["bands"][d] for r in scores])
+        out[f"band_excess_db_{d}"] = [None if np.isnan(x) else round(float(x), 1) for x in mean]
+    out["band_empty_recordings"] = np.isnan(
+        np.array([r["bands"]["linear"] for r in scores])).sum(axis=0).tolist()
+    return out
+
+
+def measure(data_dir: str, generated: str, split: str = "test") -> dict:
+    """:func:`summarise` over every utterance of ``split`` with a generated wav, and per speaker."""
+    manifest = schema.load_manifest(data_dir)
+    names = {i: name for name, i in manifest.speakers.items()}
     wavs = {os.path.splitext(os.path.relpath(p, generated))[0]: p
             for p in glob.glob(os.path.join(generated, "**", "*.wav"), recursive=True)}
-    lsd, agree, cents, voiced_real, voiced_gen, used = [], [], [], [], [], 0
-    bands: dict[str, list[np.ndarray]] = {d: [] for d in DOMAINS}
-    shape, shape_chance = [], []
+    by_speaker: dict[str, list[dict]] = {}
     for ex in data_lib.make_utterance_dataset(data_dir, split):
         uid = ex["utterance_id"].numpy().decode()
         if uid not in wavs:
             continue
-        real = mulaw.decode(ex["audio"].numpy(), mu).astype(np.float32)
+        real = mulaw.decode(ex["audio"].numpy(), manifest.mu).astype(np.float32)
         gen, sr = sf.read(wavs[uid], dtype="float32")
         if sr != SR:
             raise ValueError(f"{wavs[uid]}: sample rate {sr}, expected {SR}")
         r = compare(real, gen)
-        used += 1
-        lsd.append(r["lsd"])
-        agree.append(r["vr"] == r["vg"])
-        voiced_real.append(r["vr"])
-        voiced_gen.append(r["vg"])
-        cents.append(f0_cents_error(r["fr"], r["fg"]))
-        for d in DOMAINS:
-            bands[d].append(r["bands"][d])
-        shape.append(r["shape"])
-        shape_chance.append(r["shape_chance"])
-    if not used:
+        r["cents"] = f0_cents_error(r["fr"], r["fg"])
+        speaker = int(ex["speaker"].numpy())
+        by_speaker.setdefault(names.get(speaker, str(speaker)), []).append(r)
+    if not by_speaker:
         raise ValueError(f"{generated}: no <utterance_id>.wav of the {split} split of {data_dir}")
-    c = np.concatenate(cents)
-    return dict(utterances=used, lsd_db=float(np.mean(lsd)),
-                vuv_agreement=float(np.mean(np.concatenate(agree))),
-                voiced_real=float(np.mean(np.concatenate(voiced_real))),
-                voiced_generated=float(np.mean(np.concatenate(voiced_gen))),
-                f0_median_abs_cents=float(np.median(c)) if c.size else float("nan"),
-                f0_within_50_cents=share_within_50_cents(c),
-                shape_correlation=float(np.mean(np.concatenate(shape))),
-                shape_correlation_chance=float(np.mean(np.concatenate(shape_chance))),
-                band_hz=[f"{a}-{b}" for a, b in BANDS_HZ],
-                **{f"band_excess_db_{d}": np.round(np.mean(v, axis=0), 1).tolist()
-                   for d, v in bands.items()})
+    out = summarise([r for rs in by_speaker.values() for r in rs])
+    out["band_hz"] = [f"{a}-{b}" for a, b in BANDS_HZ]
+    out["speakers"] = {k: summarise(v) for k, v in sorted(by_speaker.items())}
+    return out
 
 
 def main() -> None:

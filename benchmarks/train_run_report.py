@@ -12,7 +12,8 @@ stopped run and its resumption do not count. ``--eval_audio`` adds, for every ev
 how speech-like the EMA generator's TensorBoard samples are next to the real windows (share of
 voiced 5-ms frames, V/UV agreement and F0 within 50 cents, with ``speech_likeness.py``'s F0
 estimator; RMS; spectral-shape correlation; how much louder than the real windows G's 4–8 and
-8–12 kHz bands are).
+8–12 kHz bands are, over the windows whose recording has something in the band: n/a if none has,
+see ``speech_likeness.EMPTY_BAND_DB``).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import numpy as np
 import soundfile as sf
 import tensorflow as tf
 from machine import RESULTS, cpu_model, publish  # benchmarks/machine.py (script dir on sys.path)
-from speech_likeness import compare, f0_cents_error, share_within_50_cents
+from speech_likeness import compare, f0_cents_error, nan_mean, share_within_50_cents
 from train_benchmark import ceilings, step_flops, synthetic_batch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -84,12 +85,13 @@ def eval_audio_rows(audio: dict[int, dict[str, list[np.ndarray]]]) -> list[str]:
         cents = f0_cents_error(fr, fg)
         rms = np.mean([np.sqrt(np.mean(x ** 2)) for x in gen])
         rms_real = np.mean([np.sqrt(np.mean(x ** 2)) for x in real])
-        hf = np.mean([c["bands"]["linear"][-2:] for c in scores], axis=0)
+        hf = nan_mean([c["bands"]["linear"][-2:] for c in scores])  # NaN: recording has none
         shape = np.mean(np.concatenate([c["shape"] for c in scores]))
         rows.append(f"| {step} | {np.mean(fg > 0):.2f} ({np.mean(fr > 0):.2f}) | "
                     f"{np.mean((fr > 0) == (fg > 0)):.2f} | "
                     f"{share_within_50_cents(cents):.2f} | "
-                    f"{rms:.3f} ({rms_real:.3f}) | {shape:.3f} | {hf[0]:+.1f} / {hf[1]:+.1f} |")
+                    f"{rms:.3f} ({rms_real:.3f}) | {shape:.3f} | {hf[0]:+.1f} / {hf[1]:+.1f} |"
+                    .replace("+nan", "n/a"))
     return rows
 
 
