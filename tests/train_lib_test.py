@@ -17,6 +17,7 @@ import tensorflow as tf
 import train_testdata as td
 from ml_collections import ConfigDict
 
+from tts_gan import data as data_lib
 from tts_gan import mulaw, train_lib
 from tts_gan.generator import accumulate_standing_statistics, build_and_init, build_generator
 
@@ -145,6 +146,30 @@ def test_config_mu_reencodes_training_and_eval_audio(data_dir):
     c.data.mu = 0.0
     with pytest.raises(ValueError, match="config data.mu must be a finite number > 0"):
         train_lib.resolve_config(c, data_dir)
+
+
+def test_eval_windows_cover_the_speakers(tmp_path):
+    """The fixed TensorBoard windows are taken round-robin over speakers, not the first windows
+    of the (uid-sorted, so speaker-blocked) validation split; the same windows every call."""
+    d = td.write_dataset(str(tmp_path / "spk"), shards={"train": 1, "valid": 1},
+                         windows_per_shard=9, num_speakers=3, sorted_speakers=True)
+    ds = data_lib.make_dataset(d, "valid", 9, shuffle=False, repeat=False, deterministic=True)
+    everything = next(iter(ds))
+    assert everything["speaker"].numpy().tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+
+    def picked(num: int) -> tuple[list[int], list[int]]:
+        evals = train_lib.eval_batch(d, num, 8, seed=0)
+        rows = [int(np.argmin(np.abs(everything["audio"].numpy() - a).sum(axis=1)))
+                for a in evals["audio"].numpy()]
+        np.testing.assert_array_equal(evals["features"].numpy(),
+                                      everything["features"].numpy()[rows])
+        assert evals["z"].shape == (min(num, 9), 8)
+        return evals["speaker"].numpy().tolist(), rows
+
+    assert picked(2) == ([0, 1], [0, 3])
+    assert picked(4) == ([0, 1, 2, 0], [0, 3, 6, 1])
+    assert picked(4) == picked(4)
+    assert picked(20) == ([0, 1, 2] * 3, [0, 3, 6, 1, 4, 7, 2, 5, 8])  # capped at the split
 
 
 def test_discriminator_input_mu_is_what_the_rwds_see(data_dir):

@@ -28,9 +28,11 @@ def _window(rng: np.random.Generator, frames: int, dim: int) -> tuple[np.ndarray
 
 def write_dataset(out_dir: str, *, feature_dim: int = 8, window_frames: int = 32,
                   shards: dict[str, int] | None = None, windows_per_shard: int = 8,
-                  num_speakers: int = 1, nan_audio: bool = False, seed: int = 0) -> str:
-    """Writes shards + manifest.json to ``out_dir``; returns it. ``nan_audio`` poisons the
-    training audio with NaN (for the NaN-guard test)."""
+                  num_speakers: int = 1, sorted_speakers: bool = False, nan_audio: bool = False,
+                  seed: int = 0) -> str:
+    """Writes shards + manifest.json to ``out_dir``; returns it. Speakers alternate window by
+    window, or with ``sorted_speakers`` come in blocks (as tts-gan-prep's uid-sorted shards).
+    ``nan_audio`` poisons the training audio with NaN (for the NaN-guard test)."""
     shards = shards or {"train": 2, "valid": 1}
     rng = np.random.default_rng(seed)
     os.makedirs(out_dir, exist_ok=True)
@@ -43,7 +45,9 @@ def write_dataset(out_dir: str, *, feature_dim: int = 8, window_frames: int = 32
                 audio, feats = _window(rng, window_frames, feature_dim)
                 if nan_audio and split == "train":
                     audio = np.full_like(audio, np.nan)
-                w.write(tfrecord_io.window_example(audio, feats, j % num_speakers,
+                speaker = (j * num_speakers // windows_per_shard if sorted_speakers
+                           else j % num_speakers)
+                w.write(tfrecord_io.window_example(audio, feats, speaker,
                                                    f"{split}_{i}_{j}", 0))
             w.publish()
         counts[split].update(shards=n, utterances=n * windows_per_shard,

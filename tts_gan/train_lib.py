@@ -390,20 +390,34 @@ def make_train_dataset_fn(config: ml_collections.ConfigDict, data_dir: str, seed
     return dataset_fn
 
 
-def eval_batch(data_dir: str, num: int, noise_dim: int, seed: int, mu: float | None = None
-               ) -> dict[str, tf.Tensor] | None:
-    """Fixed validation windows (first ``num``, full prepared length, audio µ-law with ``mu``)
-    + fixed z for sampling."""
+def eval_batch(data_dir: str, num: int, noise_dim: int, seed: int, mu: float | None = None,
+               scan: int = 4096) -> dict[str, tf.Tensor] | None:
+    """Fixed validation windows (full prepared length, audio µ-law with ``mu``) + fixed z for
+    sampling: ``num`` windows taken round-robin over the speakers in the order they first
+    appear among the first ``scan`` windows (prepared splits are sorted by utterance id, so the
+    first windows are usually all one speaker's), the first windows of each speaker first."""
     manifest = schema.load_manifest(data_dir)
     split = "valid" if manifest.counts.get("valid", {}).get("windows", 0) > 0 else "train"
     count = int(manifest.counts.get(split, {}).get("windows", 0))
     num = min(num, count)
     if num <= 0:
         return None
-    ds = data_lib.make_dataset(data_dir, split, num, shuffle=False, repeat=False,
+    ds = data_lib.make_dataset(data_dir, split, 1, shuffle=False, repeat=False,
                                deterministic=True, mu=mu)
-    batch = next(iter(ds.take(1)))
-    batch["z"] = stateless_normal([num, noise_dim], tf.constant([seed % (2**31), 0xE7A1]))
+    by_speaker: dict[int, list[dict[str, tf.Tensor]]] = {}
+    wanted = -(-num // min(num, max(manifest.num_speakers, 1)))  # windows per speaker
+    for ex in ds.take(scan):
+        windows = by_speaker.setdefault(int(ex["speaker"][0]), [])
+        if len(by_speaker) <= num and len(windows) < num:  # only these can be picked
+            windows.append(ex)
+        if sum(len(w) >= 1 for w in by_speaker.values()) >= num or (
+                len(by_speaker) >= manifest.num_speakers
+                and all(len(w) >= wanted for w in by_speaker.values())):
+            break
+    queues = [w for w in by_speaker.values() if w]
+    picked = [q[i] for i in range(num) for q in queues if i < len(q)][:num]
+    batch = {k: tf.concat([ex[k] for ex in picked], axis=0) for k in picked[0]}
+    batch["z"] = stateless_normal([len(picked), noise_dim], tf.constant([seed % (2**31), 0xE7A1]))
     return batch
 
 
