@@ -11,7 +11,8 @@ keeps more of them visible. Meant to be resumed from a ``small`` checkpoint (sam
 
 Measured (benchmarks/RESULTS.md): from ``small``'s step 27,867, 7.2 k steps of this config
 improved every speech-likeness number (LSD 14.0 → 12.7 dB, V/UV agreement 0.77 → 0.82, F0 within
-50 cents 0.18 → 0.24, hiss ~5 dB lower on the slt voice); still not recognisable speech.
+50 cents 0.18 → 0.24, hiss ~5 dB lower on the slt voice); 7.9 k more (step 42,962): LSD 12.5
+dB, V/UV 0.84, F0 within 50 cents 0.29. Still not recognisable speech.
 """
 
 from experiments import small
