@@ -129,7 +129,8 @@ def compare(real: np.ndarray, gen: np.ndarray) -> dict[str, np.ndarray | float]:
     empty = real_levels["linear"] < real_levels["linear"].max() - EMPTY_BAND_DB
     bands["linear"] = np.where(empty, np.nan, bands["linear"])  # NaN: the recording has none
     shape_r, shape_g = shape_spectra(real), shape_spectra(gen)
-    return dict(lsd=lsd, vr=fr > 0, vg=fg > 0, fr=fr, fg=fg, bands=bands,
+    return dict(lsd=lsd, vr=fr > 0, vg=fg > 0, fr=fr, fg=fg, cents=f0_cents_error(fr, fg),
+                bands=bands,
                 shape=shape_correlation(shape_r, shape_g),
                 shape_chance=shape_correlation(shape_r, np.roll(shape_g, 37, axis=1)))
 
@@ -179,7 +180,6 @@ def measure(data_dir: str, generated: str, split: str = "test") -> dict:
         if sr != SR:
             raise ValueError(f"{wavs[uid]}: sample rate {sr}, expected {SR}")
         r = compare(real, gen)
-        r["cents"] = f0_cents_error(r["fr"], r["fg"])
         speaker = int(ex["speaker"].numpy())
         by_speaker.setdefault(names.get(speaker, str(speaker)), []).append(r)
     if not by_speaker:

@@ -30,7 +30,7 @@ import numpy as np
 import soundfile as sf
 import tensorflow as tf
 from machine import RESULTS, cpu_model, publish  # benchmarks/machine.py (script dir on sys.path)
-from speech_likeness import compare, f0_cents_error, nan_mean, share_within_50_cents
+from speech_likeness import compare, summarise
 from train_benchmark import ceilings, step_flops, synthetic_batch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -75,23 +75,22 @@ def read_run(model_dir: str, audio: bool = False
 
 def eval_audio_rows(audio: dict[int, dict[str, list[np.ndarray]]]) -> list[str]:
     """Markdown rows: per evaluation step, voicing/F0/RMS, spectral-shape correlation and high-band
-    excess of G_ema's samples vs the real ones (``speech_likeness.compare`` per clip)."""
+    excess of G_ema's samples vs the real ones (``speech_likeness.compare`` per clip, pooled by
+    ``speech_likeness.summarise``)."""
+    def db(x: float | None) -> str:
+        return "n/a" if x is None else f"{x:+.1f}"
+
     rows = []
     for step in sorted(s for s, a in audio.items() if {"gen", "real"} <= a.keys()):
         real, gen = audio[step]["real"], audio[step]["gen"]
-        scores = [compare(r, g) for r, g in zip(real, gen, strict=True)]
-        fr = np.concatenate([c["fr"] for c in scores])
-        fg = np.concatenate([c["fg"] for c in scores])
-        cents = f0_cents_error(fr, fg)
+        m = summarise([compare(r, g) for r, g in zip(real, gen, strict=True)])
         rms = np.mean([np.sqrt(np.mean(x ** 2)) for x in gen])
         rms_real = np.mean([np.sqrt(np.mean(x ** 2)) for x in real])
-        hf = nan_mean([c["bands"]["linear"][-2:] for c in scores])  # NaN: recording has none
-        shape = np.mean(np.concatenate([c["shape"] for c in scores]))
-        rows.append(f"| {step} | {np.mean(fg > 0):.2f} ({np.mean(fr > 0):.2f}) | "
-                    f"{np.mean((fr > 0) == (fg > 0)):.2f} | "
-                    f"{share_within_50_cents(cents):.2f} | "
-                    f"{rms:.3f} ({rms_real:.3f}) | {shape:.3f} | {hf[0]:+.1f} / {hf[1]:+.1f} |"
-                    .replace("+nan", "n/a"))
+        hf = m["band_excess_db_linear"][-2:]  # None: no window's recording has the band
+        rows.append(f"| {step} | {m['voiced_generated']:.2f} ({m['voiced_real']:.2f}) | "
+                    f"{m['vuv_agreement']:.2f} | {m['f0_within_50_cents']:.2f} | "
+                    f"{rms:.3f} ({rms_real:.3f}) | {m['shape_correlation']:.3f} | "
+                    f"{db(hf[0])} / {db(hf[1])} |")
     return rows
 
 
