@@ -406,16 +406,14 @@ def eval_batch(data_dir: str, num: int, noise_dim: int, seed: int, mu: float | N
                                deterministic=True, mu=mu)
     by_speaker: dict[int, list[dict[str, tf.Tensor]]] = {}
     wanted = -(-num // min(num, max(manifest.num_speakers, 1)))  # windows per speaker
-    for ex in ds.take(scan):
+    for ex in ds.take(scan):  # stops at the num-th speaker: at most num × num windows kept
         windows = by_speaker.setdefault(int(ex["speaker"][0]), [])
-        if len(by_speaker) <= num and len(windows) < num:  # only these can be picked
+        if len(windows) < num:
             windows.append(ex)
-        if sum(len(w) >= 1 for w in by_speaker.values()) >= num or (
-                len(by_speaker) >= manifest.num_speakers
-                and all(len(w) >= wanted for w in by_speaker.values())):
+        if len(by_speaker) >= num or (len(by_speaker) >= manifest.num_speakers
+                                      and all(len(w) >= wanted for w in by_speaker.values())):
             break
-    queues = [w for w in by_speaker.values() if w]
-    picked = [q[i] for i in range(num) for q in queues if i < len(q)][:num]
+    picked = [q[i] for i in range(num) for q in by_speaker.values() if i < len(q)][:num]
     batch = {k: tf.concat([ex[k] for ex in picked], axis=0) for k in picked[0]}
     batch["z"] = stateless_normal([len(picked), noise_dim], tf.constant([seed % (2**31), 0xE7A1]))
     return batch
