@@ -11,8 +11,12 @@ Processing rules (README "Data preparation"):
   tolerance, and both are cut to the shorter.
 * Windows of ``window_frames`` frames start at frames 0, hop, 2·hop, ... (hop = window by
   default: non-overlapping); an utterance shorter than one window is rejected ("too short").
-* Splits by utterance: sorted by sha256(seed:uid), the first round(test_fraction·n) are test,
-  the next round(valid_fraction·n) valid (≥ 1 each when the fraction is > 0 and n ≥ 3).
+* Splits (``split_by``): keys sorted by sha256(seed:key), the first round(test_fraction·n) are
+  test, the next round(valid_fraction·n) valid (≥ 1 each when the fraction is > 0 and n ≥ 3).
+  ``utterance``: one key per utterance (key = uid). ``sentence``: key = the uid without its
+  ``SPK/`` prefix, so the same sentence rendered by several speakers (the built-in Festival
+  corpus: ``kal_diphone/s0001``, ``slt_hts/s0001``) is one key and lands in one split, and n
+  counts sentences (a flat corpus's uids have no prefix: the same split as ``utterance``).
 * Shard k of a split holds utterances [k·n/S, (k+1)·n/S) in uid order; each shard is written to
   a temporary name, its summary (counts, rejected, train statistics) to ``_shards/NAME.json``,
   and then renamed; a rerun skips shards whose file and summary exist for the same settings.
@@ -42,6 +46,7 @@ from tts_gan import mulaw, schema
 PIPELINE_VERSION = 1
 DEFAULT_QUESTION_FILE = os.path.join(os.path.dirname(__file__), "default_questions.hed")
 SHARD_INFO_DIR = "_shards"
+SPLIT_BY = ("utterance", "sentence")
 
 
 class PrepError(RuntimeError):
@@ -67,6 +72,7 @@ class PrepConfig:
     downmix: bool = False
     f0_method: str = "dio"
     max_utterances: int = 0
+    split_by: str = "utterance"  # or "sentence" (SPLIT_BY)
     command: str = ""
     progress: bool = True
 
@@ -212,11 +218,20 @@ def process_task(task: Task) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- main side
+def sentence_key(uid: str) -> str:
+    """The uid without its ``SPK/`` prefix: equal for one sentence rendered by several voices."""
+    return uid.split("/", 1)[1] if "/" in uid else uid
+
+
 def assign_splits(
-    uids: list[str], seed: int, valid_fraction: float, test_fraction: float
+    uids: list[str], seed: int, valid_fraction: float, test_fraction: float,
+    split_by: str = "utterance",
 ) -> dict[str, str]:
-    """Deterministic utterance-level split (see the module docstring)."""
-    order = sorted(uids, key=lambda u: _hash_key(seed, u))
+    """Deterministic split of ``uids`` by utterance or by sentence (see the module docstring)."""
+    if split_by not in SPLIT_BY:
+        raise ValueError(f"split_by={split_by!r}: expected one of {', '.join(SPLIT_BY)}")
+    key = sentence_key if split_by == "sentence" else (lambda u: u)
+    order = sorted({key(u) for u in uids}, key=lambda k: _hash_key(seed, k))
     n = len(order)
 
     def count(frac: float) -> int:
@@ -224,14 +239,15 @@ def assign_splits(
         return max(c, 1) if frac > 0 and n >= 3 else c
 
     n_test, n_valid = count(test_fraction), count(valid_fraction)
-    out = {}
-    for i, u in enumerate(order):
-        out[u] = "test" if i < n_test else "valid" if i < n_test + n_valid else "train"
-    return out
+    by_key = {
+        k: "test" if i < n_test else "valid" if i < n_test + n_valid else "train"
+        for i, k in enumerate(order)
+    }
+    return {u: by_key[key(u)] for u in uids}
 
 
-def _hash_key(seed: int, uid: str) -> str:
-    return hashlib.sha256(f"{seed}:{uid}".encode()).hexdigest()
+def _hash_key(seed: int, key: str) -> str:
+    return hashlib.sha256(f"{seed}:{key}".encode()).hexdigest()
 
 
 def merge_stats(a: tuple | None, b: tuple) -> tuple:
@@ -308,6 +324,8 @@ def run_prep(cfg: PrepConfig) -> schema.Manifest:
         raise PrepError(f"--format={cfg.fmt}: expected hts, features or festival")
     if cfg.compression not in ("", "GZIP"):
         raise PrepError(f"--compression={cfg.compression}: expected '' or GZIP")
+    if cfg.split_by not in SPLIT_BY:
+        raise PrepError(f"--split_by={cfg.split_by}: expected {' or '.join(SPLIT_BY)}")
     if cfg.window_frames <= 0 or cfg.hop <= 0 or cfg.utterances_per_shard <= 0:
         raise PrepError("--window_frames, --hop_frames, --utterances_per_shard must be > 0")
     try:
@@ -337,7 +355,9 @@ def run_prep(cfg: PrepConfig) -> schema.Manifest:
         settings_extra = {}
 
     speakers = {s: i for i, s in enumerate(sorted({u.speaker for u in utts}))}
-    splits = assign_splits([u.uid for u in utts], cfg.seed, cfg.valid_fraction, cfg.test_fraction)
+    splits = assign_splits(
+        [u.uid for u in utts], cfg.seed, cfg.valid_fraction, cfg.test_fraction, cfg.split_by
+    )
     settings = {
         "pipeline_version": PIPELINE_VERSION,
         "format": cfg.fmt,
@@ -349,6 +369,7 @@ def run_prep(cfg: PrepConfig) -> schema.Manifest:
         "downmix": cfg.downmix,
         "f0_method": cfg.f0_method,
         "speakers": speakers,
+        "split_by": cfg.split_by,
         **settings_extra,
     }
 
@@ -540,7 +561,11 @@ def _write_manifest(
             ),
             "rejected_by_reason": by_reason,
             "seed": cfg.seed,
-            "splits": {"valid_fraction": cfg.valid_fraction, "test_fraction": cfg.test_fraction},
+            "splits": {
+                "valid_fraction": cfg.valid_fraction,
+                "test_fraction": cfg.test_fraction,
+                "split_by": cfg.split_by,
+            },
             "test_utterance_files": f"{schema.TEST_UTTERANCES}-?????-of-?????.tfrecord",
         },
     )

@@ -37,9 +37,15 @@ flags.DEFINE_integer("workers", 1, "Parallel worker processes.")
 flags.DEFINE_bool("strict", False, "Stop at the first bad utterance instead of rejecting it.")
 flags.DEFINE_integer("window_frames", schema.WINDOW_FRAMES, "Window length in 5 ms frames.")
 flags.DEFINE_integer("hop_frames", 0, "Hop between window starts (0 = window: no overlap).")
-flags.DEFINE_integer("seed", 1234, "Seed of the utterance-level train/valid/test split.")
-flags.DEFINE_float("valid_fraction", 0.05, "Fraction of utterances in the valid split.")
-flags.DEFINE_float("test_fraction", 0.05, "Fraction of utterances in the test split.")
+flags.DEFINE_integer("seed", 1234, "Seed of the train/valid/test split.")
+flags.DEFINE_enum(
+    "split_by", None, list(pipeline.SPLIT_BY),
+    "Split unit: 'utterance' (each utterance on its own) or 'sentence' (the utterances of one "
+    "ID under several speakers, SPK/ID, share a split). Default: sentence for --format=festival "
+    "(the same sentences in two voices), utterance otherwise.",
+)
+flags.DEFINE_float("valid_fraction", 0.05, "Fraction of utterances (sentences) in the valid split.")
+flags.DEFINE_float("test_fraction", 0.05, "Fraction of utterances (sentences) in the test split.")
 flags.DEFINE_integer("utterances_per_shard", 64, "Utterances per TFRecord shard.")
 flags.DEFINE_enum("compression", "", ["", "GZIP"], "TFRecord compression.")
 flags.DEFINE_float(
@@ -54,12 +60,18 @@ flags.DEFINE_integer(
 flags.DEFINE_bool("progress", True, "Show progress bars.")
 
 
+def default_split_by(fmt: str) -> str:
+    """``sentence`` for the built-in corpus (each sentence in two voices), else ``utterance``."""
+    return "sentence" if fmt == "festival" else "utterance"
+
+
 def main(argv: list[str]) -> int:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if FLAGS.format is None or FLAGS.output_dir is None:
         raise app.UsageError("--format and --output_dir are required")
     fmt = FLAGS.format
+    split_by = FLAGS.split_by or default_split_by(fmt)
     corpus_dir = FLAGS.corpus_dir
     max_utts = FLAGS.max_utterances
     try:
@@ -93,6 +105,7 @@ def main(argv: list[str]) -> int:
             downmix=FLAGS.downmix,
             f0_method=FLAGS.f0_method,
             max_utterances=max_utts,
+            split_by=split_by,
             command=shlex.join(["tts-gan-prep", *sys.argv[1:]]),
             progress=FLAGS.progress,
         )

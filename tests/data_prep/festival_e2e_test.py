@@ -36,6 +36,9 @@ def test_festival_corpus_to_567_dim_windows(tmp_path, monkeypatch) -> None:
     assert m.rejected == 0
     assert sum(m.counts[s]["utterances"] for s in schema.SPLITS) == 6
     assert m.counts["train"]["windows"] > 0 and "--format=festival" in m.command
+    # Split by sentence by default: 3 sentences -> 1 test, 1 valid, 1 train, each in 2 voices.
+    assert m.extra["splits"]["split_by"] == "sentence"
+    assert [m.counts[s]["utterances"] for s in ("train", "valid", "test")] == [2, 2, 2]
     # cached: a second render does not call Festival again
     stamp = (tmp_path / "cache" / "wav" / "slt_hts" / "s0001.wav").stat().st_mtime_ns
     festival_corpus.render_corpus(str(tmp_path / "cache"), max_sentences=3, progress=False)

@@ -314,3 +314,82 @@ def test_splits_whole_test_utterances_and_manifest(tmp_path) -> None:
     loaded = schema.load_manifest(out)
     assert loaded.feature_dim == 14 and loaded.counts["train"]["utterances"] == 6
     assert loaded.command == "" and loaded.hours["train"] == pytest.approx(6 * 0.5 / 3600)
+
+
+def make_two_voice_corpus(root: str, n: int = 10, frames: int = 100) -> None:
+    """``n`` sentences ``sNNNN``, each under the speakers ``kal`` and ``slt`` (as the built-in
+    Festival corpus: one sentence, two voices, uids ``kal/s0001`` and ``slt/s0001``)."""
+    for spk in ("kal", "slt"):
+        for i in range(n):
+            write_wav(f"{root}/wav/{spk}/s{i:04d}.wav", voiced(frames, i))
+            write_lab(f"{root}/lab/{spk}/s{i:04d}.lab", [30 + i % 5], frames)
+    with open(f"{root}/q.hed", "w") as f:
+        f.write(QUESTIONS)
+
+
+def _split_of(out: str) -> dict[str, str]:
+    return {r["utterance_id"]: s for s in schema.SPLITS for r in all_records(out, s)}
+
+
+def test_split_by_sentence_keeps_both_voices_of_a_sentence_in_one_split(tmp_path) -> None:
+    import hashlib
+
+    root, out = str(tmp_path / "c"), str(tmp_path / "out")
+    make_two_voice_corpus(root)
+    m = pipeline.run_prep(cfg(root, out, split_by="sentence", valid_fraction=0.2,
+                              test_fraction=0.2))
+    split_of = _split_of(out)
+    assert len(split_of) == 20
+    keys = {s: {u.split("/")[1] for u, sp in split_of.items() if sp == s} for s in schema.SPLITS}
+    assert not (keys["train"] & keys["valid"] or keys["train"] & keys["test"]
+                or keys["valid"] & keys["test"])
+    for i in range(10):
+        assert split_of[f"kal/s{i:04d}"] == split_of[f"slt/s{i:04d}"]
+    # Fractions count sentences: 2 test and 2 valid sentences of 10, each in two voices.
+    assert [m.counts[s]["utterances"] for s in ("train", "valid", "test")] == [12, 4, 4]
+    # The sha256(seed:key) order, with key = the sentence id.
+    order = sorted((f"s{i:04d}" for i in range(10)),
+                   key=lambda k: hashlib.sha256(f"1234:{k}".encode()).hexdigest())
+    assert keys["test"] == set(order[:2]) and keys["valid"] == set(order[2:4])
+    assert m.extra["splits"]["split_by"] == "sentence"
+    # By utterance, the same corpus puts some sentence's two voices in different splits.
+    by_utt = pipeline.assign_splits(list(split_of), 1234, 0.2, 0.2, "utterance")
+    assert any(by_utt[f"kal/s{i:04d}"] != by_utt[f"slt/s{i:04d}"] for i in range(10))
+
+
+def test_split_by_is_part_of_the_shard_settings(tmp_path, monkeypatch) -> None:
+    """All train (no valid/test): the shards hold the same uids either way, yet a rerun with
+    another --split_by redoes them; a rerun with the same value redoes none."""
+    root, out = str(tmp_path / "c"), str(tmp_path / "out")
+    make_two_voice_corpus(root, n=4)
+    kw = dict(valid_fraction=0, test_fraction=0)
+    pipeline.run_prep(cfg(root, out, split_by="utterance", **kw))
+    done = []
+    real_process = pipeline.process_task
+    monkeypatch.setattr(pipeline, "process_task", lambda t: done.append(t) or real_process(t))
+    m = pipeline.run_prep(cfg(root, out, split_by="sentence", **kw))
+    assert len(done) == 8 and m.extra["splits"]["split_by"] == "sentence"
+    pipeline.run_prep(cfg(root, out, split_by="sentence", **kw))
+    assert len(done) == 8
+
+
+def test_split_by_bad_value_and_cli_default(tmp_path) -> None:
+    from absl import flags
+
+    from data_prep import prep_main
+
+    root = str(tmp_path / "c")
+    make_two_voice_corpus(root, n=3)
+    with pytest.raises(pipeline.PrepError, match=r"--split_by=speaker: expected utterance or "
+                       "sentence"):
+        pipeline.run_prep(cfg(root, str(tmp_path / "o"), split_by="speaker"))
+    with pytest.raises(ValueError, match=r"split_by='speaker': expected one of"):
+        pipeline.assign_splits(["a/s1"], 1, 0.1, 0.1, "speaker")
+    assert prep_main.default_split_by("festival") == "sentence"
+    assert prep_main.default_split_by("hts") == prep_main.default_split_by("features") == \
+        "utterance"
+    try:
+        with pytest.raises(flags.IllegalFlagValueError, match="split_by"):
+            flags.FLAGS(["tts-gan-prep", "--split_by=speaker"])
+    finally:
+        flags.FLAGS.unparse_flags()
