@@ -1,4 +1,4 @@
-"""The tts-gan-prep pipeline: utterances → 2-s windows in sharded TFRecords + manifest.
+"""The tts-gan-prep pipeline: utterances → 2-s windows and whole utterances in TFRecords.
 
 Paper §3.1: 24 kHz audio, 200 Hz linguistic + pitch features, 2-s training windows (shorter
 utterances filtered); App. C: µ-law (µ = 65535) without quantisation.
@@ -11,6 +11,9 @@ Processing rules (README "Data preparation"):
   tolerance, and both are cut to the shorter.
 * Windows of ``window_frames`` frames start at frames 0, hop, 2·hop, ... (hop = window by
   default: non-overlapping); an utterance shorter than one window is rejected ("too short").
+  Every split also gets whole-utterance records (``{split}_utterances-*``): the test ones for
+  synthesis, the train/valid ones so that windows can start at any frame (§3.1 samples 2-s
+  windows from utterances; the grid drops each utterance's tail).
 * Splits (``split_by``): keys sorted by sha256(seed:key), the first round(test_fraction·n) are
   test, the next round(valid_fraction·n) valid (≥ 1 each when the fraction is > 0 and n ≥ 3).
   ``utterance``: one key per utterance (key = uid). ``sentence``: key = the uid without its
@@ -207,8 +210,7 @@ def process_task(task: Task) -> dict[str, Any]:
         for s in range(0, t - w + 1, cfg.hop)
     ]
     out.update(ok=True, records=records, frames=t, seconds=len(x) / schema.SAMPLE_RATE)
-    if task.split == "test":
-        out["utterance_record"] = tfrecord_io.utterance_example(mu, f, task.speaker_id, utt.uid)
+    out["utterance_record"] = tfrecord_io.utterance_example(mu, f, task.speaker_id, utt.uid)
     if task.split == "train":
         f64 = f.astype(np.float64)
         mean = f64.mean(axis=0)
@@ -293,11 +295,9 @@ _Shard = tuple[str, str, list[corpus_lib.Utterance], str]  # (split, name, utter
 
 
 def _outputs(cfg: PrepConfig, split: str, name: str) -> list[str]:
-    paths = [os.path.join(cfg.output_dir, name)]
-    if split == "test":
-        utt_name = name.replace("test-", f"{schema.TEST_UTTERANCES}-", 1)
-        paths.append(os.path.join(cfg.output_dir, utt_name))
-    return paths
+    """[window shard, whole-utterance shard] of the shard ``name`` of ``split``."""
+    utt_name = name.replace(f"{split}-", f"{schema.utterance_prefix(split)}-", 1)
+    return [os.path.join(cfg.output_dir, name), os.path.join(cfg.output_dir, utt_name)]
 
 
 def _info_path(cfg: PrepConfig, name: str) -> str:
@@ -440,8 +440,7 @@ def _write_shard(
                 continue
             for rec in res["records"]:
                 writers[0].write(rec)
-            if split == "test":
-                writers[1].write(res["utterance_record"])
+            writers[1].write(res["utterance_record"])
             info["utterances"] += 1
             info["windows"] += len(res["records"])
             info["seconds"] += res["seconds"]
@@ -491,7 +490,11 @@ def _write_manifest(
 ) -> schema.Manifest:
     """Merges the shard summaries; writes rejected.tsv, then manifest.json (last)."""
     counts: dict[str, dict[str, int]] = {
-        s: {"shards": 0, "utterances": 0, "windows": 0, "frames": 0} for s in schema.SPLITS
+        s: {
+            "shards": 0, "utterances": 0, "windows": 0, "frames": 0,
+            "utterance_shards": 0, "utterance_records": 0,
+        }
+        for s in schema.SPLITS
     }
     seconds: dict[str, float] = dict.fromkeys(schema.SPLITS, 0.0)
     rejected = [list(p) for p in problems]
@@ -503,6 +506,8 @@ def _write_manifest(
         c["shards"] += 1
         for k in ("utterances", "windows", "frames"):
             c[k] += info[k]
+        c["utterance_shards"] += 1  # {split}_utterances shard k: one record per utterance
+        c["utterance_records"] += info["utterances"]
         seconds[split] += info["seconds"]
         rejected += info["rejected"]
         if "stats" in info:
@@ -566,7 +571,10 @@ def _write_manifest(
                 "test_fraction": cfg.test_fraction,
                 "split_by": cfg.split_by,
             },
-            "test_utterance_files": f"{schema.TEST_UTTERANCES}-?????-of-?????.tfrecord",
+            "test_utterance_files": schema.shard_pattern(schema.TEST_UTTERANCES),
+            "utterance_files": {
+                s: schema.shard_pattern(schema.utterance_prefix(s)) for s in schema.SPLITS
+            },
         },
     )
     tfrecord_io.atomic_write_text(

@@ -8,9 +8,10 @@ A prepared data directory holds
 * ``{split}-SSSSS-of-NNNNN.tfrecord`` window records for ``split`` in ``train``/``valid``/``test``
   (``tf.train.Example``: ``audio`` float32 [48000] µ-law, ``features`` float32 [400*D] raw,
   row-major [400, D], ``speaker`` int64, ``utterance_id`` bytes, ``start_frame`` int64);
-* ``test_utterances-SSSSS-of-NNNNN.tfrecord`` whole-utterance records (same keys with
-  variable-length ``audio`` [120*T] and ``features`` [T*D], ``start_frame`` = 0, plus
-  ``num_frames`` = T);
+* ``{split}_utterances-SSSSS-of-NNNNN.tfrecord`` whole-utterance records of every split (same
+  keys with variable-length ``audio`` [120*T] and ``features`` [T*D], ``start_frame`` = 0, plus
+  ``num_frames`` = T): the test ones for synthesis and evaluation, the train/valid ones for
+  windows at random start frames (:func:`tts_gan.data.make_random_window_dataset`);
 * ``manifest.json`` (written last; see :class:`Manifest`) and ``rejected.tsv``.
 
 Features are stored un-normalised; :func:`normalize` applies the train-split statistics of the
@@ -41,7 +42,7 @@ FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 REJECTED_NAME = "rejected.tsv"
 SPLITS = ("train", "valid", "test")
-TEST_UTTERANCES = "test_utterances"
+TEST_UTTERANCES = "test_utterances"  # = utterance_prefix("test")
 
 # --- Feature names ---------------------------------------------------------------------------
 AUDIO = "audio"
@@ -62,6 +63,11 @@ class ManifestError(ValueError):
 def shard_name(split: str, index: int, num_shards: int) -> str:
     """``train-00003-of-00012.tfrecord``."""
     return f"{split}-{index:05d}-of-{num_shards:05d}.tfrecord"
+
+
+def utterance_prefix(split: str) -> str:
+    """Shard prefix of the whole-utterance records of ``split``: ``train_utterances``."""
+    return f"{split}_utterances"
 
 
 def shard_pattern(split: str) -> str:

@@ -254,7 +254,9 @@ def test_resume_after_interruption_is_byte_identical(tmp_path, monkeypatch) -> N
         pipeline.run_prep(cfg(root, out, utterances_per_shard=2, test_fraction=0.2,
                                    valid_fraction=0))
     assert not os.path.exists(os.path.join(out, "manifest.json"))
-    assert len(glob.glob(os.path.join(out, "*.tfrecord"))) == 2  # train shards 0 and 1
+    assert sorted(os.path.basename(p) for p in glob.glob(os.path.join(out, "*.tfrecord"))) == [
+        f"{prefix}-0000{k}-of-00004.tfrecord" for prefix in ("train", "train_utterances")
+        for k in (0, 1)]  # train shards 0 and 1, windows and whole utterances
     monkeypatch.setattr(pipeline, "_write_shard", real)
 
     done = []
@@ -299,11 +301,19 @@ def test_splits_whole_test_utterances_and_manifest(tmp_path) -> None:
     assert uids == {s: set(u for u, sp in pipeline.assign_splits(
         [f"u{i:02d}" for i in range(10)], 1234, 0.2, 0.2).items() if sp == s)
         for s in schema.SPLITS}
-    whole = all_records(out, "test_utterances")
-    assert {r["utterance_id"] for r in whole} == uids["test"]
-    for r in whole:
-        assert r["num_frames"] == 100 and r["audio"].shape == (100 * SPF,)
-        assert r["features"].shape == (100 * 14,)
+    for split in schema.SPLITS:  # whole utterances of every split, next to the windows
+        whole = all_records(out, f"{split}_utterances")
+        assert [r["utterance_id"] for r in whole] == sorted(uids[split])
+        for r in whole:
+            assert r["num_frames"] == 100 and r["audio"].shape == (100 * SPF,)
+            assert r["features"].shape == (100 * 14,) and r["start_frame"] == 0
+            x = voiced(100, int(r["utterance_id"][1:]))
+            np.testing.assert_array_equal(r["audio"], mulaw.encode(x))
+        assert m.counts[split]["utterance_records"] == len(uids[split])
+        assert m.counts[split]["utterance_shards"] == len(
+            glob.glob(os.path.join(out, schema.shard_pattern(f"{split}_utterances"))))
+        assert m.extra["utterance_files"][split] == f"{split}_utterances-?????-of-?????.tfrecord"
+    assert m.counts["train"]["utterance_shards"] == 2  # 6 utterances, 4 per shard
     # normalisation stats: train split only, numeric dims standardised, binary dims untouched.
     train = np.concatenate([r["features"].reshape(-1, 14) for r in
                             all_records(out, "train")])
