@@ -165,3 +165,140 @@ def test_manifest_errors_name_file_and_field(tmp_path, prepared) -> None:
     (tmp_path / "manifest.json").write_text(json.dumps(d))
     with pytest.raises(FileNotFoundError, match="no TFRecord shards"):
         data.make_dataset(str(tmp_path), "train", 2)
+
+
+# --------------------------------------------------------------------------- random windows
+RW, RW_T = 40, (40, 44, 47, 50, 53, 55, 57, 58, 59, 60)  # prepared window; utterance frames
+CODE = 2.0**14  # audio of utterance i, frame j: the constant (100 i + j + 1) / CODE
+
+
+@pytest.fixture(scope="module")
+def prepared_utts(tmp_path_factory) -> str:
+    """A 'features' corpus of 10 utterances of 40-60 frames, prepared with 40-frame windows:
+    audio and features encode (utterance, frame), so a window's alignment can be read back."""
+    root = tmp_path_factory.mktemp("corpus_rw")
+    rng = np.random.default_rng(1)
+    os.makedirs(root / "wav")
+    os.makedirs(root / "feats")
+    for i, t in enumerate(RW_T):
+        x = np.repeat((100 * i + np.arange(t) + 1) / CODE, SPF).astype(np.float32)
+        sf.write(root / "wav" / f"u{i:02d}.wav", x, SR, subtype="FLOAT")
+        f = np.stack([np.arange(t), np.full(t, i), rng.normal(5, 2, t), rng.random(t) > 0.5],
+                     axis=1).astype(np.float32)
+        np.save(root / "feats" / f"u{i:02d}.npy", f)
+    out = str(tmp_path_factory.mktemp("data_rw"))
+    pipeline.run_prep(pipeline.PrepConfig(
+        fmt="features", corpus_dir=str(root), output_dir=out, window_frames=RW,
+        utterances_per_shard=2, valid_fraction=0.2, test_fraction=0.2, progress=False))
+    return out
+
+
+def _windows(ds, n: int) -> dict[str, np.ndarray]:
+    bs = [{k: v.numpy() for k, v in b.items()} for b in ds.take(n)]
+    return {k: np.concatenate([b[k] for b in bs]) for k in bs[0]}
+
+
+def _decode_window(m: schema.Manifest, audio: np.ndarray, feats: np.ndarray
+                   ) -> tuple[int, np.ndarray, np.ndarray]:
+    """(utterance index, feature frame indices [w], audio codes per frame [w, 120])."""
+    raw = np.rint(schema.denormalize(feats, m)).astype(int)
+    codes = np.rint(mulaw.decode(audio).astype(np.float64) * CODE).astype(int)
+    assert (raw[:, 1] == raw[0, 1]).all()
+    return int(raw[0, 1]), raw[:, 0], codes.reshape(len(raw), SPF)
+
+
+def test_random_windows_align_audio_with_features_and_reach_both_ends(prepared_utts) -> None:
+    m = schema.load_manifest(prepared_utts)
+    w = _windows(data.make_random_window_dataset(prepared_utts, "train", 16, seed=5,
+                                                 with_positions=True), 120)
+    train = {int(u.decode()[1:]) for u in w["utterance_id"]}
+    assert len(train) == m.counts["train"]["utterances"] == 6
+    first_last: dict[int, set[int]] = {i: set() for i in train}
+    pos = []
+    for a, f, uid, s in zip(w["audio"], w["features"], w["utterance_id"], w["start_frame"],
+                            strict=True):
+        i, frames, codes = _decode_window(m, a, f)
+        assert i == int(uid.decode()[1:])
+        # feature frames [s, s + w) and audio samples [120 s, 120 (s + w)) of the same frames
+        np.testing.assert_array_equal(frames, s + np.arange(RW))
+        np.testing.assert_array_equal(codes, (100 * i + frames + 1)[:, None].repeat(SPF, 1))
+        first_last[i] |= {int(frames[0]), int(frames[-1])}
+        pos.append(s / (RW_T[i] - RW) if RW_T[i] > RW else 0.5)
+    for i in train:  # the first and the last frame of every utterance were drawn
+        assert {0, RW_T[i] - 1} <= first_last[i], (i, sorted(first_last[i]))
+    assert abs(np.mean(pos) - 0.5) < 0.03  # uniform start frames: mean position 1/2
+
+
+def test_random_windows_equal_grid_windows_at_the_same_start(prepared_utts) -> None:
+    """Same normalisation and µ as make_dataset: a random window starting at a grid start
+    frame is the grid window, bit for bit; static shapes are make_dataset's."""
+    rand = data.make_random_window_dataset(prepared_utts, "train", 4, seed=2)
+    grid = data.make_dataset(prepared_utts, "train", 4, shuffle=False, repeat=False,
+                             deterministic=True)
+    assert rand.element_spec == grid.element_spec
+    assert rand.element_spec["audio"].shape == (4, RW * SPF)
+    assert rand.element_spec["features"].shape == (4, RW, DIM)
+    assert rand.element_spec["speaker"] == tf.TensorSpec([4], tf.int32)
+    m = schema.load_manifest(prepared_utts)
+    w = _windows(data.make_random_window_dataset(prepared_utts, "train", 16, seed=2,
+                                                 with_positions=True), 60)
+    by_pos = {(int(u.decode()[1:]), int(s)): (a, f) for u, s, a, f in zip(
+        w["utterance_id"], w["start_frame"], w["audio"], w["features"], strict=True)}
+    g = _windows(grid, 3)
+    matched = 0
+    for a, f in zip(g["audio"], g["features"], strict=True):
+        i, frames, _ = _decode_window(m, a, f)
+        if (i, frames[0]) in by_pos:
+            matched += 1
+            np.testing.assert_array_equal(by_pos[i, frames[0]][0], a)
+            np.testing.assert_array_equal(by_pos[i, frames[0]][1], f)
+    assert matched >= 4
+
+
+def test_random_windows_are_reproducible_and_shorter_windows(prepared_utts) -> None:
+    def run(seed: int, **kw) -> dict[str, np.ndarray]:
+        return _windows(data.make_random_window_dataset(
+            prepared_utts, "train", 4, 24, seed=seed, with_positions=True, **kw), 8)
+
+    a, b, c = run(7), run(7), run(8)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k])
+    assert not np.array_equal(a["start_frame"], c["start_frame"])
+    assert a["audio"].shape == (32, 24 * SPF) and a["features"].shape == (32, 24, DIM)
+    assert a["start_frame"].max() <= max(RW_T) - 24
+    k3, k3b = run(7, windows_per_utterance=3), run(7, windows_per_utterance=3)
+    np.testing.assert_array_equal(k3["features"], k3b["features"])
+    mu8 = _windows(data.make_random_window_dataset(
+        prepared_utts, "train", 4, 24, seed=7, with_positions=True, mu=255), 8)
+    np.testing.assert_array_equal(mu8["start_frame"], a["start_frame"])
+    np.testing.assert_allclose(mu8["audio"], mulaw.transcode(a["audio"], 65535.0, 255.0),
+                               atol=1e-6)
+    assert np.abs(mu8["audio"] - a["audio"]).max() > 0.05
+
+
+def test_random_windows_per_replica_batch_and_file_sharding(prepared_utts) -> None:
+    ctx = [tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=p,
+                                      num_replicas_in_sync=2) for p in (0, 1)]
+    ds = [data.make_random_window_dataset(prepared_utts, "train", 4, seed=1, input_context=c,
+                                          with_positions=True) for c in ctx]
+    assert ds[0].element_spec["audio"].shape == (2, RW * SPF)
+    assert ds[0].element_spec["features"].shape == (2, RW, DIM)
+    u = [set(_windows(d, 20)["utterance_id"].tolist()) for d in ds]
+    assert u[0] and u[1] and not (u[0] & u[1])  # file-sharded: disjoint utterances
+    assert len(u[0] | u[1]) == 6
+    with pytest.raises(ValueError, match="not divisible"):
+        data.make_random_window_dataset(prepared_utts, "train", 3, seed=1, input_context=ctx[0])
+
+
+def test_random_windows_errors(prepared_utts, tmp_path) -> None:
+    import train_testdata
+
+    with pytest.raises(ValueError, match=r"window_frames must be in \[1, 40\].*got 41"):
+        data.make_random_window_dataset(prepared_utts, "train", 2, 41, seed=0)
+    with pytest.raises(ValueError, match="windows_per_utterance"):
+        data.make_random_window_dataset(prepared_utts, "train", 2, seed=0,
+                                        windows_per_utterance=0)
+    old = train_testdata.write_dataset(str(tmp_path / "old"))  # window shards only
+    with pytest.raises(FileNotFoundError,
+                       match=r"train_utterances-.*no whole-utterance shards.*re-run tts-gan-prep"):
+        data.make_random_window_dataset(old, "train", 2, seed=0)
