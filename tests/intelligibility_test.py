@@ -1,0 +1,290 @@
+"""benchmarks/intelligibility.py: text normalisation, WER aggregation, the packaged recogniser on
+real (Festival) speech and on noise, the held-out set read from a data dir, and its errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import types
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from data_prep import festival_corpus, tfrecord_io
+from tts_gan import schema, synthesis
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "benchmarks"))
+import intelligibility as intel  # noqa: E402  (benchmarks/intelligibility.py)
+
+needs_festival = pytest.mark.skipif(
+    festival_corpus.festival_binary() is None,
+    reason="festival not installed (bash data_prep/install_system_deps.sh as root)",
+)
+
+
+# ------------------------------------------------------------------------------ normalisation
+@pytest.mark.parametrize("text, expected", [
+    ("The old ferry crossed the river slowly.", "the old ferry crossed the river slowly"),
+    ("Shall we meet at four o'clock?", "shall we meet at four o'clock"),
+    ("The queen's portrait hangs in the hall.", "the queen's portrait hangs in the hall"),
+    ("The farmer's wife sold eggs, honey, and jam.", "the farmer's wife sold eggs honey and jam"),
+    ("Mrs Patel planted a row of tulips.", "mrs patel planted a row of tulips"),
+    ("missus patel", "mrs patel"),
+    ("The grey harbour; the ploughed field.", "the gray harbor the plowed field"),
+    ("gray harbor plowed", "gray harbor plowed"),
+    ("Mrs. Patel", "mrs patel"),
+    ("The dogs' bowls -- 'quoted' words", "the dogs bowls quoted words"),
+    ("It\u2019s a well-known fact", "it's a well known fact"),
+    ("<s> the cat <sil> [NOISE] sat </s>", "the cat sat"),
+    ("  spaced\tout\n", "spaced out"),
+    ("", ""),
+])
+def test_normalize_text(text: str, expected: str) -> None:
+    assert intel.normalize_text(text) == expected
+
+
+def test_normalize_text_rejects_digits() -> None:
+    with pytest.raises(ValueError, match="'4'.*spell numbers out"):
+        intel.normalize_text("Meet me at 4 o'clock.")
+
+
+def test_built_in_sentences_normalise() -> None:
+    """No built-in sentence has digits or normalises to nothing."""
+    sentences = festival_corpus.load_sentences()
+    assert len(sentences) > 100 and all(intel.normalize_text(s) for s in sentences)
+
+
+# ------------------------------------------------------------------------------ WER
+def test_wer_is_corpus_level() -> None:
+    # Hand-aligned: sentence 1 = 3 hits + 1 insertion ("down"); sentence 2 = one deletion and
+    # one substitution ("a dog" -> "log"); sentence 3 = 3 hits. 3 errors in 3 + 2 + 3 = 8 words.
+    refs = ["the cat sat", "a dog", "birds sing loudly"]
+    hyps = ["the cat sat down", "log", "birds sing loudly"]
+    s = intel.wer_summary(refs, hyps)
+    assert s["reference_words"] == 8 and s["sentences"] == 3
+    assert (s["substitutions"], s["deletions"], s["insertions"], s["hits"]) == (1, 1, 1, 6)
+    assert s["wer"] == pytest.approx(3 / 8)
+    # Not the mean of the per-sentence rates (1/3, 2/2, 0/3 -> 4/9).
+    assert s["wer"] != pytest.approx(4 / 9)
+
+
+def test_wer_empty_hypothesis_and_reference() -> None:
+    assert intel.wer_summary(["one two three"], [""])["wer"] == pytest.approx(1.0)
+    assert intel.wer_summary([], [])["wer"] is None
+    with pytest.raises(ValueError, match="empty reference"):
+        intel.wer_summary(["", "a b"], ["x", "a b"])
+
+
+def test_summarise_pools_speakers() -> None:
+    def row(spk, ref, hyp, p808):
+        return {"speaker": spk, "reference_normalized": ref, "hypothesis_normalized": hyp,
+                "seconds": 2.0, "dnsmos": {"p808": p808, "sig": 3.0, "bak": 4.0, "ovrl": 2.5}}
+
+    rows = [row("b", "one two", "one two", 4.0), row("a", "x y z w", "x", 2.0),
+            row("b", "red green blue", "red blue", 3.0)]
+    s = intel.summarise(rows)
+    assert list(s) == ["a", "b", "all"]
+    assert s["a"]["wer"] == pytest.approx(3 / 4) and s["a"]["sentences"] == 1
+    assert s["b"]["wer"] == pytest.approx(1 / 5) and s["b"]["dnsmos_p808_mean"] == 3.5
+    assert s["all"]["wer"] == pytest.approx(4 / 9) and s["all"]["reference_words"] == 9
+    assert s["all"]["dnsmos_p808_mean"] == pytest.approx(3.0) and s["all"]["seconds"] == 6.0
+
+
+# ------------------------------------------------------------------------------ the recogniser
+@pytest.fixture(scope="module")
+def recognizer() -> intel.Recognizer:
+    return intel.Recognizer()
+
+
+def test_recogniser_vocabulary(recognizer) -> None:
+    """Words the packaged dictionary + LM have, and lacks (checked by hand in
+    cmudict-en-us.dict: 'chapels' is absent; 'missus' is in the dictionary, not the LM)."""
+    for w in ("the", "mrs", "o'clock", "queen's", "ferry"):
+        assert recognizer.knows(w), w
+    for w in ("chapels", "missus", "jeweller", "metres", "xqzt"):
+        assert not recognizer.knows(w), w
+    words = [w for s in festival_corpus.load_sentences() for w in intel.normalize_text(s).split()]
+    oov = [w for w in words if not recognizer.knows(w)]
+    assert sorted(set(oov)) == ["chapels", "creaked", "knocker", "lamplight", "poplars"]
+    assert len(oov) < 0.01 * len(words)  # a small floor under the WER: 5 of 3,298
+
+
+@needs_festival
+def test_scores_festival_speech_well_and_noise_badly(tmp_path, capsys, recognizer) -> None:
+    """End to end on one real held-out recording (Festival slt, 32 kHz → 16 kHz): pocketsphinx
+    gets most words and DNSMOS rates it as speech; white noise of the same loudness gets next
+    to no words and low DNSMOS scores."""
+    text = "The ship's bell rang out across the calm and misty bay."  # 11 words
+    uid = "slt_hts/s0001"
+    corpus = tmp_path / "corpus"
+    for sub in ("wav", "lab", "text"):
+        os.makedirs(corpus / sub / "slt_hts")
+    festival_corpus.render_batch(festival_corpus.VOICES["slt_hts"], [
+        (text, str(corpus / "wav" / f"{uid}.wav"), str(corpus / "lab" / f"{uid}.lab"),
+         str(corpus / "text" / f"{uid}.txt"))])
+    data = _data_dir(tmp_path / "data", [(uid, 1)])
+    out, png = tmp_path / "out" / "r.json", tmp_path / "out" / "s.png"
+    assert intel.main([f"--data_dir={data}", f"--corpus_dir={corpus}", f"--output_json={out}",
+                       f"--spectrogram_png={png}"]) == 0
+    assert "| recording | slt_hts | 1 |" in capsys.readouterr().out
+    assert sorted(os.listdir(tmp_path / "out")) == ["r.json", "s.png"]  # no temporary left
+    with open(png, "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    with open(out) as f:
+        report = json.load(f)
+    assert "model" not in report["utterances"]  # no --export_dir
+    row = report["utterances"]["recording"][0]
+    s = report["summary"]["recording"]["slt_hts"]
+    assert s["reference_words"] == 11 and s["hits"] >= 7 and s["wer"] <= 0.4, row
+    assert report["summary"]["recording"]["all"]["wer"] == s["wer"]  # one speaker
+    assert row["seconds"] == pytest.approx(sf.info(corpus / "wav" / f"{uid}.wav").duration,
+                                           abs=1e-3)
+    assert row["dnsmos"]["p808"] >= 3.0, row  # FINDINGS: 3.58-3.88 on Festival slt
+
+    audio, sr = sf.read(corpus / "wav" / f"{uid}.wav", dtype="float32")
+    assert sr == 32000
+    x = intel.to_16k(audio, sr)
+    assert len(x) == pytest.approx(len(audio) / 2, abs=2)
+    noise = np.random.default_rng(0).normal(0.0, float(np.std(x)), 2 * intel.ASR_RATE)
+    noise = noise.astype(np.float32)
+    hyp = intel.normalize_text(recognizer.transcribe(noise))
+    assert intel.wer_summary([intel.normalize_text(text)], [hyp])["hits"] <= 1, hyp
+    scores = intel.dnsmos(noise)
+    assert scores["p808"] < row["dnsmos"]["p808"] - 0.8 and scores["ovrl"] < 2.0, scores
+
+
+# ------------------------------------------------------------------------------ inputs
+def _data_dir(path, uids: list[tuple[str, int]], count: int | None = None) -> str:
+    """A minimal prep dir: manifest.json + one test_utterances shard with ``uids``."""
+    os.makedirs(path, exist_ok=True)
+    w = tfrecord_io.ShardWriter(os.path.join(path, schema.shard_name(
+        schema.TEST_UTTERANCES, 0, 1)))
+    for uid, spk in uids:
+        w.write(tfrecord_io.utterance_example(np.zeros(240, np.float32),
+                                              np.zeros((2, 3), np.float32), spk, uid))
+    w.publish()
+    n = len(uids) if count is None else count
+    manifest = {
+        "format_version": schema.FORMAT_VERSION, "feature_dim": 3,
+        "feature_breakdown": [{"name": "x", "start": 0, "size": 3, "kind": schema.NUMERIC}],
+        "sample_rate": schema.SAMPLE_RATE, "frame_rate": schema.FRAME_RATE, "mu": schema.MU,
+        "window_frames": 400, "hop_frames": 400, "compression": "",
+        "counts": {s: {"shards": 1, "utterances": n if s == "test" else 0, "windows": 0}
+                   for s in schema.SPLITS},
+        "hours": {}, "speakers": {"kal_diphone": 0, "slt_hts": 1}, "num_speakers": 2,
+        "normalisation": {"mean": [0.0] * 3, "std": [1.0] * 3}, "rejected": 0,
+        "command": "tests/intelligibility_test.py",
+    }
+    with open(os.path.join(path, schema.MANIFEST_NAME), "w") as f:
+        json.dump(manifest, f)
+    return str(path)
+
+
+def _corpus(path, uids: list[str], texts: list[str]) -> str:
+    for uid, text in zip(uids, texts, strict=True):
+        for sub in ("wav", "text"):
+            os.makedirs(os.path.join(path, sub, uid.split("/")[0]), exist_ok=True)
+        sf.write(os.path.join(path, "wav", uid + ".wav"), np.zeros(1600, np.float32), 16000)
+        with open(os.path.join(path, "text", uid + ".txt"), "w") as f:
+            f.write(text + "\n")
+    return str(path)
+
+
+def test_held_out_set_comes_from_the_data_dir(tmp_path) -> None:
+    uids = [("slt_hts/s0007", 1), ("kal_diphone/s0007", 0), ("kal_diphone/s0002", 0),
+            ("slt_hts/s0100", 1)]
+    data = _data_dir(tmp_path / "data", uids)
+    corpus = _corpus(tmp_path / "corpus", [u for u, _ in uids] + ["slt_hts/s0001"],
+                     ["A b.", "C d.", "E f.", "G h.", "Not held out."])
+    items = intel.corpus_items(data, corpus)
+    assert [(i.utterance_id, i.speaker, i.speaker_id, i.text) for i in items] == [
+        ("kal_diphone/s0002", "kal_diphone", 0, "E f."),
+        ("kal_diphone/s0007", "kal_diphone", 0, "C d."),
+        ("slt_hts/s0007", "slt_hts", 1, "A b."),
+        ("slt_hts/s0100", "slt_hts", 1, "G h.")]
+    assert [i.utterance_id for i in intel.corpus_items(data, corpus, max_sentences=1)] == [
+        "kal_diphone/s0002", "slt_hts/s0007"]
+    assert intel._two_sentences(items) == [0, 2]  # one sentence of each speaker
+
+
+class _FakeSynth:
+    """The parts of tts_gan.synthesis.ExportedSynthesizer synthesize_items uses; its audio
+    encodes the speaker id and the seed of each call."""
+
+    path, sample_rate, feature_dim, num_speakers = "/fake/1", 24000, 3, 2
+
+    def __init__(self, speakers: dict[str, int]) -> None:
+        self.speakers = speakers
+
+    def manifest(self):
+        return types.SimpleNamespace(speakers=self.speakers, extra={})
+
+    def check(self, utt) -> None:
+        pass
+
+    def run(self, features, lengths, speakers, seeds):
+        audio = np.zeros((len(lengths), 120 * features.shape[1]), np.float32)
+        for b, (spk, seed) in enumerate(zip(speakers, seeds, strict=True)):
+            audio[b] = 1000 * spk + seed + features[b, 0, 0]
+        return audio, 120 * np.asarray(lengths)
+
+
+def test_synthesize_items_speaks_each_text_with_the_exports_speaker_id(monkeypatch) -> None:
+    calls = []
+
+    def fake_text(texts, ids, qfile, speaker=0):
+        calls.append(list(texts))
+        return [synthesis.Utterance(u, np.full((2 + k, 3), 0.5 * k, np.float32), speaker)
+                for k, u in enumerate(ids)]
+
+    monkeypatch.setattr(synthesis, "utterances_from_text", fake_text)
+    items = [intel.Item("kal_diphone/s0002", "kal_diphone", 0, "B text.", "w"),
+             intel.Item("kal_diphone/s0007", "kal_diphone", 0, "A text.", "w"),
+             intel.Item("slt_hts/s0007", "slt_hts", 1, "A text.", "w")]
+    # The export numbers the speakers the other way round than the data dir.
+    out = intel.synthesize_items(_FakeSynth({"slt_hts": 0, "kal_diphone": 1}), items, seed=10)
+    assert calls == [["A text.", "B text."]]  # each distinct text through Festival once
+    # value = 1000 * export speaker id + (seed + i) + 0.5 * (index of the text)
+    assert [float(a[0]) for a in out] == [1010.5, 1011.0, 12.0]
+    assert [len(a) for a in out] == [120 * 3, 120 * 2, 120 * 2]
+    with pytest.raises(intel.IntelligibilityError, match="no speaker 'slt_hts'"):
+        intel.synthesize_items(_FakeSynth({"kal_diphone": 0}), items)
+    assert len(calls) == 1  # checked before Festival runs
+
+
+def _error(capsys, argv: list[str]) -> str:
+    assert intel.main(argv) == 1
+    return capsys.readouterr().err
+
+
+def test_errors_name_the_input(tmp_path, capsys) -> None:
+    missing = str(tmp_path / "nope")
+    err = _error(capsys, [f"--data_dir={missing}", f"--corpus_dir={tmp_path}"])
+    assert f"--data_dir={missing}: no such directory" in err and "tts-gan-prep" in err
+
+    err = _error(capsys, [f"--data_dir={tmp_path}", f"--corpus_dir={tmp_path}"])
+    assert os.path.join(str(tmp_path), "manifest.json") in err
+
+    data = _data_dir(tmp_path / "data", [("slt_hts/s0001", 1)])
+    err = _error(capsys, [f"--data_dir={data}", f"--corpus_dir={tmp_path}",
+                          f"--export_dir={missing}"])
+    assert f"--export_dir={missing}: no such directory" in err and "tts-gan-export" in err
+
+    err = _error(capsys, [f"--data_dir={data}", f"--corpus_dir={tmp_path}"])
+    assert os.path.join(str(tmp_path), "wav", "slt_hts", "s0001.wav") + ": missing" in err
+
+    corpus = _corpus(tmp_path / "corpus", ["slt_hts/s0001"], ["Call 911 now."])
+    err = _error(capsys, [f"--data_dir={data}", f"--corpus_dir={corpus}"])
+    assert os.path.join(corpus, "text", "slt_hts", "s0001.txt") in err and "'911'" in err
+
+    corpus2 = _corpus(tmp_path / "corpus2", ["slt_hts/s0001"], ["Fine words."])
+    err = _error(capsys, [f"--data_dir={data}", f"--corpus_dir={corpus2}",
+                          f"--export_dir={tmp_path / 'corpus2'}"])
+    assert f"--export_dir={tmp_path / 'corpus2'}: not a usable tts-gan-export" in err
+
+    short = _data_dir(tmp_path / "short", [("slt_hts/s0001", 1)], count=2)
+    err = _error(capsys, [f"--data_dir={short}", f"--corpus_dir={corpus2}"])
+    assert "1 held-out utterances" in err and "test.utterances = 2" in err
