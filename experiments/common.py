@@ -80,6 +80,15 @@ def base_config() -> ml_collections.ConfigDict:
         log_every=100,
         save_every=1000,
         eval_every=5000,
+        d_start_step=0,             # G-only warm-up steps before D and the hinge term join
+        aux=ml_collections.ConfigDict(dict(  # auxiliary losses (tts_gan/losses.py): all off
+            adversarial_weight=1.0,
+            domain="linear",
+            stft_weight=0.0,
+            mel_weight=0.0,
+            ged_weight=0.0,
+            fm_weight=0.0,
+        )),
         eval_examples=4,            # fixed valid windows sampled by G_ema for TensorBoard
         eval_standing_passes=10,    # standing-statistics passes before those samples
         keep_checkpoints=5,

@@ -230,17 +230,25 @@ class RandomWindowDiscriminator(CheckpointListsMixin, keras.layers.Layer):
         return x, c
 
     def call(self, audio, features=None, seed=None, training=None):
+        return self.score_and_activations(audio, features, seed, training)[0]
+
+    def score_and_activations(self, audio, features=None, seed=None, training=None
+                              ) -> tuple[tf.Tensor, list[tf.Tensor]]:
+        """(scores ``[B]``, every DBlock's output ``[B, T_l, C_l]``) on the random window; the
+        activations serve feature matching (not in the paper, see :mod:`tts_gan.losses`)."""
         if audio.shape.rank == 3:
             audio = audio[..., 0]
         if self.spec.conditional and features is None:
             raise ValueError(f"{self.spec.name} is conditional: pass the features")
         x, c = self.select_window(audio, features, seed)
         h = ops.fold_to_channels(x, self.spec.k)
+        acts = []
         for block in self.dblocks:
             h = (block(h, c, training=training) if block is self.cond_block
                  else block(h, training=training))
+            acts.append(h)
         h = tf.reduce_mean(tf.nn.relu(h), axis=1)  # average-pool over time (§3.4)
-        return self.out(h, training=training)[:, 0]
+        return self.out(h, training=training)[:, 0], acts
 
 
 class DiscriminatorEnsemble(CheckpointListsMixin, keras.Model):
@@ -276,13 +284,21 @@ class DiscriminatorEnsemble(CheckpointListsMixin, keras.Model):
         return [r.name for r in self.rwds]
 
     def call(self, audio, features=None, seed=None, training=None):
-        scores = []
+        return self.score_and_activations(audio, features, seed, training)[0]
+
+    def score_and_activations(self, audio, features=None, seed=None, training=None
+                              ) -> tuple[tf.Tensor, list[tf.Tensor]]:
+        """(scores ``[B, num_rwds]``, the DBlock outputs of every RWD in order). With the same
+        ``seed`` and batch size, two calls see the same windows (feature matching)."""
+        scores, acts = [], []
         for i, rwd in enumerate(self.rwds):
             s = (None if seed is None
                  else tf.random.experimental.stateless_fold_in(seed, i, alg="philox"))
-            scores.append(rwd(audio, features if rwd.spec.conditional else None, seed=s,
-                              training=training))
-        return tf.stack(scores, axis=1)
+            score, a = rwd.score_and_activations(
+                audio, features if rwd.spec.conditional else None, seed=s, training=training)
+            scores.append(score)
+            acts.extend(a)
+        return tf.stack(scores, axis=1), acts
 
 
 def build_discriminator(cfg, feature_dim: int) -> DiscriminatorEnsemble:

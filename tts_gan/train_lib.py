@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import math
 import os
 import shutil
@@ -32,7 +33,7 @@ import numpy as np
 import tensorflow as tf
 
 from tts_gan import data as data_lib
-from tts_gan import mulaw, ops, schema
+from tts_gan import losses, mulaw, ops, schema
 from tts_gan import strategy as strategy_lib
 from tts_gan.discriminator import DiscriminatorEnsemble, build_discriminator, gather_windows
 from tts_gan.generator import (
@@ -42,6 +43,7 @@ from tts_gan.generator import (
     build_generator,
 )
 from tts_gan.layers import SNConv1D, SNDense, power_iteration
+from tts_gan.losses import hinge_d_terms, hinge_g_terms  # noqa: F401  (App. D; re-exported)
 
 SUM, MEAN = tf.distribute.ReduceOp.SUM, tf.distribute.ReduceOp.MEAN
 
@@ -101,26 +103,6 @@ def make_optimizer(lr: float, cfg: ml_collections.ConfigDict, name: str) -> kera
     """Adam(β1 = 0, β2 = 0.999) of App. D (ε from ``train.adam_epsilon``)."""
     return _PreReducedAdam(learning_rate=lr, beta_1=cfg.adam_beta1, beta_2=cfg.adam_beta2,
                            epsilon=cfg.get("adam_epsilon", 1e-8), name=name)
-
-
-# ----------------------------------------------------------------------------------------------
-# Losses (App. D: hinge loss, Lim & Ye 2017), summed over the discriminators of the ensemble
-# ----------------------------------------------------------------------------------------------
-
-def hinge_d_terms(real_scores: tf.Tensor, fake_scores: tf.Tensor, global_batch: int
-                  ) -> tuple[tf.Tensor, tf.Tensor]:
-    """Per-discriminator D hinge terms ``Σ_b relu(1 − D_i(x_b)) / B`` and
-    ``Σ_b relu(1 + D_i(G(z_b))) / B`` (shape ``[num_rwds]``). Scores are ``[b, num_rwds]``
-    for this replica's b examples; dividing by the *global* batch B makes the sum over replicas
-    the global mean."""
-    real = tf.reduce_sum(tf.nn.relu(1.0 - real_scores), axis=0) / global_batch
-    fake = tf.reduce_sum(tf.nn.relu(1.0 + fake_scores), axis=0) / global_batch
-    return real, fake
-
-
-def hinge_g_terms(fake_scores: tf.Tensor, global_batch: int) -> tf.Tensor:
-    """Per-discriminator G hinge terms ``−Σ_b D_i(G(z_b)) / B`` (shape ``[num_rwds]``)."""
-    return -tf.reduce_sum(fake_scores, axis=0) / global_batch
 
 
 # ----------------------------------------------------------------------------------------------
@@ -185,11 +167,17 @@ class GANTrainer:
         self.rwd_names = list(self.D.rwd_names)
         self.xla = bool(xla)
         is_tpu = isinstance(strategy, tf.distribute.TPUStrategy)
-        replica_fn = self._replica_step
-        if self.xla and not is_tpu:  # TPUStrategy compiles with XLA anyway
-            replica_fn = tf.function(self._replica_step, jit_compile=True, autograph=False)
-        self._replica_fn = replica_fn
-        self._dist_step = tf.function(self._distributed_step, autograph=False)
+        self.aux = losses.AuxLosses.from_config(config)
+        self.d_start_step = int(tcfg.get("d_start_step", 0))
+        if self.d_start_step < 0:
+            raise ValueError(f"train.d_start_step={self.d_start_step}: expected >= 0")
+        self._dist_steps = {}
+        for g_only in (False, True):
+            replica_fn = functools.partial(self._replica_step, g_only=g_only)
+            if self.xla and not is_tpu:  # TPUStrategy compiles with XLA anyway
+                replica_fn = tf.function(replica_fn, jit_compile=True, autograph=False)
+            self._dist_steps[g_only] = tf.function(
+                functools.partial(self._distributed_step, replica_fn), autograph=False)
         self._refresh_fn = tf.function(self._refresh_ema_state)
         self._sn_pairs = list(zip(_sn_layers(self.G), _sn_layers(self.G_ema), strict=True))
         self._bn_pairs = list(zip(self.G.batch_norms(), self.G_ema.batch_norms(), strict=True))
@@ -222,7 +210,11 @@ class GANTrainer:
 
     # --- the per-replica step -------------------------------------------------------------------
 
-    def _replica_step(self, batch: dict[str, tf.Tensor], step: tf.Tensor) -> dict:
+    def _replica_step(self, batch: dict[str, tf.Tensor], step: tf.Tensor, *,
+                      g_only: bool = False) -> dict:
+        """One step on this replica: D update, G update, EMA. ``g_only`` (before
+        ``train.d_start_step``): no D update and no adversarial term, G trains on the auxiliary
+        losses alone (not in the paper; see :mod:`tts_gan.losses`)."""
         ctx = tf.distribute.get_replica_context()
         rid = ctx.replica_id_in_sync_group
         gb = self.global_batch
@@ -233,38 +225,71 @@ class GANTrainer:
                              f"global batch {gb} (static shapes needed)")
         speaker = batch["speaker"] if self.G.num_speakers > 1 else None
         tcfg = self.config.train
+        aux = self.aux
         d_seed = tf.random.experimental.stateless_fold_in(
             self._step_seed(step, 2), tf.cast(rid, tf.int32), alg="philox")
         g_seed = tf.random.experimental.stateless_fold_in(
             self._step_seed(step, 3), tf.cast(rid, tf.int32), alg="philox")
+        out_sum: dict[str, tf.Tensor] = {}
+        out_mean: dict[str, tf.Tensor] = {}
 
         # ---- D step: one update on real vs G(z) (G fixed) ----
-        z_d = self._noise(step, 0, rid, local_b)
-        fake = tf.stop_gradient(self.G(feats, z_d, speaker=speaker, training=True))
-        x = self.d_view(tf.concat([audio, tf.cast(fake[..., 0], audio.dtype)], axis=0))
-        c = tf.concat([feats, feats], axis=0)
-        d_vars = self.D.trainable_variables
-        with tf.GradientTape() as tape:
-            scores = tf.cast(self.D(x, c, seed=d_seed, training=True), tf.float32)
-            real_s, fake_s = scores[:local_b], scores[local_b:]
-            d_real, d_fake = hinge_d_terms(real_s, fake_s, gb)
-            d_loss = tf.reduce_sum(d_real + d_fake)
-        d_grads = ctx.all_reduce(SUM, tape.gradient(d_loss, d_vars))
-        self.d_opt.apply(d_grads, d_vars)
+        if not g_only:
+            z_d = self._noise(step, 0, rid, local_b)
+            fake = tf.stop_gradient(self.G(feats, z_d, speaker=speaker, training=True))
+            x = self.d_view(tf.concat([audio, tf.cast(fake[..., 0], audio.dtype)], axis=0))
+            c = tf.concat([feats, feats], axis=0)
+            d_vars = self.D.trainable_variables
+            with tf.GradientTape() as tape:
+                scores = tf.cast(self.D(x, c, seed=d_seed, training=True), tf.float32)
+                real_s, fake_s = scores[:local_b], scores[local_b:]
+                d_real, d_fake = hinge_d_terms(real_s, fake_s, gb)
+                d_loss = tf.reduce_sum(d_real + d_fake)
+            d_grads = ctx.all_reduce(SUM, tape.gradient(d_loss, d_vars))
+            self.d_opt.apply(d_grads, d_vars)
+            out_sum.update(d_loss_real=d_real, d_loss_fake=d_fake,
+                           score_real=tf.reduce_sum(real_s, axis=0) / gb,
+                           score_fake=tf.reduce_sum(fake_s, axis=0) / gb)
+            out_mean["d_grad_norm"] = tf.linalg.global_norm(d_grads)
 
-        # ---- G step: one update against the updated D ----
+        # ---- G step: one update against the updated D (+ auxiliary losses) ----
         z_g = self._noise(step, 1, rid, local_b)
         g_vars = self.G.trainable_variables
         beta = float(tcfg.ortho_reg_beta)
         with tf.GradientTape() as tape:
             fake_g = self.G(feats, z_g, speaker=speaker, training=True)
-            g_scores = tf.cast(self.D(self.d_view(fake_g[..., 0]), feats, seed=g_seed,
-                                      training=False), tf.float32)
-            g_adv = hinge_g_terms(g_scores, gb)
+            g_loss = tf.constant(0.0)
+            if not g_only:
+                d_fake_in = self.d_view(fake_g[..., 0])
+                if aux.fm_weight > 0:
+                    g_scores, fake_acts = self.D.score_and_activations(
+                        d_fake_in, feats, seed=g_seed, training=False)
+                    _, real_acts = self.D.score_and_activations(
+                        self.d_view(audio), feats, seed=g_seed, training=False)
+                    fm = losses.feature_matching(
+                        [tf.stop_gradient(tf.cast(a, tf.float32)) for a in real_acts],
+                        [tf.cast(a, tf.float32) for a in fake_acts])
+                    out_sum["aux/feature_matching"] = tf.reduce_sum(fm) / gb
+                    g_loss += aux.fm_weight * out_sum["aux/feature_matching"]
+                else:
+                    g_scores = self.D(d_fake_in, feats, seed=g_seed, training=False)
+                g_scores = tf.cast(g_scores, tf.float32)
+                g_adv = hinge_g_terms(g_scores, gb)
+                g_loss += aux.adversarial_weight * tf.reduce_sum(g_adv)
+                out_sum.update(g_loss_adv=g_adv,
+                               score_fake_g_step=tf.reduce_sum(g_scores, axis=0) / gb)
+            if aux.spectral:
+                fake2 = (self.G(feats, self._noise(step, 4, rid, local_b), speaker=speaker,
+                                training=True) if aux.ged_weight > 0 else None)
+                for name, (weight, per_example) in aux.spectral_terms(
+                        self._loss_view(audio), self._loss_view(fake_g[..., 0]),
+                        None if fake2 is None else self._loss_view(fake2[..., 0])).items():
+                    out_sum[f"aux/{name}"] = tf.reduce_sum(per_example) / gb
+                    g_loss += weight * out_sum[f"aux/{name}"]
             ortho = (ops.off_diagonal_orthogonal_penalty(self.G.orthogonal_kernels(), beta)
                      if beta > 0 else tf.constant(0.0))
             # The regulariser is identical on every replica; gradients are summed over them.
-            g_loss = tf.reduce_sum(g_adv) + ortho / self.num_replicas
+            g_loss += ortho / self.num_replicas
         g_grads = ctx.all_reduce(SUM, tape.gradient(g_loss, g_vars))
         self.g_opt.apply(g_grads, g_vars)
 
@@ -274,17 +299,16 @@ class GANTrainer:
         tf.__internal__.distribute.interim.maybe_merge_call(
             self._ema_update, ctx.strategy, decay)
 
-        def per_disc_sum(s):
-            return tf.reduce_sum(s, axis=0) / gb
+        out_mean.update(ortho_penalty=ortho, g_grad_norm=tf.linalg.global_norm(g_grads))
+        return {"sum": out_sum, "mean": out_mean}
 
-        return {
-            "sum": {"d_loss_real": d_real, "d_loss_fake": d_fake, "g_loss_adv": g_adv,
-                    "score_real": per_disc_sum(real_s), "score_fake": per_disc_sum(fake_s),
-                    "score_fake_g_step": per_disc_sum(g_scores)},
-            "mean": {"ortho_penalty": ortho,
-                     "d_grad_norm": tf.linalg.global_norm(d_grads),
-                     "g_grad_norm": tf.linalg.global_norm(g_grads)},
-        }
+    def _loss_view(self, audio: tf.Tensor) -> tf.Tensor:
+        """Audio in the domain the auxiliary losses compare: linear (µ-law decoded with
+        ``data.mu``) or G's µ-law domain itself (``train.aux.domain``)."""
+        audio = tf.cast(audio, tf.float32)
+        if self.aux.domain == "mulaw":
+            return audio
+        return mulaw.decode(audio, self._d_mu[0])
 
     def _ema_update(self, strategy: tf.distribute.Strategy, decay: tf.Tensor) -> None:
         # ``decay`` arrives per replica (merge_call); ``update`` gets each device's component.
@@ -295,15 +319,18 @@ class GANTrainer:
         for e, v in zip(self.G_ema.trainable_variables, self.G.trainable_variables, strict=True):
             strategy.extended.update(e.value, update, args=(v.value, decay), group=False)
 
-    def _distributed_step(self, dist_batch, step: tf.Tensor) -> dict[str, tf.Tensor]:
-        out = self.strategy.run(self._replica_fn, args=(dist_batch, step))
+    def _distributed_step(self, replica_fn, dist_batch, step: tf.Tensor
+                          ) -> dict[str, tf.Tensor]:
+        out = self.strategy.run(replica_fn, args=(dist_batch, step))
         red = {k: self.strategy.reduce(SUM, v, axis=None) for k, v in out["sum"].items()}
         red.update({k: self.strategy.reduce(MEAN, v, axis=None) for k, v in out["mean"].items()})
         return red
 
     def train_step(self, dist_batch, step: int) -> dict[str, np.ndarray]:
-        """One App.-D step (D, G, EMA) on a distributed batch; returns reduced metrics."""
-        out = self._dist_step(dist_batch, tf.constant(step, tf.int64))
+        """One App.-D step (D, G, EMA) on a distributed batch, or a G-only step before
+        ``train.d_start_step``; returns reduced metrics."""
+        fn = self._dist_steps[int(step) < self.d_start_step]
+        out = fn(dist_batch, tf.constant(step, tf.int64))
         return {k: v.numpy() for k, v in out.items()}
 
     # --- metrics ----------------------------------------------------------------------------------
@@ -313,13 +340,20 @@ class GANTrainer:
         out: dict[str, float] = {}
         for key in ("d_loss_real", "d_loss_fake", "g_loss_adv", "score_real", "score_fake",
                     "score_fake_g_step"):
-            for name, v in zip(self.rwd_names, np.asarray(m[key]).reshape(-1), strict=True):
-                out[f"{key}/{name}"] = float(v)
-        out["d_loss"] = float(np.sum(m["d_loss_real"]) + np.sum(m["d_loss_fake"]))
-        out["g_loss_adv"] = float(np.sum(m["g_loss_adv"]))
+            if key in m:  # not in G-only steps
+                for name, v in zip(self.rwd_names, np.asarray(m[key]).reshape(-1), strict=True):
+                    out[f"{key}/{name}"] = float(v)
+        if "d_loss_real" in m:
+            out["d_loss"] = float(np.sum(m["d_loss_real"]) + np.sum(m["d_loss_fake"]))
+            out["d_grad_norm"] = float(m["d_grad_norm"])
+            out["g_loss_adv"] = float(np.sum(m["g_loss_adv"]))
         out["ortho_penalty"] = float(m["ortho_penalty"])
-        out["g_loss"] = out["g_loss_adv"] + out["ortho_penalty"]
-        out["d_grad_norm"] = float(m["d_grad_norm"])
+        g_loss = out["ortho_penalty"] + self.aux.adversarial_weight * out.get("g_loss_adv", 0.0)
+        for key in m:
+            if key.startswith("aux/"):
+                out[key] = float(m[key])
+                g_loss += self.aux.weight(key[4:]) * out[key]
+        out["g_loss"] = g_loss
         out["g_grad_norm"] = float(m["g_grad_norm"])
         return out
 
@@ -498,11 +532,30 @@ def resolve_config(config: ml_collections.ConfigDict, data_dir: str) -> ml_colle
         config.discriminator.input_mu = mulaw.check_mu(d_mu, "config discriminator.input_mu "
                                                        "(0 = the generator's µ)")
     config.data.data_dir = data_dir
+    exc = config.generator.get("excitation")
+    if exc is not None and exc.get("enabled", False):
+        fill_excitation_columns(exc, manifest, data_dir)
     config.generator.feature_dim = manifest.feature_dim
     config.generator.num_speakers = manifest.num_speakers
     if not config.data.get("compression"):
         config.data.compression = manifest.compression
     return config
+
+
+def fill_excitation_columns(exc: ml_collections.ConfigDict, manifest: schema.Manifest,
+                            data_dir: str) -> None:
+    """Sets ``generator.excitation``'s column indices and normalisation statistics from the
+    manifest's ``log_f0`` and ``vuv`` feature blocks (a clear error when there are none)."""
+    blocks = {b.name: b for b in manifest.feature_breakdown}
+    missing = [n for n in ("log_f0", "vuv") if n not in blocks or blocks[n].size != 1]
+    if missing:
+        raise ValueError(f"config generator.excitation needs one-column 'log_f0' and 'vuv' "
+                         f"feature blocks in {data_dir}/{schema.MANIFEST_NAME}; missing "
+                         f"{missing} (found {sorted(blocks)})")
+    lf0, vuv = blocks["log_f0"].start, blocks["vuv"].start
+    exc.lf0_index, exc.vuv_index = int(lf0), int(vuv)
+    exc.lf0_mean, exc.lf0_std = float(manifest.mean[lf0]), float(manifest.std[lf0])
+    exc.vuv_mean, exc.vuv_std = float(manifest.mean[vuv]), float(manifest.std[vuv])
 
 
 @dataclasses.dataclass
@@ -626,7 +679,7 @@ def train(config: ml_collections.ConfigDict, model_dir: str,
     first: dict[str, float] = {}
     last: dict[str, float] = {}
     acc: dict[str, float] = {}
-    n_acc = 0
+    n_acc: dict[str, int] = {}
     t_log, steps_since, train_time, run_steps = time.perf_counter(), 0, 0.0, 0
     ckpt_path = latest
     clean_exit = False
@@ -645,12 +698,12 @@ def train(config: ml_collections.ConfigDict, model_dir: str,
                     first = dict(scalars)
                 for k, v in scalars.items():
                     acc[k] = acc.get(k, 0.0) + v
-                n_acc += 1
+                    n_acc[k] = n_acc.get(k, 0) + 1
                 steps_since += 1
                 if step % tcfg.log_every == 0 or step == max_steps:
                     now = time.perf_counter()
                     sps = steps_since / max(now - t_log, 1e-9)
-                    last = {k: v / n_acc for k, v in acc.items()}
+                    last = {k: v / n_acc[k] for k, v in acc.items()}
                     for k, v in last.items():
                         tf.summary.scalar(k, v, step=step)
                     tf.summary.scalar("lr/generator", tcfg.g_learning_rate, step=step)
@@ -659,13 +712,17 @@ def train(config: ml_collections.ConfigDict, model_dir: str,
                         tf.summary.scalar("perf/steps_per_sec", sps, step=step)
                         tf.summary.scalar("perf/examples_per_sec", sps * trainer.global_batch,
                                           step=step)
-                    log(f"step {step}/{max_steps}  d_loss {last['d_loss']:.4f}  "
-                        f"g_loss {last['g_loss']:.4f}  |gD| {last['d_grad_norm']:.3g}  "
-                        f"|gG| {last['g_grad_norm']:.3g}  {sps * trainer.global_batch:.1f} ex/s"
+                    d_part = (f"d_loss {last['d_loss']:.4f}  |gD| {last['d_grad_norm']:.3g}  "
+                              if "d_loss" in last else "G only  ")
+                    aux_part = "".join(f"{k[4:]} {v:.4g}  " for k, v in sorted(last.items())
+                                       if k.startswith("aux/"))
+                    log(f"step {step}/{max_steps}  {d_part}g_loss {last['g_loss']:.4f}  "
+                        f"{aux_part}|gG| {last['g_grad_norm']:.3g}  "
+                        f"{sps * trainer.global_batch:.1f} ex/s"
                         f"  {sps:.2f} steps/s  " + (
                             f"ETA {_fmt_eta((max_steps - step) / sps)}"
                             if run_steps > steps_since else "(includes tracing)"))
-                    acc, n_acc, steps_since, t_log = {}, 0, 0, time.perf_counter()
+                    acc, n_acc, steps_since, t_log = {}, {}, 0, time.perf_counter()
                 if tcfg.eval_every > 0 and step % tcfg.eval_every == 0:
                     trainer.refresh_ema_state()
                     if evals is not None:

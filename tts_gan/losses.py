@@ -1,0 +1,274 @@
+"""Training losses: the paper's hinge terms (App. D) and opt-in auxiliary spectral losses.
+
+GAN-TTS trains with the adversarial hinge loss alone (App. D), at 10⁶ steps of batch 1024 on 128
+TPU cores. The auxiliary terms below are what implementations trained on a practical budget add;
+every Table-1 config leaves them off (``train.aux.*_weight = 0``):
+
+* multi-resolution STFT loss — Yamamoto et al. 2020 (Parallel WaveGAN), Eq. 3–6: spectral
+  convergence + L1 of log magnitudes, averaged over resolutions;
+* log-mel L1 — Kong et al. 2020 (HiFi-GAN), §2.3 "mel-spectrogram loss";
+* generalised energy distance over multi-scale spectrograms — Gritsenko et al. 2020, "A Spectral
+  Energy Distance for Parallel Speech Synthesis", Eq. 6–8 (two generator samples per
+  conditioning; the repulsive term −d(fake₁, fake₂));
+* discriminator feature matching — Kumar et al. 2019 (MelGAN) §2.3, Kong et al. 2020 Eq. 2.
+
+Every function returns one value **per example** ``[B]``; the train step sums them over the
+replica's examples and divides by the *global* batch, like the hinge terms, so the loss and its
+gradient do not depend on how the batch is split over replicas. Audio is linear amplitude
+``[B, N]`` in [-1, 1].
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import numpy as np
+import tensorflow as tf
+
+# (FFT size, hop, window length) of Parallel WaveGAN's multi-resolution STFT loss (§4.1).
+PWG_RESOLUTIONS: tuple[tuple[int, int, int], ...] = ((1024, 120, 600), (2048, 240, 1200),
+                                                     (512, 50, 240))
+# Window lengths 2^6 … 2^11 of the GED spectrograms (Gritsenko et al. 2020, §4), hop = window/2.
+GED_WINDOWS: tuple[int, ...] = (64, 128, 256, 512, 1024, 2048)
+_POWER_EPS = 1e-12  # inside sqrt(|X|²): finite gradients at exact zeros
+
+
+# ----------------------------------------------------------------------------------------------
+# The paper's hinge loss (App. D; Lim & Ye 2017), per discriminator of the ensemble
+# ----------------------------------------------------------------------------------------------
+
+def hinge_d_terms(real_scores: tf.Tensor, fake_scores: tf.Tensor, global_batch: int
+                  ) -> tuple[tf.Tensor, tf.Tensor]:
+    """Per-discriminator D hinge terms ``Σ_b relu(1 − D_i(x_b)) / B`` and
+    ``Σ_b relu(1 + D_i(G(z_b))) / B`` (shape ``[num_rwds]``). Scores are ``[b, num_rwds]``
+    for this replica's b examples; dividing by the *global* batch B makes the sum over replicas
+    the global mean."""
+    real = tf.reduce_sum(tf.nn.relu(1.0 - real_scores), axis=0) / global_batch
+    fake = tf.reduce_sum(tf.nn.relu(1.0 + fake_scores), axis=0) / global_batch
+    return real, fake
+
+
+def hinge_g_terms(fake_scores: tf.Tensor, global_batch: int) -> tf.Tensor:
+    """Per-discriminator G hinge terms ``−Σ_b D_i(G(z_b)) / B`` (shape ``[num_rwds]``)."""
+    return -tf.reduce_sum(fake_scores, axis=0) / global_batch
+
+
+# ----------------------------------------------------------------------------------------------
+# Spectral ops
+# ----------------------------------------------------------------------------------------------
+
+def stft_magnitude(audio: tf.Tensor, fft_size: int, hop: int, win_length: int) -> tf.Tensor:
+    """|STFT| ``[B, frames, fft_size/2 + 1]``: periodic Hann window of ``win_length`` centred in
+    ``fft_size`` (zero-padded), frames at ``0, hop, 2·hop, …`` that fit inside the signal."""
+    if win_length > fft_size:
+        raise ValueError(f"STFT window {win_length} is longer than the FFT size {fft_size}")
+    audio = tf.convert_to_tensor(audio)
+    frames = tf.signal.frame(audio, fft_size, hop)  # [B, T, fft_size]
+    window = np.zeros(fft_size, np.float32)
+    left = (fft_size - win_length) // 2
+    n = np.arange(win_length)
+    window[left:left + win_length] = 0.5 - 0.5 * np.cos(2.0 * np.pi * n / win_length)
+    spec = tf.signal.rfft(frames * tf.constant(window, audio.dtype))
+    power = tf.square(tf.math.real(spec)) + tf.square(tf.math.imag(spec))
+    return tf.sqrt(power + _POWER_EPS)
+
+
+def mel_matrix(sample_rate: int, fft_size: int, num_mels: int, fmin: float = 0.0,
+               fmax: float | None = None) -> np.ndarray:
+    """Slaney-style mel filterbank ``[fft_size/2 + 1, num_mels]`` (librosa's default, as in
+    HiFi-GAN), float32."""
+    import librosa
+
+    fb = librosa.filters.mel(sr=sample_rate, n_fft=fft_size, n_mels=num_mels, fmin=fmin,
+                             fmax=fmax)
+    return np.ascontiguousarray(fb.T, dtype=np.float32)
+
+
+def log_mel_spectrogram(audio: tf.Tensor, sample_rate: int, fft_size: int, hop: int,
+                        win_length: int, num_mels: int, floor: float,
+                        fmin: float = 0.0, fmax: float | None = None) -> tf.Tensor:
+    """``log(max(mel(|STFT|), floor))`` ``[B, frames, num_mels]``."""
+    mag = stft_magnitude(audio, fft_size, hop, win_length)
+    mel = tf.matmul(mag, tf.constant(mel_matrix(sample_rate, fft_size, num_mels, fmin, fmax),
+                                     mag.dtype))
+    return tf.math.log(tf.maximum(mel, floor))
+
+
+# ----------------------------------------------------------------------------------------------
+# Auxiliary generator losses (per example)
+# ----------------------------------------------------------------------------------------------
+
+def spectral_convergence(real_mag: tf.Tensor, fake_mag: tf.Tensor) -> tf.Tensor:
+    """PWG Eq. 4: ``‖|Y| − |X|‖_F / ‖|Y|‖_F`` per example (Y real, X generated)."""
+    num = tf.sqrt(tf.reduce_sum(tf.square(real_mag - fake_mag), axis=[1, 2]))
+    den = tf.sqrt(tf.reduce_sum(tf.square(real_mag), axis=[1, 2]))
+    return num / den
+
+
+def log_magnitude_l1(real_mag: tf.Tensor, fake_mag: tf.Tensor, floor: float) -> tf.Tensor:
+    """PWG Eq. 5: mean ``|log |Y| − log |X||`` per example, magnitudes clamped at ``floor``."""
+    diff = tf.math.log(tf.maximum(real_mag, floor)) - tf.math.log(tf.maximum(fake_mag, floor))
+    return tf.reduce_mean(tf.abs(diff), axis=[1, 2])
+
+
+def multi_resolution_stft_loss(
+    real: tf.Tensor, fake: tf.Tensor,
+    resolutions: Sequence[Sequence[int]] = PWG_RESOLUTIONS, floor: float = 1e-5,
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """PWG Eq. 6: (spectral convergence, log-magnitude L1), each averaged over the
+    ``(fft_size, hop, win_length)`` resolutions; per example ``[B]``."""
+    sc, mag = [], []
+    for fft_size, hop, win in resolutions:
+        r = stft_magnitude(real, int(fft_size), int(hop), int(win))
+        f = stft_magnitude(fake, int(fft_size), int(hop), int(win))
+        sc.append(spectral_convergence(r, f))
+        mag.append(log_magnitude_l1(r, f, floor))
+    return tf.add_n(sc) / len(sc), tf.add_n(mag) / len(mag)
+
+
+def log_mel_l1(real: tf.Tensor, fake: tf.Tensor, *, sample_rate: int, fft_size: int, hop: int,
+               win_length: int, num_mels: int, floor: float = 1e-5, fmin: float = 0.0,
+               fmax: float | None = None) -> tf.Tensor:
+    """HiFi-GAN's mel-spectrogram loss: mean ``|log mel(real) − log mel(fake)|`` per example."""
+    kw = dict(sample_rate=sample_rate, fft_size=fft_size, hop=hop, win_length=win_length,
+              num_mels=num_mels, floor=floor, fmin=fmin, fmax=fmax)
+    diff = log_mel_spectrogram(real, **kw) - log_mel_spectrogram(fake, **kw)
+    return tf.reduce_mean(tf.abs(diff), axis=[1, 2])
+
+
+def spectral_distance(a: Sequence[tf.Tensor], b: Sequence[tf.Tensor], floor: float = 1e-5
+                      ) -> tf.Tensor:
+    """Gritsenko et al. 2020, Eq. 8: ``d(x, y) = Σ_scales [mean_{t,f} |s_x − s_y| +
+    mean_t ‖log s_x − log s_y‖₂ / √F]`` per example, over lists of magnitude spectrograms
+    ``[B, frames, F]`` (the log term is the root-mean-square over frequency, as in their
+    released code)."""
+    total = []
+    for x, y in zip(a, b, strict=True):
+        l1 = tf.reduce_mean(tf.abs(x - y), axis=[1, 2])
+        ld = tf.math.log(x + floor) - tf.math.log(y + floor)
+        rms = tf.sqrt(tf.reduce_mean(tf.square(ld), axis=-1) + floor)
+        total.append(l1 + tf.reduce_mean(rms, axis=-1))
+    return tf.add_n(total)
+
+
+def ged_loss(real: tf.Tensor, fake1: tf.Tensor, fake2: tf.Tensor,
+             windows: Sequence[int] = GED_WINDOWS, floor: float = 1e-5) -> tf.Tensor:
+    """Generalised energy distance (Gritsenko et al. 2020, Eq. 6–7), per example:
+    ``d(x, y₁) + d(x, y₂) − d(y₁, y₂)`` for two generator samples y₁, y₂ of the same
+    conditioning (the last term is the repulsive one that keeps samples diverse). Magnitude
+    spectrograms with Hann windows of each length, hop = window / 2."""
+    def specs(x):
+        return [stft_magnitude(x, int(w), int(w) // 2, int(w)) for w in windows]
+
+    s_real, s_f1, s_f2 = specs(real), specs(fake1), specs(fake2)
+    return (spectral_distance(s_real, s_f1, floor) + spectral_distance(s_real, s_f2, floor)
+            - spectral_distance(s_f1, s_f2, floor))
+
+
+def feature_matching(real_features: Sequence[tf.Tensor], fake_features: Sequence[tf.Tensor]
+                     ) -> tf.Tensor:
+    """MelGAN / HiFi-GAN feature matching: ``Σ_layers mean |D_l(x) − D_l(G(z))|`` per example,
+    over discriminator activations ``[B, T_l, C_l]`` computed on the same windows."""
+    terms = [tf.reduce_mean(tf.abs(r - f), axis=list(range(1, r.shape.rank)))
+             for r, f in zip(real_features, fake_features, strict=True)]
+    return tf.add_n(terms)
+
+
+# ----------------------------------------------------------------------------------------------
+# Configuration: ``train.aux`` and ``train.d_start_step`` (all off in the Table-1 configs)
+# ----------------------------------------------------------------------------------------------
+
+AUX_DOMAINS = ("linear", "mulaw")
+
+
+@dataclasses.dataclass(frozen=True)
+class AuxLosses:
+    """The weights and settings of ``config.train.aux``; a weight of 0 switches a term off.
+
+    Terms (logged as ``aux/<name>``): ``stft_sc`` and ``stft_mag`` (both ``stft_weight``),
+    ``mel`` (``mel_weight``), ``ged`` (``ged_weight``), ``feature_matching`` (``fm_weight``);
+    ``adversarial_weight`` scales the paper's hinge term (1 = the paper).
+    """
+
+    adversarial_weight: float = 1.0
+    domain: str = "linear"
+    stft_weight: float = 0.0
+    stft_resolutions: tuple[tuple[int, int, int], ...] = PWG_RESOLUTIONS
+    mel_weight: float = 0.0
+    mel_fft_size: int = 1024
+    mel_hop: int = 120
+    mel_win_length: int = 1024
+    mel_bins: int = 80
+    mel_fmin: float = 0.0
+    mel_fmax: float = 12000.0
+    ged_weight: float = 0.0
+    ged_windows: tuple[int, ...] = GED_WINDOWS
+    fm_weight: float = 0.0
+    floor: float = 1e-5
+    sample_rate: int = 24000
+
+    @classmethod
+    def from_config(cls, config) -> AuxLosses:
+        """From ``config.train.aux`` (absent = all off); unknown keys and bad values are errors
+        naming the field."""
+        aux = config.train.get("aux") if hasattr(config.train, "get") else None
+        aux = dict(aux.to_dict() if hasattr(aux, "to_dict") else (aux or {}))
+        fields = {f.name for f in dataclasses.fields(cls)} - {"sample_rate"}
+        unknown = sorted(set(aux) - fields)
+        if unknown:
+            raise ValueError(f"config train.aux: unknown field(s) {unknown}; known: "
+                             f"{sorted(fields)}")
+        if "stft_resolutions" in aux:
+            aux["stft_resolutions"] = tuple(tuple(int(v) for v in r)
+                                            for r in aux["stft_resolutions"])
+        if "ged_windows" in aux:
+            aux["ged_windows"] = tuple(int(w) for w in aux["ged_windows"])
+        out = cls(**aux, sample_rate=int(config.data.get("sample_rate", 24000)))
+        for name in ("adversarial_weight", "stft_weight", "mel_weight", "ged_weight",
+                     "fm_weight"):
+            if not getattr(out, name) >= 0:
+                raise ValueError(f"config train.aux.{name}={getattr(out, name)!r}: expected a "
+                                 "number >= 0")
+        if out.domain not in AUX_DOMAINS:
+            raise ValueError(f"config train.aux.domain={out.domain!r}: expected one of "
+                             f"{AUX_DOMAINS}")
+        if not out.floor > 0:
+            raise ValueError(f"config train.aux.floor={out.floor!r}: expected > 0")
+        return out
+
+    @property
+    def spectral(self) -> bool:
+        """Whether any term that compares spectrograms is on."""
+        return self.stft_weight > 0 or self.mel_weight > 0 or self.ged_weight > 0
+
+    @property
+    def any(self) -> bool:
+        return self.spectral or self.fm_weight > 0
+
+    def weight(self, name: str) -> float:
+        """The weight of a logged term ``name`` (see the class docstring)."""
+        return {"stft_sc": self.stft_weight, "stft_mag": self.stft_weight,
+                "mel": self.mel_weight, "ged": self.ged_weight,
+                "feature_matching": self.fm_weight}[name]
+
+    def spectral_terms(self, real: tf.Tensor, fake: tf.Tensor, fake2: tf.Tensor | None
+                       ) -> dict[str, tuple[float, tf.Tensor]]:
+        """``{name: (weight, per-example loss [B])}`` of the enabled spectral terms; ``fake2``
+        (a second sample of the same conditioning) is needed by GED."""
+        out: dict[str, tuple[float, tf.Tensor]] = {}
+        if self.stft_weight > 0:
+            sc, mag = multi_resolution_stft_loss(real, fake, self.stft_resolutions, self.floor)
+            out["stft_sc"] = (self.stft_weight, sc)
+            out["stft_mag"] = (self.stft_weight, mag)
+        if self.mel_weight > 0:
+            out["mel"] = (self.mel_weight, log_mel_l1(
+                real, fake, sample_rate=self.sample_rate, fft_size=self.mel_fft_size,
+                hop=self.mel_hop, win_length=self.mel_win_length, num_mels=self.mel_bins,
+                floor=self.floor, fmin=self.mel_fmin, fmax=self.mel_fmax))
+        if self.ged_weight > 0:
+            if fake2 is None:
+                raise ValueError("GED needs two generator samples per conditioning")
+            out["ged"] = (self.ged_weight, ged_loss(real, fake, fake2, self.ged_windows,
+                                                    self.floor))
+        return out
