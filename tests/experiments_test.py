@@ -34,3 +34,24 @@ def test_small_is_the_paper_structure_at_quarter_width():
     scores = disc(audio, feats, seed=tf.constant([0, 0]))
     assert scores.shape == (2, 10)
     assert np.all(np.isfinite(scores.numpy()))
+
+
+@pytest.mark.parametrize("name", experiments.TABLE1_ROWS)
+def test_table1_configs_are_the_papers_recipe(name):
+    """App. D: hinge loss alone from step 0 — every auxiliary loss off, no G-only warm-up, no
+    sine excitation (those are opt-in CPU-recipe methods, see tts_gan/losses.py)."""
+    cfg = experiments.get_config(name)
+    aux = cfg.train.aux
+    assert aux.adversarial_weight == 1.0
+    assert (aux.stft_weight, aux.mel_weight, aux.ged_weight, aux.fm_weight) == (0, 0, 0, 0)
+    assert cfg.train.d_start_step == 0
+    assert not cfg.generator.get("excitation", {}).get("enabled", False)
+    assert cfg.train.adam_beta1 == 0.0 and cfg.train.adam_beta2 == 0.999
+
+
+def test_cpu_recipe_turns_the_aux_losses_and_excitation_on():
+    cfg = experiments.get_config("cpu_sine_mel")
+    assert cfg.train.aux.mel_weight > 0 and cfg.train.aux.stft_weight > 0
+    assert cfg.train.aux.fm_weight > 0 and cfg.train.d_start_step > 0
+    assert cfg.generator.excitation.enabled
+    assert cfg.discriminator.rwds == experiments.get_config("gan_tts").discriminator.rwds

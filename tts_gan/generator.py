@@ -27,6 +27,7 @@ nearest-neighbour. Every convolution's input is multiplied by the length mask at
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -72,13 +73,69 @@ class ConvSpec:
         return (self.kernel_size - 1) * self.dilation / self.steps_per_frame
 
 
+@dataclass(frozen=True)
+class ExcitationSpec:
+    """Opt-in sine excitation from the conditioning's log F0 (not in the paper; the source of
+    neural source-filter models, Wang et al. 2019): ``harmonics`` sines at k·F0, silenced on
+    unvoiced frames and above the Nyquist frequency of the rate they are made at, plus the V/UV
+    flag, added through a 1×1 conv inside each of the last ``blocks`` GBlocks (after their
+    first residual block, at their output rate). Index/mean/std locate and de-normalise the
+    ``log_f0`` (natural log of Hz) and ``vuv`` columns of the normalised features."""
+
+    lf0_index: int
+    lf0_mean: float
+    lf0_std: float
+    vuv_index: int
+    vuv_mean: float = 0.0
+    vuv_std: float = 1.0
+    harmonics: int = 8
+    blocks: int = 3
+    frame_rate: int = 200
+
+    @property
+    def channels(self) -> int:
+        return self.harmonics + 1
+
+
+def sine_excitation(features: tf.Tensor, spec: ExcitationSpec, steps_per_frame: int,
+                    start_cycles: tf.Tensor | None = None) -> tf.Tensor:
+    """``[B, T·r, harmonics + 1]`` at r = ``steps_per_frame`` steps per feature frame.
+
+    F0 is constant within a frame and the phase is its running integral from the first frame
+    (plus ``start_cycles`` [B], in cycles), so it is continuous across frames and a frame's
+    excitation depends only on the frames before it (masked padding never changes it).
+    """
+    rate_hz = float(spec.frame_rate * steps_per_frame)
+    feats = tf.cast(features, tf.float32)
+    f0 = tf.exp(feats[..., spec.lf0_index] * spec.lf0_std + spec.lf0_mean)  # [B, T] Hz
+    voiced = tf.cast(feats[..., spec.vuv_index] * spec.vuv_std + spec.vuv_mean > 0.5,
+                     tf.float32)
+    inc = f0 / rate_hz  # cycles per step
+    frame_start = tf.math.cumsum(inc * float(steps_per_frame), axis=1, exclusive=True)
+    if start_cycles is not None:
+        frame_start += tf.cast(start_cycles, tf.float32)[:, None]
+    frame_start -= tf.floor(frame_start)
+    steps = tf.range(steps_per_frame, dtype=tf.float32)
+    cycles = frame_start[..., None] + inc[..., None] * steps  # [B, T, r]
+    k = tf.range(1, spec.harmonics + 1, dtype=tf.float32)
+    sines = tf.sin(2.0 * math.pi * cycles[..., None] * k)  # [B, T, r, H]
+    audible = tf.cast(f0[..., None] * k < 0.5 * rate_hz, tf.float32) * voiced[..., None]
+    sines *= audible[:, :, None, :]
+    vuv = tf.broadcast_to(voiced[..., None, None], tf.shape(sines[..., :1]))
+    out = tf.concat([sines, vuv], axis=-1)
+    shape = tf.shape(out)
+    return tf.cast(tf.reshape(out, [shape[0], shape[1] * steps_per_frame, spec.channels]),
+                   features.dtype)
+
+
 class GBlock(CheckpointListsMixin, keras.layers.Layer):
     """Fig. 1a: two residual blocks of CBN-ReLU-conv with dilations 1, 2 | 4, 8."""
 
     def __init__(self, in_channels: int, out_channels: int, upsample_factor: int, *,
                  kernel_size: int = 3, dilations: Sequence[int] = GBLOCK_DILATIONS,
                  spectral_norm: bool = True, bn_momentum: float = 0.99, bn_epsilon: float = 1e-4,
-                 cross_replica_bn: bool = True, cond_dim: int | None = None, **kwargs):
+                 cross_replica_bn: bool = True, cond_dim: int | None = None,
+                 excitation_channels: int = 0, **kwargs):
         super().__init__(**kwargs)
         if len(dilations) != 4:
             raise ValueError(f"GBlock needs 4 dilations (two residual blocks), got {dilations}")
@@ -91,6 +148,9 @@ class GBlock(CheckpointListsMixin, keras.layers.Layer):
                                name=f"conv{i}") for i, d in enumerate(dilations)]
         self.skip = (SNConv1D(out_channels, 1, spectral_norm=spectral_norm, name="skip")
                      if in_channels != out_channels else None)
+        self.excitation_channels = int(excitation_channels)
+        self.exc_proj = (SNConv1D(out_channels, 1, spectral_norm=spectral_norm, name="exc_proj")
+                         if excitation_channels else None)
 
     def build(self, input_shape):
         shape_in, shape_out = (None, None, self.in_channels), (None, None, self.out_channels)
@@ -100,8 +160,10 @@ class GBlock(CheckpointListsMixin, keras.layers.Layer):
             layer.build(shape_out)
         if self.skip is not None:
             self.skip.build(shape_in)
+        if self.exc_proj is not None:
+            self.exc_proj.build((None, None, self.excitation_channels))
 
-    def call(self, x, cond, mask_in=None, mask_out=None, training=None):
+    def call(self, x, cond, mask_in=None, mask_out=None, training=None, excitation=None):
         f = self.upsample_factor
         h = tf.nn.relu(self.cbns[0](x, cond, seq_mask=mask_in, training=training))
         h = self.convs[0](ops.upsample(h, f), seq_mask=mask_out, training=training)
@@ -111,6 +173,8 @@ class GBlock(CheckpointListsMixin, keras.layers.Layer):
         if self.skip is not None:
             skip = self.skip(skip, seq_mask=mask_out, training=training)
         x = h + skip
+        if self.exc_proj is not None:  # sine excitation at this rate (not in the paper)
+            x = x + self.exc_proj(excitation, seq_mask=mask_out, training=training)
         h = tf.nn.relu(self.cbns[2](x, cond, seq_mask=mask_out, training=training))
         h = self.convs[2](h, seq_mask=mask_out, training=training)
         h = tf.nn.relu(self.cbns[3](h, cond, seq_mask=mask_out, training=training))
@@ -134,9 +198,20 @@ class Generator(CheckpointListsMixin, keras.Model):
                  blocks: Sequence[Sequence[int]] = TABLE2_BLOCKS, kernel_size: int = 3,
                  dilations: Sequence[int] = GBLOCK_DILATIONS, spectral_norm: bool = True,
                  bn_momentum: float = 0.99, bn_epsilon: float = 1e-4,
-                 cross_replica_bn: bool = True, **kwargs):
+                 cross_replica_bn: bool = True, excitation: ExcitationSpec | None = None,
+                 **kwargs):
         super().__init__(**kwargs)
         ops.check_positive_ints("generator.blocks", [v for b in blocks for v in b])
+        self.excitation = excitation
+        if excitation is not None:
+            if not 0 < excitation.blocks <= len(blocks):
+                raise ValueError(f"generator.excitation.blocks={excitation.blocks}: expected "
+                                 f"1..{len(blocks)} (the number of GBlocks)")
+            for name in ("lf0_index", "vuv_index"):
+                if not 0 <= getattr(excitation, name) < int(feature_dim):
+                    raise ValueError(f"generator.excitation.{name}="
+                                     f"{getattr(excitation, name)} is not a feature column "
+                                     f"(feature_dim {feature_dim})")
         self.feature_dim = int(feature_dim)
         self.noise_dim = int(noise_dim)
         self.num_speakers = int(num_speakers)
@@ -150,12 +225,15 @@ class Generator(CheckpointListsMixin, keras.Model):
                                 name="conv_in")
         self.gblocks = []
         channels = int(input_channels)
+        first_exc = len(self.blocks_spec) - (excitation.blocks if excitation else 0)
         for i, (out_ch, factor) in enumerate(self.blocks_spec):
             self.gblocks.append(GBlock(channels, out_ch, factor, kernel_size=kernel_size,
                                        dilations=dilations, spectral_norm=spectral_norm,
                                        bn_momentum=bn_momentum, bn_epsilon=bn_epsilon,
                                        cross_replica_bn=cross_replica_bn,
-                                       cond_dim=self.cond_dim, name=f"gblock{i + 1}"))
+                                       cond_dim=self.cond_dim, name=f"gblock{i + 1}",
+                                       excitation_channels=(excitation.channels
+                                                            if i >= first_exc else 0)))
             channels = out_ch
         self.conv_out = SNConv1D(1, kernel_size, spectral_norm=spectral_norm, name="conv_out")
 
@@ -181,7 +259,7 @@ class Generator(CheckpointListsMixin, keras.Model):
         one_hot = tf.one_hot(tf.cast(speaker, tf.int32), self.num_speakers, dtype=z.dtype)
         return tf.concat([z, one_hot], axis=-1)
 
-    def call(self, features, z, speaker=None, lengths=None, training=None):
+    def call(self, features, z, speaker=None, lengths=None, training=None, start_cycles=None):
         if features.shape.rank != 3 or (features.shape[-1] is not None
                                          and features.shape[-1] != self.feature_dim):
             raise ValueError(f"generator features: expected [batch, frames, {self.feature_dim}], "
@@ -196,7 +274,10 @@ class Generator(CheckpointListsMixin, keras.Model):
         for block in self.gblocks:
             rate *= block.upsample_factor
             mask_out = ops.length_mask(lengths, frames, rate, features.dtype)
-            h = block(h, cond, mask_in=mask, mask_out=mask_out, training=training)
+            exc = (sine_excitation(features, self.excitation, rate, start_cycles)
+                   if block.exc_proj is not None else None)
+            h = block(h, cond, mask_in=mask, mask_out=mask_out, training=training,
+                      excitation=exc)
             mask = mask_out
         audio = tf.tanh(self.conv_out(h, seq_mask=mask, training=training))
         return ops.apply_mask(audio, mask)
@@ -220,6 +301,8 @@ class Generator(CheckpointListsMixin, keras.Model):
             specs.extend(spec(c, rate) for c in block.convs[:2])
             if block.skip is not None:
                 specs.append(spec(block.skip, rate))
+            if block.exc_proj is not None:
+                specs.append(spec(block.exc_proj, rate))
             specs.extend(spec(c, rate) for c in block.convs[2:])
         specs.append(spec(self.conv_out, rate))
         return specs
@@ -266,8 +349,27 @@ def build_generator(cfg, feature_dim: int | None = None, num_speakers: int | Non
         input_channels=cfg.input_channels, blocks=tuple(tuple(b) for b in cfg.blocks),
         kernel_size=cfg.kernel_size, dilations=tuple(cfg.dilations),
         spectral_norm=cfg.spectral_norm, bn_momentum=cfg.bn_momentum, bn_epsilon=cfg.bn_epsilon,
-        cross_replica_bn=cfg.cross_replica_bn, name="generator")
+        cross_replica_bn=cfg.cross_replica_bn, excitation=excitation_spec(cfg),
+        name="generator")
     return gen
+
+
+def excitation_spec(cfg) -> ExcitationSpec | None:
+    """The ``generator.excitation`` config as a spec (None when absent or not enabled); its
+    column indices and statistics are filled in from the manifest by ``resolve_config``."""
+    exc = cfg.get("excitation") if hasattr(cfg, "get") else None
+    if not exc or not exc.get("enabled", False):
+        return None
+    missing = [k for k in ("lf0_index", "lf0_mean", "lf0_std", "vuv_index")
+               if exc.get(k) is None]
+    if missing:
+        raise ValueError(f"generator.excitation is enabled but {', '.join(missing)} are not "
+                         "set: they come from the data's manifest.json (log_f0 / vuv blocks)")
+    return ExcitationSpec(
+        lf0_index=int(exc.lf0_index), lf0_mean=float(exc.lf0_mean), lf0_std=float(exc.lf0_std),
+        vuv_index=int(exc.vuv_index), vuv_mean=float(exc.get("vuv_mean", 0.0)),
+        vuv_std=float(exc.get("vuv_std", 1.0)), harmonics=int(exc.get("harmonics", 8)),
+        blocks=int(exc.get("blocks", 3)))
 
 
 def build_and_init(gen: Generator, frames: int = 4, batch: int = 1) -> Generator:
