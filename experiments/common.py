@@ -33,6 +33,7 @@ def base_config() -> ml_collections.ConfigDict:
         frame_rate=200,
         samples_per_frame=120,      # λ
         window_frames=400,          # 2 s training windows (§3.1)
+        windows="random",           # start anywhere in an utterance; "grid": prepared windows
         mu=65535.0,                 # µ-law G models: 16-bit (App. C); 255 = 8-bit, re-encoded
         compression="",             # "" or "GZIP", as written by tts-gan-prep
     ))

@@ -9,6 +9,8 @@ def get_config():
     c = common.base_config()
     c.name = "tiny"
     c.data.window_frames = 24            # 0.12 s windows
+    c.data.windows = "grid"              # crops of the prepared windows: the tests' synthetic
+                                         # data dirs have no whole-utterance shards
     c.generator.noise_dim = 16
     c.generator.input_channels = 32
     c.generator.blocks = ((32, 1), (32, 1), (16, 2), (16, 2), (16, 2), (8, 3), (8, 5))

@@ -302,3 +302,33 @@ def test_random_windows_errors(prepared_utts, tmp_path) -> None:
     with pytest.raises(FileNotFoundError,
                        match=r"train_utterances-.*no whole-utterance shards.*re-run tts-gan-prep"):
         data.make_random_window_dataset(old, "train", 2, seed=0)
+
+
+def test_training_input_uses_random_windows_by_default(prepared_utts) -> None:
+    """train_lib's input (data.windows = "random", the base config's default): windows start
+    off the prepared grid too; "grid" keeps the prepared windows' starts; a bad value is an
+    error naming the field."""
+    from experiments import common
+    from tts_gan import train_lib
+
+    m = schema.load_manifest(prepared_utts)
+    c = common.base_config()
+    c.data.window_frames = 16
+    c.discriminator.rwds = []
+    c.train.global_batch_size = 8
+    c = train_lib.resolve_config(c, prepared_utts)
+    assert c.data.windows == "random"
+    ctx = tf.distribute.InputContext()
+    starts = set()
+    for b in train_lib.make_train_dataset_fn(c, prepared_utts, seed=3)(ctx).take(8):
+        assert b["audio"].shape == (8, 16 * SPF) and b["features"].shape == (8, 16, m.feature_dim)
+        f = b["features"].numpy()[..., 0] * m.std[0] + m.mean[0]  # column 0 = frame index
+        starts |= set(np.round(f[:, 0]).astype(int).tolist())
+    assert max(starts) > RW - 16  # beyond the last crop of the first 40-frame grid window
+    c.data.windows = "grid"
+    for b in train_lib.make_train_dataset_fn(c, prepared_utts, seed=3)(ctx).take(8):
+        f = b["features"].numpy()[..., 0] * m.std[0] + m.mean[0]
+        assert np.round(f[:, 0]).max() <= RW - 16
+    c.data.windows = "everywhere"
+    with pytest.raises(ValueError, match=r"data.windows='everywhere'"):
+        train_lib.make_train_dataset_fn(c, prepared_utts, seed=3)
