@@ -13,36 +13,16 @@ also speaks the text through the project's own text path (``tts-gan-synthesize -
 --speaker=N``: Festival's front end → HTS labels + F0 → the prep's features → the export),
 with the recording's speaker id, and its audio is scored the same way.
 
-- Recogniser: ``pocketsphinx`` 5 (US-English acoustic model, LM and CMU dictionary inside the
-  PyPI package) on 16-kHz audio (soxr HQ), one utterance per decode. Word error rate with
-  ``jiwer``, corpus-level: (substitutions + deletions + insertions) / reference words, summed
-  over all sentences of a group (not a mean of per-sentence rates).
-- Quality: DNSMOS (``speechmos``, ONNX models through ``onnxruntime``): P.808 MOS and P.835
-  SIG / BAK / OVRL, mean over utterances. Clips shorter than DNSMOS's 9.01-s input are tiled
-  by ``speechmos`` itself.
-
-Text normalisation (:func:`normalize_text`, applied to reference and hypothesis alike):
-lower-case; typographic apostrophes become ``'``; recogniser filler tokens (``<sil>``,
-``[noise]``) are dropped; every character other than a-z, digits and ``'`` separates words;
-an apostrophe is kept only between two letters (``queen's``, ``o'clock``; ``dogs'`` → ``dogs``);
-words with two spellings are mapped to one (:data:`CANONICAL`): the abbreviation the built-in
-sentences use (``Mrs``; the CMU dictionary spells the same pronunciation ``mrs`` or
-``missus``) and their British spellings (``harbour``, ``grey``, ``ploughed``, …), which become
-American ones, the recogniser's. The built-in sentences have no digits; a reference with a
-digit is an error (spell numbers out), since the recogniser's dictionary has none and it would
-count as an error every time. Words the recogniser cannot output at all (not in its dictionary
-or LM: ``chapels``, ``creaked``, ``knocker``, ``lamplight``, ``poplars`` — 5 of the 3,298 words
-of the built-in sentences) are counted per group as ``reference_oov``, a floor under the WER.
+Scoring (recogniser, WER, DNSMOS, text normalisation) and the held-out set are
+:mod:`tts_gan.intelligibility`, shared with ``tts-gan-eval``; its docstring has the rules.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime
 import json
 import os
-import re
 import shlex
 import sys
 import time
@@ -56,192 +36,15 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import machine  # noqa: E402  (benchmarks/machine.py)
 
-ASR_RATE = 16000  # pocketsphinx's en-us model and DNSMOS both take 16-kHz audio
-# One spelling per word where the built-in sentences and the recogniser may differ: the
-# abbreviation 'Mrs' (the CMU dictionary also has 'missus'), and the British spellings of
-# data_prep/sentences.txt → the American ones the recogniser's LM prefers (or only has:
-# jeweller, metres, practised), as Whisper's English normaliser does for British spellings.
-CANONICAL: dict[str, str] = {
-    "missus": "mrs", "axe": "ax", "grey": "gray", "harbour": "harbor", "jeweller": "jeweler",
-    "metres": "meters", "neighbour": "neighbor", "plough": "plow", "ploughed": "plowed",
-    "practised": "practiced", "theatre": "theater", "tyre": "tire", "woollen": "woolen",
-}
-LOG_ZERO = -(2**29)  # pocketsphinx's log-probability of an impossible event
-_FILLER = re.compile(r"<[^>]*>|\[[^\]]*\]")
-_NOT_WORD = re.compile(r"[^a-z0-9']+")
-_STRAY_APOSTROPHE = re.compile(r"(?<![a-z])'|'(?![a-z])")
-
-
-class IntelligibilityError(RuntimeError):
-    """Bad input for the benchmark; the message names the file or flag."""
-
-
-# ------------------------------------------------------------------------- text and WER
-def normalize_text(text: str) -> str:
-    """The WER normal form of ``text`` (rule in the module docstring); ValueError on digits."""
-    t = text.lower().replace("\u2019", "'").replace("\u2018", "'")
-    t = _FILLER.sub(" ", t)
-    t = _NOT_WORD.sub(" ", t)
-    t = _STRAY_APOSTROPHE.sub(" ", t)
-    words = [CANONICAL.get(w, w) for w in t.split()]
-    digits = [w for w in words if any(c.isdigit() for c in w)]
-    if digits:
-        raise ValueError(f"{' '.join(digits)!r}: digits in the text; spell numbers out "
-                         "(the recogniser's dictionary has no digits)")
-    return " ".join(words)
-
-
-def wer_summary(references: Sequence[str], hypotheses: Sequence[str]) -> dict[str, Any]:
-    """Corpus-level WER of normalised ``references`` vs ``hypotheses`` (one per sentence)."""
-    import jiwer
-
-    if len(references) != len(hypotheses):
-        raise ValueError(f"{len(references)} references but {len(hypotheses)} hypotheses")
-    if not references:
-        return {"sentences": 0, "reference_words": 0, "wer": None, "substitutions": 0,
-                "deletions": 0, "insertions": 0, "hits": 0}
-    if any(not r.strip() for r in references):
-        raise ValueError("an empty reference has no word error rate")
-    out = jiwer.process_words(list(references), list(hypotheses))
-    return {"sentences": len(references),
-            "reference_words": int(out.hits + out.substitutions + out.deletions),
-            "wer": float(out.wer), "substitutions": int(out.substitutions),
-            "deletions": int(out.deletions), "insertions": int(out.insertions),
-            "hits": int(out.hits)}
-
-
-# ------------------------------------------------------------------------ audio scoring
-def to_16k(audio: np.ndarray, sample_rate: int) -> np.ndarray:
-    """Mono float audio at ``sample_rate`` → 16 kHz (soxr HQ), clipped to [-1, 1]."""
-    import soxr
-
-    x = np.asarray(audio, np.float32)
-    if x.ndim != 1:
-        raise ValueError(f"expected mono audio [samples], got shape {x.shape}")
-    if sample_rate != ASR_RATE:
-        x = soxr.resample(x, sample_rate, ASR_RATE).astype(np.float32)
-    return np.clip(x, -1.0, 1.0)
-
-
-class Recognizer:
-    """pocketsphinx 5 with the US-English model that ships in the package."""
-
-    def __init__(self) -> None:
-        from pocketsphinx import Config, Decoder
-
-        self.decoder = Decoder(Config(samprate=ASR_RATE, loglevel="FATAL"))
-        self._lm = self.decoder.get_lm()
-
-    def knows(self, word: str) -> bool:
-        """Whether the recogniser can output ``word``: in its dictionary and its LM's unigrams
-        (pocketsphinx gives an unknown unigram the log-probability floor, -2**29)."""
-        return (self.decoder.lookup_word(word) is not None
-                and self._lm.prob([word]) > LOG_ZERO)
-
-    def transcribe(self, x16k: np.ndarray) -> str:
-        """The recogniser's word string for one utterance of 16-kHz audio in [-1, 1]."""
-        pcm = np.round(np.clip(x16k, -1.0, 1.0) * 32767.0).astype(np.int16)
-        self.decoder.start_utt()
-        self.decoder.process_raw(pcm.tobytes(), full_utt=True)
-        self.decoder.end_utt()
-        hyp = self.decoder.hyp()
-        return hyp.hypstr if hyp is not None else ""
-
-
-def dnsmos(x16k: np.ndarray) -> dict[str, float]:
-    """DNSMOS P.808 MOS and P.835 SIG / BAK / OVRL of 16-kHz audio in [-1, 1]."""
-    from speechmos import dnsmos as dnsmos_lib
-
-    r = dnsmos_lib.run(np.clip(x16k, -1.0, 1.0).astype(np.float32), ASR_RATE)
-    return {k: float(r[k + "_mos"]) for k in ("p808", "sig", "bak", "ovrl")}
-
-
-# ------------------------------------------------------------------------- the held-out set
-@dataclasses.dataclass
-class Item:
-    """One held-out utterance: its id, speaker, text and recording."""
-
-    utterance_id: str
-    speaker: str
-    speaker_id: int
-    text: str
-    wav: str
-
-
-def held_out_ids(data_dir: str) -> tuple[Any, list[tuple[str, int]]]:
-    """(manifest, [(utterance id, speaker id)] sorted by id) of the prep's test utterances."""
-    import tensorflow as tf
-
-    from tts_gan import schema
-
-    manifest = schema.load_manifest(data_dir)
-    pattern = os.path.join(data_dir, schema.shard_pattern(schema.TEST_UTTERANCES))
-    files = sorted(tf.io.gfile.glob(pattern))
-    if not files:
-        raise IntelligibilityError(f"{pattern}: no held-out utterance shards (a tts-gan-prep "
-                                   "output directory was expected)")
-    spec = {schema.UTTERANCE_ID: tf.io.FixedLenFeature([], tf.string),
-            schema.SPEAKER: tf.io.FixedLenFeature([], tf.int64)}
-    ids = []
-    try:
-        for rec in tf.data.TFRecordDataset(files, compression_type=manifest.compression or None):
-            ex = tf.io.parse_single_example(rec, spec)
-            ids.append((ex[schema.UTTERANCE_ID].numpy().decode("utf-8"),
-                        int(ex[schema.SPEAKER])))
-    except tf.errors.OpError as e:
-        raise IntelligibilityError(f"{pattern}: cannot read the records ({e.message})") from None
-    expected = manifest.counts.get("test", {}).get("utterances")
-    if expected is not None and expected != len(ids):
-        raise IntelligibilityError(f"{pattern}: {len(ids)} held-out utterances, but "
-                                   f"{os.path.join(data_dir, schema.MANIFEST_NAME)} counts "
-                                   f"test.utterances = {expected}")
-    return manifest, sorted(ids)
-
-
-def corpus_items(data_dir: str, corpus_dir: str, max_sentences: int = 0) -> list[Item]:
-    """The held-out utterances of ``data_dir`` with their text and wav in ``corpus_dir``;
-    ``max_sentences > 0`` keeps the first that many of each speaker (id order)."""
-    manifest, ids = held_out_ids(data_dir)
-    names = {v: k for k, v in manifest.speakers.items()}
-    items: list[Item] = []
-    per_speaker: dict[int, int] = {}
-    for uid, spk in ids:
-        if spk not in names:
-            raise IntelligibilityError(f"{data_dir}: utterance {uid} has speaker id {spk}, "
-                                       f"which manifest.json's speakers {manifest.speakers} "
-                                       "do not name")
-        if max_sentences > 0 and per_speaker.get(spk, 0) >= max_sentences:
-            continue
-        per_speaker[spk] = per_speaker.get(spk, 0) + 1
-        wav = os.path.join(corpus_dir, "wav", uid + ".wav")
-        txt = os.path.join(corpus_dir, "text", uid + ".txt")
-        for path in (wav, txt):
-            if not os.path.isfile(path):
-                raise IntelligibilityError(f"{path}: missing (held-out utterance {uid} of "
-                                           f"{data_dir}; --corpus_dir must be the corpus the "
-                                           "data was prepared from)")
-        with open(txt, encoding="utf-8") as f:
-            text = " ".join(f.read().split())
-        try:
-            if not normalize_text(text):
-                raise ValueError("no words")
-        except ValueError as e:
-            raise IntelligibilityError(f"{txt}: {e}") from None
-        items.append(Item(uid, names[spk], spk, text, wav))
-    return items
-
-
-def read_recording(path: str) -> tuple[np.ndarray, int]:
-    """(mono float32 audio, sample rate) of a wav; multi-channel is averaged."""
-    import soundfile as sf
-
-    try:
-        audio, sr = sf.read(path, dtype="float32", always_2d=True)
-    except (RuntimeError, OSError) as e:
-        raise IntelligibilityError(f"{path}: cannot read the wav ({e})") from None
-    if audio.shape[0] == 0:
-        raise IntelligibilityError(f"{path}: no samples")
-    return audio.mean(axis=1), int(sr)
+from tts_gan.intelligibility import (  # noqa: E402  (the scoring, shared with tts-gan-eval)
+    IntelligibilityError,
+    Item,
+    Recognizer,
+    corpus_items,
+    read_recording,
+    score,
+    summarise,
+)
 
 
 # ------------------------------------------------------------------------------- the model
@@ -282,39 +85,6 @@ def synthesize_items(synth: Any, items: Sequence[Item], seed: int = 0,
         out[i] = np.asarray(audio, np.float32)
     return out
 
-
-# ----------------------------------------------------------------------------- scoring
-def score(recognizer: Recognizer, item: Item, audio: np.ndarray, sample_rate: int
-          ) -> dict[str, Any]:
-    """One utterance's row: reference, hypothesis (raw and normalised), DNSMOS, seconds."""
-    x = to_16k(audio, sample_rate)
-    hyp = recognizer.transcribe(x)
-    ref_n, hyp_n = normalize_text(item.text), normalize_text(hyp)
-    return {"utterance_id": item.utterance_id, "speaker": item.speaker,
-            "seconds": len(x) / ASR_RATE, "text": item.text, "hypothesis": hyp,
-            "reference_normalized": ref_n, "hypothesis_normalized": hyp_n,
-            "reference_oov": [w for w in ref_n.split() if not recognizer.knows(w)],
-            "wer": wer_summary([ref_n], [hyp_n])["wer"], "dnsmos": dnsmos(x)}
-
-
-def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Per speaker and pooled (``all``): corpus-level WER and counts, mean DNSMOS."""
-    groups: dict[str, list[dict[str, Any]]] = {}
-    for r in rows:
-        groups.setdefault(r["speaker"], []).append(r)
-    groups = dict(sorted(groups.items()))
-    groups["all"] = list(rows)
-    out = {}
-    for name, rs in groups.items():
-        s = wer_summary([r["reference_normalized"] for r in rs],
-                        [r["hypothesis_normalized"] for r in rs])
-        s["seconds"] = float(sum(r["seconds"] for r in rs))
-        s["reference_oov"] = int(sum(len(r.get("reference_oov", ())) for r in rs))
-        for k in ("p808", "sig", "bak", "ovrl"):
-            s[f"dnsmos_{k}_mean"] = (float(np.mean([r["dnsmos"][k] for r in rs]))
-                                     if rs else None)
-        out[name] = s
-    return out
 
 
 # -------------------------------------------------------------------------- outputs

@@ -1,5 +1,6 @@
-"""benchmarks/intelligibility.py: text normalisation, WER aggregation, the packaged recogniser on
-real (Festival) speech and on noise, the held-out set read from a data dir, and its errors."""
+"""tts_gan.intelligibility (moved out of benchmarks/intelligibility.py) and the benchmark: text
+normalisation, WER aggregation, the packaged recogniser on real (Festival) speech and on noise,
+the held-out set read from a data dir, and its errors."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 import soundfile as sf
 
 from data_prep import festival_corpus, tfrecord_io
+from tts_gan import intelligibility as scoring
 from tts_gan import schema, synthesis
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -43,18 +45,18 @@ needs_festival = pytest.mark.skipif(
     ("", ""),
 ])
 def test_normalize_text(text: str, expected: str) -> None:
-    assert intel.normalize_text(text) == expected
+    assert scoring.normalize_text(text) == expected
 
 
 def test_normalize_text_rejects_digits() -> None:
     with pytest.raises(ValueError, match="'4'.*spell numbers out"):
-        intel.normalize_text("Meet me at 4 o'clock.")
+        scoring.normalize_text("Meet me at 4 o'clock.")
 
 
 def test_built_in_sentences_normalise() -> None:
     """No built-in sentence has digits or normalises to nothing."""
     sentences = festival_corpus.load_sentences()
-    assert len(sentences) > 100 and all(intel.normalize_text(s) for s in sentences)
+    assert len(sentences) > 100 and all(scoring.normalize_text(s) for s in sentences)
 
 
 # ------------------------------------------------------------------------------ WER
@@ -63,7 +65,7 @@ def test_wer_is_corpus_level() -> None:
     # one substitution ("a dog" -> "log"); sentence 3 = 3 hits. 3 errors in 3 + 2 + 3 = 8 words.
     refs = ["the cat sat", "a dog", "birds sing loudly"]
     hyps = ["the cat sat down", "log", "birds sing loudly"]
-    s = intel.wer_summary(refs, hyps)
+    s = scoring.wer_summary(refs, hyps)
     assert s["reference_words"] == 8 and s["sentences"] == 3
     assert (s["substitutions"], s["deletions"], s["insertions"], s["hits"]) == (1, 1, 1, 6)
     assert s["wer"] == pytest.approx(3 / 8)
@@ -72,10 +74,10 @@ def test_wer_is_corpus_level() -> None:
 
 
 def test_wer_empty_hypothesis_and_reference() -> None:
-    assert intel.wer_summary(["one two three"], [""])["wer"] == pytest.approx(1.0)
-    assert intel.wer_summary([], [])["wer"] is None
+    assert scoring.wer_summary(["one two three"], [""])["wer"] == pytest.approx(1.0)
+    assert scoring.wer_summary([], [])["wer"] is None
     with pytest.raises(ValueError, match="empty reference"):
-        intel.wer_summary(["", "a b"], ["x", "a b"])
+        scoring.wer_summary(["", "a b"], ["x", "a b"])
 
 
 def test_summarise_pools_speakers() -> None:
@@ -85,7 +87,7 @@ def test_summarise_pools_speakers() -> None:
 
     rows = [row("b", "one two", "one two", 4.0), row("a", "x y z w", "x", 2.0),
             row("b", "red green blue", "red blue", 3.0)]
-    s = intel.summarise(rows)
+    s = scoring.summarise(rows)
     assert list(s) == ["a", "b", "all"]
     assert s["a"]["wer"] == pytest.approx(3 / 4) and s["a"]["sentences"] == 1
     assert s["b"]["wer"] == pytest.approx(1 / 5) and s["b"]["dnsmos_p808_mean"] == 3.5
@@ -95,8 +97,8 @@ def test_summarise_pools_speakers() -> None:
 
 # ------------------------------------------------------------------------------ the recogniser
 @pytest.fixture(scope="module")
-def recognizer() -> intel.Recognizer:
-    return intel.Recognizer()
+def recognizer() -> scoring.Recognizer:
+    return scoring.Recognizer()
 
 
 def test_recogniser_vocabulary(recognizer) -> None:
@@ -106,7 +108,7 @@ def test_recogniser_vocabulary(recognizer) -> None:
         assert recognizer.knows(w), w
     for w in ("chapels", "missus", "jeweller", "metres", "xqzt"):
         assert not recognizer.knows(w), w
-    words = [w for s in festival_corpus.load_sentences() for w in intel.normalize_text(s).split()]
+    words = [w for s in festival_corpus.load_sentences() for w in scoring.normalize_text(s).split()]
     oov = [w for w in words if not recognizer.knows(w)]
     assert sorted(set(oov)) == ["chapels", "creaked", "knocker", "lamplight", "poplars"]
     assert len(oov) < 0.01 * len(words)  # a small floor under the WER: 5 of 3,298
@@ -146,13 +148,13 @@ def test_scores_festival_speech_well_and_noise_badly(tmp_path, capsys, recognize
 
     audio, sr = sf.read(corpus / "wav" / f"{uid}.wav", dtype="float32")
     assert sr == 32000
-    x = intel.to_16k(audio, sr)
+    x = scoring.to_16k(audio, sr)
     assert len(x) == pytest.approx(len(audio) / 2, abs=2)
-    noise = np.random.default_rng(0).normal(0.0, float(np.std(x)), 2 * intel.ASR_RATE)
+    noise = np.random.default_rng(0).normal(0.0, float(np.std(x)), 2 * scoring.ASR_RATE)
     noise = noise.astype(np.float32)
-    hyp = intel.normalize_text(recognizer.transcribe(noise))
-    assert intel.wer_summary([intel.normalize_text(text)], [hyp])["hits"] <= 1, hyp
-    scores = intel.dnsmos(noise)
+    hyp = scoring.normalize_text(recognizer.transcribe(noise))
+    assert scoring.wer_summary([scoring.normalize_text(text)], [hyp])["hits"] <= 1, hyp
+    scores = scoring.dnsmos(noise)
     assert scores["p808"] < row["dnsmos"]["p808"] - 0.8 and scores["ovrl"] < 2.0, scores
 
 
@@ -199,13 +201,13 @@ def test_held_out_set_comes_from_the_data_dir(tmp_path) -> None:
     data = _data_dir(tmp_path / "data", uids)
     corpus = _corpus(tmp_path / "corpus", [u for u, _ in uids] + ["slt_hts/s0001"],
                      ["A b.", "C d.", "E f.", "G h.", "Not held out."])
-    items = intel.corpus_items(data, corpus)
+    items = scoring.corpus_items(data, corpus)
     assert [(i.utterance_id, i.speaker, i.speaker_id, i.text) for i in items] == [
         ("kal_diphone/s0002", "kal_diphone", 0, "E f."),
         ("kal_diphone/s0007", "kal_diphone", 0, "C d."),
         ("slt_hts/s0007", "slt_hts", 1, "A b."),
         ("slt_hts/s0100", "slt_hts", 1, "G h.")]
-    assert [i.utterance_id for i in intel.corpus_items(data, corpus, max_sentences=1)] == [
+    assert [i.utterance_id for i in scoring.corpus_items(data, corpus, max_sentences=1)] == [
         "kal_diphone/s0002", "slt_hts/s0007"]
     assert intel._two_sentences(items) == [0, 2]  # one sentence of each speaker
 
@@ -241,16 +243,16 @@ def test_synthesize_items_speaks_each_text_with_the_exports_speaker_id(monkeypat
                 for k, u in enumerate(ids)]
 
     monkeypatch.setattr(synthesis, "utterances_from_text", fake_text)
-    items = [intel.Item("kal_diphone/s0002", "kal_diphone", 0, "B text.", "w"),
-             intel.Item("kal_diphone/s0007", "kal_diphone", 0, "A text.", "w"),
-             intel.Item("slt_hts/s0007", "slt_hts", 1, "A text.", "w")]
+    items = [scoring.Item("kal_diphone/s0002", "kal_diphone", 0, "B text.", "w"),
+             scoring.Item("kal_diphone/s0007", "kal_diphone", 0, "A text.", "w"),
+             scoring.Item("slt_hts/s0007", "slt_hts", 1, "A text.", "w")]
     # The export numbers the speakers the other way round than the data dir.
     out = intel.synthesize_items(_FakeSynth({"slt_hts": 0, "kal_diphone": 1}), items, seed=10)
     assert calls == [["A text.", "B text."]]  # each distinct text through Festival once
     # value = 1000 * export speaker id + (seed + i) + 0.5 * (index of the text)
     assert [float(a[0]) for a in out] == [1010.5, 1011.0, 12.0]
     assert [len(a) for a in out] == [120 * 3, 120 * 2, 120 * 2]
-    with pytest.raises(intel.IntelligibilityError, match="no speaker 'slt_hts'"):
+    with pytest.raises(scoring.IntelligibilityError, match="no speaker 'slt_hts'"):
         intel.synthesize_items(_FakeSynth({"kal_diphone": 0}), items)
     assert len(calls) == 1  # checked before Festival runs
 
