@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import json
 import math
 import os
 import shutil
@@ -632,13 +633,16 @@ def check_finite(scalars: dict[str, float], step: int, last_ckpt_step: int | Non
 def train(config: ml_collections.ConfigDict, model_dir: str,
           strategy: tf.distribute.Strategy | None = None, *, xla: bool = False,
           log: Callable[[str], None] | None = None,
-          trainer: GANTrainer | None = None) -> TrainResult:
+          trainer: GANTrainer | None = None, init_checkpoint: str | None = None
+          ) -> TrainResult:
     """Trains (or resumes) the GAN of ``config`` on ``config.data.data_dir`` into ``model_dir``.
 
     Writes ``config.json`` and ``manifest.json`` at start, checkpoints every
     ``train.save_every`` steps and at exit (not after a non-finite loss), TensorBoard summaries
     under ``model_dir/train`` every ``log_every`` / ``eval_every`` steps, and prints progress.
     ``trainer`` reuses already built (and traced) models of the same config and strategy.
+    ``init_checkpoint`` (a :func:`write_weights` checkpoint) starts a ``model_dir`` that has
+    no checkpoint yet from those weights and step.
     """
     log = log or (lambda s: print(s, flush=True))
     strategy = strategy or tf.distribute.get_strategy()
@@ -668,6 +672,10 @@ def train(config: ml_collections.ConfigDict, model_dir: str,
     if latest:
         trainer.ckpt.restore(latest).assert_existing_objects_matched()
         log(f"restored {latest} (step {int(trainer.step.numpy())})")
+    elif init_checkpoint:
+        restore_weights(trainer, init_checkpoint)
+        log(f"initialised from {init_checkpoint} (step {int(trainer.step.numpy())}; weights "
+            "only: the optimizers start afresh)")
     start = int(trainer.step.numpy())
     last_saved: int | None = start if latest else None
     max_steps = int(tcfg.max_steps)
@@ -766,6 +774,48 @@ def train(config: ml_collections.ConfigDict, model_dir: str,
         last = dict(first)
     return TrainResult(start, step, first, last, ckpt_path,
                        run_steps / train_time if train_time > 0 else 0.0, trainer)
+
+
+def _weights_checkpoint(trainer: GANTrainer) -> tf.train.Checkpoint:
+    return tf.train.Checkpoint(step=trainer.step, generator=trainer.G,
+                               ema_generator=trainer.G_ema, discriminator=trainer.D)
+
+
+def write_weights(trainer: GANTrainer, path: str) -> str:
+    """Writes the step and the G, G_ema and D weights (no optimizer state: ~⅓ of a training
+    checkpoint) to the checkpoint prefix ``path``; returns it. For carrying a run across
+    machines (``tts-gan-train --init_checkpoint``)."""
+    trainer.refresh_ema_state()
+    return _weights_checkpoint(trainer).write(path)
+
+
+def write_latest_weights(model_dir: str, path: str,
+                         strategy: tf.distribute.Strategy | None = None) -> str:
+    """:func:`write_weights` of ``model_dir``'s latest checkpoint, with the models of the run's
+    own ``config.json`` (as resolved when it started)."""
+    latest = tf.train.latest_checkpoint(model_dir)
+    if not latest:
+        raise FileNotFoundError(f"{model_dir}: no checkpoint to write weights from")
+    with tf.io.gfile.GFile(os.path.join(model_dir, "config.json")) as f:
+        config = ml_collections.ConfigDict(json.load(f))
+    strategy = strategy or tf.distribute.get_strategy()
+    trainer = GANTrainer(config, strategy, int(config.generator.feature_dim),
+                         int(config.generator.num_speakers))
+    trainer.ckpt.restore(latest).assert_existing_objects_matched()
+    return write_weights(trainer, path)
+
+
+def restore_weights(trainer: GANTrainer, path: str) -> None:
+    """Restores a :func:`write_weights` checkpoint; every variable of G, G_ema and D must be
+    in it (a clear error otherwise)."""
+    if not tf.io.gfile.exists(path + ".index"):
+        raise FileNotFoundError(f"--init_checkpoint {path}: no checkpoint ({path}.index is "
+                                "missing)")
+    try:
+        _weights_checkpoint(trainer).read(path).assert_consumed()
+    except (AssertionError, ValueError) as e:  # missing / unmatched / wrong-shape variables
+        raise ValueError(f"--init_checkpoint {path}: does not match this config's models "
+                         f"({str(e).splitlines()[0][:300]})") from None
 
 
 def weights_digest(variables: list) -> str:

@@ -3,7 +3,8 @@
     tts-gan-train --config=experiments/gan_tts.py --data_dir=DATA --model_dir=MODEL \\
         [--strategy=default|one_device|mirrored|multi_worker|tpu] [--tpu=NAME] [--xla] \\
         [--max_steps=N] [--log_every=N] [--save_every=N] [--eval_every=N] \\
-        [--config.train.global_batch_size=64 ...]
+        [--init_checkpoint=PREFIX] [--config.train.global_batch_size=64 ...]
+    tts-gan-train --config=... --data_dir=DATA --model_dir=MODEL --write_weights=PREFIX
 
 Rerunning with the same ``--model_dir`` resumes from the latest checkpoint.
 """
@@ -41,6 +42,10 @@ flags.DEFINE_integer("max_steps", None, "Overrides config.train.max_steps.")
 flags.DEFINE_integer("log_every", None, "Overrides config.train.log_every.")
 flags.DEFINE_integer("save_every", None, "Overrides config.train.save_every.")
 flags.DEFINE_integer("eval_every", None, "Overrides config.train.eval_every.")
+flags.DEFINE_string("init_checkpoint", None, "Start a new --model_dir from these weights and "
+                    "step (a --write_weights checkpoint; optimizers start afresh).")
+flags.DEFINE_string("write_weights", None, "Write --model_dir's latest checkpoint's step and G, "
+                    "G_ema, D weights (no optimizer state) to this checkpoint prefix and exit.")
 flags.mark_flag_as_required("model_dir")
 
 FLAGS = flags.FLAGS
@@ -73,7 +78,13 @@ def main(argv: list[str]) -> int:
             if value is not None:
                 config.train[name] = value
     try:
-        train_lib.train(config, FLAGS.model_dir, strategy, xla=FLAGS.xla)
+        if FLAGS.write_weights:
+            path = train_lib.write_latest_weights(FLAGS.model_dir, FLAGS.write_weights,
+                                                  strategy)
+            print(f"wrote {path}", flush=True)
+            return 0
+        train_lib.train(config, FLAGS.model_dir, strategy, xla=FLAGS.xla,
+                        init_checkpoint=FLAGS.init_checkpoint)
     except train_lib.NonFiniteLossError as e:
         return _fail(str(e))
     except (schema.ManifestError, FileNotFoundError, ValueError) as e:
