@@ -40,14 +40,16 @@ from typing import Any
 
 import numpy as np
 
-from data_prep import audio as audio_lib
 from data_prep import corpus as corpus_lib
-from data_prep import features as feat_lib
-from data_prep import hts_labels, pitch, questions, tfrecord_io
-from tts_gan import mulaw, schema
+from data_prep import tfrecord_io
+from tts_gan import frontend, mulaw, schema
+from tts_gan.frontend import audio as audio_lib
+from tts_gan.frontend import features as feat_lib
+from tts_gan.frontend import labels as hts_labels
+from tts_gan.frontend import pitch, questions
 
 PIPELINE_VERSION = 1
-DEFAULT_QUESTION_FILE = os.path.join(os.path.dirname(__file__), "default_questions.hed")
+DEFAULT_QUESTION_FILE = frontend.DEFAULT_QUESTION_FILE
 SHARD_INFO_DIR = "_shards"
 SPLIT_BY = ("utterance", "sentence")
 

@@ -30,8 +30,9 @@ flags.DEFINE_string(
 )
 flags.DEFINE_string("output_dir", None, "Where TFRecords, manifest.json, rejected.tsv go.")
 flags.DEFINE_string(
-    "question_file", None, "HTS .hed question file (default: data_prep/default_questions.hed, "
-    "556 questions -> 567-dim features)."
+    "question_file", None,
+    "HTS .hed question file (default: tts_gan/frontend/default_questions.hed, 556 questions -> "
+    "567-dim features).",
 )
 flags.DEFINE_integer("workers", 1, "Parallel worker processes.")
 flags.DEFINE_bool("strict", False, "Stop at the first bad utterance instead of rejecting it.")

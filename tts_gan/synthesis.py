@@ -10,10 +10,10 @@
   centres equal one-shot synthesis (up to float summation order): long texts synthesise in
   memory bounded by the chunk size.
 * Front ends, all producing RAW prep features (the export normalises in its graph) with the
-  same code and question file as ``tts-gan-prep`` (data_prep): a prep test split, aligned HTS
-  label files + F0 from a wav, or plain text → Festival (its HTS voice predicts durations and
-  F0, standing in for the paper's separate duration and pitch models, §3.1) → HTS labels + wav
-  → labels/F0 features.
+  same code and question file as ``tts-gan-prep`` (both use :mod:`tts_gan.frontend`): a prep
+  test split, aligned HTS label files + F0 from a wav, or plain text → Festival (its HTS voice
+  predicts durations and F0, standing in for the paper's separate duration and pitch models,
+  §3.1) → HTS labels + wav → labels/F0 features.
 """
 
 from __future__ import annotations
@@ -29,7 +29,12 @@ import numpy as np
 import tensorflow as tf
 
 from tts_gan import export as export_lib
-from tts_gan import schema
+from tts_gan import frontend, schema
+from tts_gan.frontend import audio as audio_lib
+from tts_gan.frontend import features as feat_lib
+from tts_gan.frontend import festival as festival_lib
+from tts_gan.frontend import labels as hts_labels
+from tts_gan.frontend import pitch, questions
 
 
 class SynthesisError(RuntimeError):
@@ -177,23 +182,17 @@ def write_wav(path: str, chunks: Iterable[np.ndarray], sample_rate: int) -> int:
 # ------------------------------------------------------------------------------ front ends
 def default_question_file(manifest: schema.Manifest | None) -> str:
     """The prep question file: the manifest's ``question_file`` if present, else the default."""
-    from data_prep.pipeline import DEFAULT_QUESTION_FILE
-
     if manifest is not None:
         q = manifest.extra.get("question_file")
         if q and os.path.exists(q):
             return q
-    return DEFAULT_QUESTION_FILE
+    return frontend.DEFAULT_QUESTION_FILE
 
 
 def features_from_labels(lab_path: str, wav_path: str, question_file: str,
                          f0_method: str = "dio") -> np.ndarray:
     """RAW features ``[T, D]`` of aligned HTS labels with F0 from ``wav_path``, exactly as
     ``tts-gan-prep --format=hts`` computes them (T = floor(24 kHz samples / 120))."""
-    from data_prep import audio as audio_lib
-    from data_prep import features as feat_lib
-    from data_prep import hts_labels, pitch, questions
-
     try:
         labels = hts_labels.read_label_file(lab_path)
     except OSError as e:
@@ -238,27 +237,25 @@ def utterances_from_labels(pattern: str, f0_from_wav: str | None, question_file:
     return utts
 
 
-FESTIVAL_VOICE = "voice_cmu_us_slt_arctic_hts"
+FESTIVAL_VOICE = festival_lib.HTS_VOICE
 
 
 def festival_render(texts: Sequence[str], work_dir: str,
                     voice: str = FESTIVAL_VOICE) -> list[tuple[str, str]]:
     """Festival front end: [(label path, wav path)] per text, written into ``work_dir``.
 
-    Same Festival script as the built-in corpus (``data_prep.festival_corpus``): the HTS voice
-    predicts durations and F0; labels come from ``hts_dump_feats_string_list``.
+    Same Festival script as the built-in corpus (:func:`tts_gan.frontend.festival.render_batch`):
+    the HTS voice predicts durations and F0; labels come from ``hts_dump_feats_string_list``.
     """
-    from data_prep import festival_corpus
-
     items, out = [], []
     for i, text in enumerate(texts):
         base = os.path.join(work_dir, f"t{i:05d}")
         items.append((text, base + ".wav", base + ".lab", base + ".txt"))
         out.append((base + ".lab", base + ".wav"))
     try:
-        for b in range(0, len(items), festival_corpus.BATCH):
-            festival_corpus.render_batch(voice, items[b : b + festival_corpus.BATCH])
-    except festival_corpus.FestivalError as e:
+        for b in range(0, len(items), festival_lib.BATCH):
+            festival_lib.render_batch(voice, items[b : b + festival_lib.BATCH])
+    except festival_lib.FestivalError as e:
         raise SynthesisError(str(e)) from None
     return out
 

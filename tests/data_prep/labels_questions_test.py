@@ -11,9 +11,8 @@ import sys
 import numpy as np
 import pytest
 
-from data_prep import features, make_default_questions, questions
-from data_prep.hts_labels import LabelError, parse_label_lines, read_label_file, time_to_frame
-from data_prep.pipeline import DEFAULT_QUESTION_FILE
+from tts_gan.frontend import DEFAULT_QUESTION_FILE, features, make_default_questions, questions
+from tts_gan.frontend.labels import LabelError, parse_label_lines, read_label_file, time_to_frame
 
 # A hand-written Merlin/HTS-demo style line (phone-aligned), fields checked by hand below.
 MERLIN_LINE = (
@@ -176,7 +175,7 @@ def test_festival_labels_parse(tmp_path) -> None:
 
 def test_make_default_questions_main_prints_file() -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "data_prep.make_default_questions"], capture_output=True,
+        [sys.executable, "-m", "tts_gan.frontend.make_default_questions"], capture_output=True,
         text=True, check=True,
     ).stdout
     assert out == make_default_questions.generate()

@@ -150,7 +150,7 @@ def test_hts_phone_boundary_and_mulaw_round_trip(tmp_path) -> None:
 
 
 def test_resampling_and_peak_rule(tmp_path) -> None:
-    from data_prep.audio import load_audio
+    from tts_gan.frontend.audio import load_audio
 
     t = np.arange(48000) / 48000.0
     write_wav(str(tmp_path / "a.wav"), (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32),

@@ -28,9 +28,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from data_prep.hts_labels import LabelFile, time_to_frame
-from data_prep.questions import QuestionSet
 from tts_gan import schema
+from tts_gan.frontend.labels import LabelFile, time_to_frame
+from tts_gan.frontend.questions import QuestionSet
 
 FRAME_FEATURE_NAMES = (
     "state_frac_fwd",

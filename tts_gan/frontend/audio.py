@@ -1,4 +1,4 @@
-"""Waveform loading for tts-gan-prep: 24 kHz mono float32 in [-1, 1] (paper §3.1).
+"""Waveform loading (prep and synthesis): 24 kHz mono float32 in [-1, 1] (paper §3.1).
 
 Rules (documented in the README): multi-channel files are rejected ("wrong channels") unless
 ``downmix`` is set, in which case channels are averaged; any sample rate is resampled to 24 kHz

@@ -2,7 +2,8 @@
 
 The paper's features are 567-dimensional (§3.1). With phone-aligned (or state-aligned) labels
 our default features are: 556 question answers (this file) + 9 frame-position features
-(:mod:`data_prep.features`) + 2 pitch features (log F0, V/UV; :mod:`data_prep.pitch`) = 567.
+(:mod:`tts_gan.frontend.features`) + 2 pitch features (log F0, V/UV; :mod:`tts_gan.frontend.pitch`)
+= 567.
 
 The questions cover Festival's ``radio`` phone set (used by both built-in voices and by the
 HTS-demo / Merlin English labels) in the standard HTS English full-context format::
@@ -11,8 +12,8 @@ HTS-demo / Merlin English labels) in the standard HTS English full-context forma
     /C:c1+c2+c3/D:d1_d2/E:e1+e2@e3+e4&e5+e6#e7+e8/F:f1_f2/G:g1_g2/H:h1=h2@h3=h4|h5/I:i1=i2
     /J:j1+j2-j3
 
-Run ``python -m data_prep.make_default_questions > data_prep/default_questions.hed``; a test
-checks that the shipped file equals this output.
+Run ``python -m tts_gan.frontend.make_default_questions > tts_gan/frontend/default_questions.hed``;
+a test checks that the shipped file equals this output.
 """
 
 from __future__ import annotations
