@@ -63,6 +63,7 @@ def render_corpus(
     for spk, voice_fn in voices.items():
         for sub in ("wav", "lab", "text"):
             os.makedirs(os.path.join(cache_dir, sub, spk), exist_ok=True)
+            _remove_stale_temps(os.path.join(cache_dir, sub, spk))
         for i, text in enumerate(sentences):
             uid = f"s{i + 1:04d}"
             wav = os.path.join(cache_dir, "wav", spk, uid + ".wav")
@@ -96,6 +97,17 @@ def render_corpus(
             fut.result()
             bar.update(futures[fut])
     return cache_dir
+
+
+# Fixed temporary names of earlier versions (``X.wav.tmp.wav`` was then read as an utterance).
+_STALE_SUFFIXES = (".wav.tmp.wav", ".lab.tmp", ".txt.tmp")
+
+
+def _remove_stale_temps(folder: str) -> None:
+    """Deletes temporary files that an interrupted render of an earlier version left behind."""
+    for name in os.listdir(folder):
+        if name.endswith(_STALE_SUFFIXES):
+            os.unlink(os.path.join(folder, name))
 
 
 def _same_text(path: str, text: str) -> bool:

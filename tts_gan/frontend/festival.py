@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import uuid
 
 HTS_VOICE = "voice_cmu_us_slt_arctic_hts"
 BATCH = 16  # sentences per Festival process
@@ -54,32 +55,52 @@ def _script(voice_fn: str, items: list[tuple[str, str, str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _temp_name(path: str, tag: str) -> str:
+    """A temporary name next to ``path``, unique to this process and call, that does not end
+    in ``.wav`` (corpus discovery reads every ``*.wav`` as an utterance)."""
+    return f"{path}.tmp-{os.getpid()}-{tag}"
+
+
 def render_batch(voice_fn: str, items: list[tuple[str, str, str, str]]) -> None:
     """Renders ``items = [(text, wav, lab, txt)]`` (final paths) with one Festival process and
-    the voice ``voice_fn``; writes via temporary names, then renames."""
+    the voice ``voice_fn``; writes via temporary names, then renames.
+
+    The temporary names are unique per process and call, so concurrent renders into one cache
+    (two preps) do not collide; on any failure this call's temporary files are removed.
+    """
     binary = festival_binary()
     if binary is None:
         raise FestivalError("festival not found (install: bash data_prep/install_system_deps.sh)")
-    tmp_items = [(t, w + ".tmp.wav", lb + ".tmp") for t, w, lb, _ in items]
-    with tempfile.NamedTemporaryFile("w", suffix=".scm", delete=False) as f:
-        f.write(_script(voice_fn, tmp_items))
-        script = f.name
+    tag = uuid.uuid4().hex[:12]
+    tmp_items = [(t, _temp_name(w, tag), _temp_name(lb, tag)) for t, w, lb, _ in items]
+    temps = [p for _, w, lb in tmp_items for p in (w, lb)]
     try:
-        proc = subprocess.run(
-            [binary, "-b", script], capture_output=True, text=True, timeout=600, check=False
-        )
-    finally:
-        os.unlink(script)
-    for (text, wav, lab, txt), (_, wtmp, ltmp) in zip(items, tmp_items, strict=True):
-        if proc.returncode != 0 or not (os.path.exists(wtmp) and os.path.exists(ltmp)):
-            err = " | ".join(
-                ln for ln in proc.stderr.splitlines() if "ALSA" not in ln and ln.strip()
-            )[-500:]
-            raise FestivalError(
-                f"festival ({voice_fn}) failed on {text!r} (exit {proc.returncode}): {err}"
+        with tempfile.NamedTemporaryFile("w", suffix=".scm", delete=False) as f:
+            f.write(_script(voice_fn, tmp_items))
+            script = f.name
+        try:
+            proc = subprocess.run(
+                [binary, "-b", script], capture_output=True, text=True, timeout=600,
+                check=False,
             )
-        os.replace(ltmp, lab)
-        os.replace(wtmp, wav)
-        with open(txt + ".tmp", "w", encoding="utf-8") as f:
-            f.write(text + "\n")
-        os.replace(txt + ".tmp", txt)
+        finally:
+            os.unlink(script)
+        for (text, wav, lab, txt), (_, wtmp, ltmp) in zip(items, tmp_items, strict=True):
+            if proc.returncode != 0 or not (os.path.exists(wtmp) and os.path.exists(ltmp)):
+                err = " | ".join(
+                    ln for ln in proc.stderr.splitlines() if "ALSA" not in ln and ln.strip()
+                )[-500:]
+                raise FestivalError(
+                    f"festival ({voice_fn}) failed on {text!r} (exit {proc.returncode}): {err}"
+                )
+            os.replace(ltmp, lab)
+            os.replace(wtmp, wav)
+            ttmp = _temp_name(txt, tag)
+            temps.append(ttmp)
+            with open(ttmp, "w", encoding="utf-8") as f:
+                f.write(text + "\n")
+            os.replace(ttmp, txt)
+    finally:
+        for p in temps:
+            if os.path.exists(p):
+                os.unlink(p)
