@@ -81,8 +81,6 @@ def make_dataset(
         ds = ds.repeat()
     ds = ds.batch(batch, drop_remainder=True)
     spec = schema.window_parse_spec(dim, frames)
-    mean = tf.constant(manifest.mean, tf.float32)
-    std = tf.constant(manifest.std, tf.float32)
 
     def parse(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
         ex = tf.io.parse_example(serialized, spec)
@@ -90,7 +88,7 @@ def make_dataset(
         return {
             "audio": mulaw.transcode(tf.ensure_shape(ex[schema.AUDIO], [batch, samples]),
                                      manifest.mu, mu_out),
-            "features": (feats - mean) / std,
+            "features": schema.normalize(feats, manifest),
             "speaker": tf.cast(ex[schema.SPEAKER], tf.int32),
         }
 
@@ -240,13 +238,11 @@ def make_random_window_dataset(
     if k > 1:  # the k windows of one utterance spread over batches
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch, drop_remainder=True)
-    mean = tf.constant(manifest.mean, tf.float32)
-    std = tf.constant(manifest.std, tf.float32)
 
     def finish(b: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         out = dict(b)
         out["audio"] = mulaw.transcode(b["audio"], manifest.mu, mu_out)
-        out["features"] = (b["features"] - mean) / std
+        out["features"] = schema.normalize(b["features"], manifest)
         return out
 
     ds = ds.map(finish, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
@@ -278,15 +274,13 @@ def make_utterance_dataset(
     comp = manifest.compression if compression is None else compression
     files = _list_files(data_dir, f"{split}_utterances")
     spec = schema.utterance_parse_spec()
-    mean = tf.constant(manifest.mean, tf.float32)
-    std = tf.constant(manifest.std, tf.float32)
 
     def parse(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
         ex = tf.io.parse_single_example(serialized, spec)
         feats = tf.reshape(ex[schema.FEATURES], [-1, dim])
         return {
             "audio": mulaw.transcode(ex[schema.AUDIO], manifest.mu, mu_out),
-            "features": (feats - mean) / std,
+            "features": schema.normalize(feats, manifest),
             "speaker": tf.cast(ex[schema.SPEAKER], tf.int32),
             "utterance_id": ex[schema.UTTERANCE_ID],
             "num_frames": tf.cast(ex[schema.NUM_FRAMES], tf.int32),
