@@ -1,6 +1,8 @@
-"""The App. B.3 protocol end to end on a tiny export and a tiny prepared split."""
+"""The App. B.3 protocol end to end on a tiny export and tiny prepared splits: the speaker-
+balanced sample, streaming, input checks, the CLI and its precomputed-features mode."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -9,66 +11,227 @@ import pytest
 import tensorflow as tf
 
 from tests import train_testdata
-from tts_gan import evaluation, metrics, mulaw, schema
+from tts_gan import data, evaluation, extractors, metrics, mulaw, schema
 from tts_gan.export import export_saved_model
-from tts_gan.generator import Generator, accumulate_standing_statistics, build_and_init
+from tts_gan.extractors.windowed import LogMelFeatures, WindowedExtractor
+from tts_gan.generator import Generator, build_and_init
 
 DIM = 8
+FRAMES = 24  # 2880 samples: long enough for the dnsmos extractor (≥ 1680)
+
+
+def _generator(num_speakers: int = 2) -> Generator:
+    return build_and_init(Generator(DIM, noise_dim=4, input_channels=8,
+                                    num_speakers=num_speakers,
+                                    blocks=((8, 1), (8, 1), (4, 2), (4, 2), (4, 2), (4, 3),
+                                            (4, 5))))
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
+    """A speaker-ordered 3-speaker test split (one shard, 36 windows) and a 3-speaker export."""
     root = tmp_path_factory.mktemp("eval")
-    data_dir = train_testdata.write_dataset(str(root / "data"), feature_dim=DIM, window_frames=8,
-                                            shards={"test": 1}, windows_per_shard=12)
-    gen = build_and_init(Generator(DIM, noise_dim=4, input_channels=8,
-                                   blocks=((8, 1), (8, 1), (4, 2), (4, 2), (4, 2), (4, 3), (4, 5))))
-    rng = np.random.default_rng(0)
-    batches = (dict(features=tf.constant(rng.normal(size=(4, 8, DIM)), tf.float32),
-                    z=tf.constant(rng.normal(size=(4, 4)), tf.float32)) for _ in range(3))
-    accumulate_standing_statistics(gen, batches, num_passes=3)
+    data_dir = train_testdata.write_dataset(str(root / "data"), feature_dim=DIM,
+                                            window_frames=FRAMES, shards={"test": 1},
+                                            windows_per_shard=36, num_speakers=3,
+                                            sorted_speakers=True)
+    gen = _generator(3)
     export_saved_model(gen, str(root / "export"))
     return data_dir, str(root / "export"), gen
 
 
-def test_real_windows_are_linear_audio_and_raw_features(setup):
+def _logmel():
+    return WindowedExtractor(LogMelFeatures(), "logmel", 80)
+
+
+# ------------------------------------------------------------------------------ sampling
+def test_balanced_counts_water_fills():
+    rng = np.random.default_rng(0)
+    assert evaluation.balanced_counts({0: 10, 1: 10, 2: 10}, 12, rng) == {0: 4, 1: 4, 2: 4}
+    assert evaluation.balanced_counts({0: 1, 1: 40, 2: 40}, 21, rng) == {0: 1, 1: 10, 2: 10}
+    c = evaluation.balanced_counts({0: 5, 1: 5}, 7, rng)
+    assert sorted(c.values()) == [3, 4]
+    with pytest.raises(ValueError, match="need 11, only 10"):
+        evaluation.balanced_counts({0: 5, 1: 5}, 11, rng)
+
+
+def test_speaker_balanced_sample_on_a_speaker_ordered_corpus(setup):
     data_dir, _, _ = setup
-    real = evaluation.real_windows(data_dir, "test", 10, batch_size=4)
-    assert real["audio"].shape == (10, 960)  # 3 batches of 4 read, cut to 10
-    assert real["features"].shape == (10, 8, DIM)
-    # The synthetic data's audio is a 0.3-amplitude sine in the linear domain.
-    assert 0.25 < np.abs(real["audio"]).max() <= 0.35
+    manifest = schema.load_manifest(data_dir)
+    speakers = evaluation.window_speakers(data_dir, "test", manifest)
+    # tts-gan-prep's order: speaker blocks. The old rule (first 2N windows in file order)
+    # would have put only speaker 0 in x_1..x_N and speakers 1, 2 in x_N+1..x_2N.
+    np.testing.assert_array_equal(speakers, np.repeat([0, 1, 2], 12))
+    first, second = evaluation.speaker_balanced_pairs(speakers, 15, seed=3)
+    assert len(first) == len(second) == 15
+    assert len(set(first) | set(second)) == 30  # drawn without replacement
+    for half in (first, second):
+        assert np.bincount(speakers[half], minlength=3).tolist() == [5, 5, 5]
+        assert list(speakers[half]) != sorted(speakers[half])  # not in speaker blocks
+    again = evaluation.speaker_balanced_pairs(speakers, 15, seed=3)
+    np.testing.assert_array_equal(first, again[0])
+    other = evaluation.speaker_balanced_pairs(speakers, 15, seed=4)
+    assert set(other[0]) != set(first)
+    # A speaker with few windows gives what it has; the halves still have the same mix.
+    uneven = np.repeat([0, 1, 2], [3, 20, 20])
+    a, b = evaluation.speaker_balanced_pairs(uneven, 19, seed=0)
+    assert np.bincount(uneven[a]).tolist() == np.bincount(uneven[b]).tolist() == [1, 9, 9]
+    with pytest.raises(ValueError, match="need 22"):
+        evaluation.speaker_balanced_pairs(uneven, 22, seed=0)
 
 
-def test_evaluate_follows_eq_8_to_12(setup):
+# ------------------------------------------------------------------------------ features
+def test_features_follow_eq_8_to_12_and_stream_in_batches(setup, monkeypatch):
+    """Recomputed independently: windows read with tf.data in file order, the Keras generator
+    with the export's z rule and normalisation, DS of Eq. 4 per clip."""
     data_dir, export_dir, gen = setup
-    fmap = metrics.LogMelFeatures()
-    result = evaluation.evaluate(export_dir, data_dir, fmap, num_samples=4, split="test",
-                                 batch_size=4)
-    assert result["N"] == 4
-    # Recompute independently: generator in Python, same seeds, same windows.
-    real = evaluation.real_windows(data_dir, "test", 8, batch_size=4)
-    z = tf.stack([tf.random.stateless_normal([4], seed=[i, 0]) for i in range(4)])
-    feats = schema.normalize(real["features"][:4], schema.load_manifest(data_dir))
-    fake = mulaw.decode(gen(tf.constant(feats, tf.float32), z).numpy()[..., 0])
-    x_gen = metrics.ds_representation(fake, fmap)
-    expected = metrics.speech_distances(x_gen, metrics.ds_representation(real["audio"][:4], fmap),
-                                        metrics.ds_representation(real["audio"][4:8], fmap))
-    for key, value in expected.items():
-        assert result[key] == pytest.approx(value, rel=1e-3, abs=1e-6), key
-    assert result["KDSD_real"] != result["KDSD"]
+    ext = _logmel()
+    seen = []
+    orig_call = ext.__call__
+
+    class Spy(WindowedExtractor):
+        def __call__(self, audio):
+            seen.append(len(audio))
+            return orig_call(audio)
+
+    spy = Spy(ext.fmap, "logmel", 80)
+    inputs = evaluation.check_inputs(export_dir, data_dir, "test", spy)
+    feats = evaluation.compute_features(inputs, data_dir, "test", spy, 12, seed=5,
+                                        batch_size=4, progress=False)
+    assert max(seen) <= 4  # never more than one batch of clips in the extractor
+    assert feats.generated.shape == (12, 80) and feats.real.shape == (24, 80)
+
+    manifest = schema.load_manifest(data_dir)
+    ds = data.make_dataset(data_dir, "test", 1, shuffle=False, repeat=False,
+                           deterministic=True)
+    windows = [(mulaw.decode(b["audio"].numpy()[0], manifest.mu), b["features"].numpy()[0],
+                int(b["speaker"][0])) for b in ds]
+    speakers = np.array([s for _, _, s in windows])
+    first, second = evaluation.speaker_balanced_pairs(speakers, 12, seed=5)
+    real_first = np.stack([windows[j][0] for j in first])
+    real_second = np.stack([windows[j][0] for j in second])
+    z = tf.stack([tf.random.stateless_normal([4], seed=[5 + i, 0]) for i in range(12)])
+    fake = gen(tf.constant(np.stack([windows[j][1] for j in first])), z,
+               speaker=tf.constant(speakers[first], tf.int32), training=False)
+    fake = mulaw.decode(fake.numpy()[..., 0])
+    np.testing.assert_allclose(feats.real[:12], metrics.ds_representation(real_first, ext.fmap),
+                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(feats.real[12:],
+                               metrics.ds_representation(real_second, ext.fmap),
+                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(feats.generated, metrics.ds_representation(fake, ext.fmap),
+                               rtol=1e-3, atol=1e-3)
+    np.testing.assert_array_equal(feats.speakers_first, speakers[first])
 
 
-def test_cli_writes_json_and_rejects_bad_feature_spec(setup, tmp_path):
+def test_distances_report_the_protocol_and_the_natural_speech_row():
+    rng = np.random.default_rng(0)
+    real = rng.normal(size=(40, 3))
+    gen = real[:20] + 0.5
+    out = evaluation.distances(gen, real, extractors.metric_names("logmel"))
+    assert out["N"] == 20 and out["names"] == ["FD-logmel", "cFD-logmel", "KD-logmel",
+                                                "cKD-logmel"]
+    assert out["model"]["cFD-logmel"]["mean"] == pytest.approx(
+        metrics.frechet_splits(gen, real[:20]).mean)
+    assert out["natural_speech"]["FD-logmel"]["mean"] == pytest.approx(
+        metrics.frechet_splits(real[:20], real[20:]).mean)
+    assert out["natural_speech"]["cFD-logmel"] is None  # App. B.2: cannot be estimated
+    with pytest.raises(evaluation.EvaluationError, match="expected 2N"):
+        evaluation.distances(gen, real[:30], extractors.metric_names("logmel"))
+
+
+# ------------------------------------------------------------------------------ checks
+def _no_work(monkeypatch):
+    def fail(*a, **k):
+        raise AssertionError("windows were read before the inputs were checked")
+
+    monkeypatch.setattr(evaluation, "window_speakers", fail)
+    monkeypatch.setattr(evaluation, "iter_windows", fail)
+
+
+def test_bad_export_dir_fails_before_any_window_is_read(setup, tmp_path, monkeypatch):
+    data_dir, _, _ = setup
+    _no_work(monkeypatch)
+    with pytest.raises(evaluation.EvaluationError,
+                       match=f"--export_dir={tmp_path}/nope: not a tts-gan-export output"):
+        evaluation.evaluate(str(tmp_path / "nope"), data_dir, _logmel())
+
+
+def test_feature_dim_mismatch_fails_before_any_window_is_read(setup, tmp_path, monkeypatch):
+    data_dir, _, _ = setup
+    other = build_and_init(Generator(DIM + 1, noise_dim=4, input_channels=8,
+                                     blocks=((8, 1), (8, 1), (4, 2), (4, 2), (4, 2), (4, 3),
+                                             (4, 5))))
+    export_saved_model(other, str(tmp_path / "export9"))
+    _no_work(monkeypatch)
+    with pytest.raises(evaluation.EvaluationError,
+                       match=r"takes 9-dim features but --data_dir=.* has 8 \(manifest.json "
+                             "feature_dim\\)"):
+        evaluation.evaluate(str(tmp_path / "export9"), data_dir, _logmel())
+
+
+def test_short_windows_fail_before_any_window_is_read(setup, tmp_path, monkeypatch):
+    _, export_dir, _ = setup
+    short = train_testdata.write_dataset(str(tmp_path / "short"), feature_dim=DIM,
+                                         window_frames=8, shards={"test": 1})
+
+    class NeedsLong(WindowedExtractor):
+        def check_clip(self, samples):
+            raise ValueError("needs clips of at least 1680 samples")
+
+    _no_work(monkeypatch)
+    with pytest.raises(evaluation.EvaluationError, match="windows of 960 samples: needs clips"):
+        evaluation.evaluate(export_dir, short, NeedsLong(LogMelFeatures(), "x", 80))
+
+
+# ------------------------------------------------------------------------------ CLI
+def _cli(*args, timeout=600):
+    return subprocess.run([sys.executable, "-m", "tts_gan.cli.evaluate", *args],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_cli_table_json_and_precomputed_features(setup, tmp_path):
     data_dir, export_dir, _ = setup
-    out = tmp_path / "eval.json"
-    cmd = [sys.executable, "-m", "tts_gan.cli.evaluate", f"--export_dir={export_dir}",
-           f"--data_dir={data_dir}", "--num_samples=4", "--batch_size=4",
-           f"--output_json={out}"]
-    run = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stderr[-2000:]
-    result = json.loads(out.read_text())
-    assert {"F-logmel", "cF-logmel", "K-logmel", "cK-logmel"} <= set(result)
-    bad = subprocess.run(cmd[:-1] + ["--features=deepspeech"], capture_output=True, text=True,
-                         timeout=300)
-    assert bad.returncode != 0 and "expected 'logmel' or 'savedmodel:PATH'" in bad.stderr
+    out, prefix = tmp_path / "eval.json", tmp_path / "feats" / "run"
+    run = _cli(f"--export_dir={export_dir}", f"--data_dir={data_dir}", "--num_samples=12",
+               "--batch_size=4", f"--output_json={out}",
+               f"--save_features={prefix}")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "natural speech" in run.stdout and "not comparable with Table 1" in run.stdout
+    report = json.loads(out.read_text())  # strict JSON: NaN would not parse back as None
+    assert report["extractor"]["name"] == "logmel" and report["comparable_with_paper"] is False
+    dist = report["distances"]
+    assert dist["N"] == 12 and dist["dim"] == 80
+    assert set(dist["model"]) == {"FD-logmel", "cFD-logmel", "KD-logmel", "cKD-logmel"}
+    assert dist["model"]["KD-logmel"]["error"] is None  # one block: no standard error
+    assert len(dist["model"]["FD-logmel"]["values"]) == 5
+    assert any("n ≤ d" in w for w in dist["warnings"])  # 12/5 samples of 80 dims
+    assert report["speakers"]["first_half"] == {"spk0": 4, "spk1": 4, "spk2": 4}
+    assert sorted(os.listdir(tmp_path / "feats")) == ["run.generated.npy", "run.real.npy"]
+
+    again = tmp_path / "again.json"
+    run = _cli(f"--real_features={prefix}.real.npy", f"--fake_features={prefix}.generated.npy",
+               "--features=logmel", f"--output_json={again}")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert json.loads(again.read_text())["distances"]["model"] == dist["model"]
+
+
+def test_cli_errors_are_one_line(setup, tmp_path):
+    data_dir, export_dir, _ = setup
+    run = _cli(f"--export_dir={tmp_path}", f"--data_dir={data_dir}")
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert run.stderr.strip().splitlines()[-1].startswith(
+        f"tts-gan-eval: --export_dir={tmp_path}: not a tts-gan-export output")
+    run = _cli(f"--export_dir={export_dir}", f"--data_dir={data_dir}", "--features=deepspeech")
+    assert run.returncode == 1 and "expected 'default', 'logmel'" in run.stderr
+    r, f = tmp_path / "r.npy", tmp_path / "f.npy"
+    np.save(r, np.zeros((10, 3)))
+    np.save(f, np.zeros((6, 3)))
+    run = _cli(f"--real_features={r}", f"--fake_features={f}")
+    assert run.returncode == 1 and f"--real_features={r} has 10 rows; expected 2N = 12" in (
+        run.stderr)
+    np.save(f, np.zeros((5, 4)))
+    run = _cli(f"--real_features={r}", f"--fake_features={f}")
+    assert run.returncode == 1 and "has 3 columns but --fake_features" in run.stderr
+    run = _cli(f"--real_features={r}")
+    assert run.returncode == 1 and "--fake_features is required" in run.stderr

@@ -1,78 +1,470 @@
 """The evaluation protocol of §4.2 / App. B.3 on an exported generator and prepared data.
 
-2N real 2-s windows (x_i, c_i) are read from a split; the exported generator synthesises
-G(c_i, z_i) for i ≤ N; DS representations (Eq. 4) of the generated clips are compared with those
-of x_1..x_N (same conditioning: cFDSD, cKDSD) and of x_{N+1}..x_2N (independent conditioning:
-FDSD, KDSD). The paper uses N = 10,000.
+2N real 2-s windows (x_i, c_i) are drawn from a split; the exported generator synthesises
+G(c_i, z_i) for i ≤ N; the representations DS (Eq. 4, :mod:`tts_gan.extractors`) of the
+generated clips are compared with those of x_1..x_N (same conditioning: cFDSD, cKDSD, Eq. 9–10)
+and of x_{N+1}..x_2N (independent conditioning: FDSD, KDSD, Eq. 11–12), with the error bars of
+the authors' released code (:mod:`tts_gan.metrics`). The paper uses N = 10,000.
+
+* The 2N windows are a seeded random sample balanced over speakers, the two halves with the
+  same speaker mix (:func:`speaker_balanced_pairs`): prepared splits are sorted by SPK/ID, so
+  taking windows in file order would make x_1..x_N and x_{N+1}..x_2N different speakers and
+  FDSD/KDSD would measure the speaker difference.
+* Streaming: windows are read, synthesised, passed through the extractor and reduced to their
+  d-dim representation one batch at a time; memory holds the N × d and 2N × d representation
+  matrices plus one batch, whatever N is (``benchmarks/eval_memory.py``).
+* Inputs are checked before any window is read (:func:`check_inputs`).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
+import os
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
 import numpy as np
-import tensorflow as tf
 from absl import logging
 
-from tts_gan import data, metrics, mulaw, schema
+from tts_gan import extractors as extractors_lib
+from tts_gan import metrics, mulaw, schema
 
 
-def real_windows(data_dir: str, split: str, count: int, batch_size: int = 16
-                 ) -> dict[str, np.ndarray]:
-    """Up to ``count`` consecutive windows of ``split``: linear audio, RAW features, speakers."""
-    manifest = schema.load_manifest(data_dir)
-    ds = data.make_dataset(data_dir, split, batch_size, shuffle=False, repeat=False,
-                           deterministic=True)
-    audio, feats, speakers = [], [], []
-    n = 0
-    for batch in ds:
-        audio.append(mulaw.decode(batch["audio"].numpy(), manifest.mu))
-        feats.append(schema.denormalize(batch["features"].numpy(), manifest))
-        speakers.append(batch["speaker"].numpy())
-        n += len(speakers[-1])
-        if n >= count:
+class EvaluationError(ValueError):
+    """Bad input for the evaluation; the message names the flag, file or field."""
+
+
+# ------------------------------------------------------------------------------ sampling
+def balanced_counts(capacity: dict[int, int], total: int, rng: np.random.Generator
+                    ) -> dict[int, int]:
+    """``total`` items over speakers as equally as their ``capacity`` allows (water-filling:
+    a speaker with fewer items gives all it has, the rest share the remainder equally; ties of
+    the last unit are broken by ``rng``). ValueError if the capacities sum to less."""
+    if sum(capacity.values()) < total:
+        raise ValueError(f"need {total}, only {sum(capacity.values())} available")
+    counts = {s: 0 for s in capacity}
+    left = total
+    open_ = sorted(capacity, key=lambda s: capacity[s])
+    while left > 0 and open_:
+        share = left // len(open_)
+        if share == 0:  # fewer units left than speakers: a random subset gets one each
+            for s in rng.permutation(open_)[:left]:
+                counts[int(s)] += 1
             break
-    if not audio:
-        raise ValueError(f"{data_dir}: the {split!r} split has no complete batch of "
-                         f"{batch_size} windows")
-    return {"audio": np.concatenate(audio)[:count], "features": np.concatenate(feats)[:count],
-            "speaker": np.concatenate(speakers)[:count].astype(np.int32)}
+        s = open_[0]
+        if capacity[s] - counts[s] <= share:  # the smallest speaker gives all it has
+            left -= capacity[s] - counts[s]
+            counts[s] = capacity[s]
+            open_.pop(0)
+        else:
+            for t in open_:
+                counts[t] += share
+            left -= share * len(open_)
+            open_ = [t for t in open_ if counts[t] < capacity[t]]
+    return counts
 
 
-def synthesize_windows(export_dir: str, features: np.ndarray, speakers: np.ndarray,
-                       seed: int = 0, batch_size: int = 8) -> np.ndarray:
-    """Generated linear audio ``[N, 120 T]`` for RAW features ``[N, T, D]`` via the SavedModel."""
-    from tts_gan.export import latest_version_dir
+def speaker_balanced_pairs(speakers: np.ndarray, n: int, seed: int
+                           ) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (into ``speakers``, the windows in file order) of x_1..x_N and x_{N+1}..x_2N.
 
-    model = tf.saved_model.load(latest_version_dir(export_dir))
-    fn = model.signatures["serving_default"]
-    out = []
-    for i in range(0, len(features), batch_size):
-        f = tf.constant(features[i:i + batch_size], tf.float32)
-        b, t = f.shape[0], f.shape[1]
-        res = fn(features=f, lengths=tf.fill([b], t), speaker=tf.constant(speakers[i:i + b]),
-                 seed=tf.range(seed + i, seed + i + b, dtype=tf.int32))
-        out.append(res["audio"].numpy())
-    return np.concatenate(out)
+    The 2N windows are drawn without replacement, balanced over speakers (equal numbers as far
+    as each speaker's windows allow), and every speaker contributes the same number to both
+    halves, so the halves have the same speaker mix. Each half is in random order (the
+    Fréchet splits and MMD blocks take consecutive runs). Deterministic given ``seed``."""
+    speakers = np.asarray(speakers)
+    rng = np.random.default_rng(seed)
+    ids = sorted(int(s) for s in np.unique(speakers))
+    capacity = {s: int(np.sum(speakers == s)) // 2 for s in ids}
+    pairs = balanced_counts(capacity, n, rng)
+    first, second = [], []
+    for s in ids:
+        chosen = rng.permutation(np.flatnonzero(speakers == s))[:2 * pairs[s]]
+        first.append(chosen[:pairs[s]])
+        second.append(chosen[pairs[s]:])
+    first_idx, second_idx = np.concatenate(first), np.concatenate(second)
+    return first_idx[rng.permutation(n)], second_idx[rng.permutation(n)]
 
 
-def evaluate(export_dir: str, data_dir: str, feature_map: metrics.FeatureMap, *,
-             num_samples: int = 256, split: str = "test", seed: int = 0,
-             batch_size: int = 8, prefix: str = "DSD") -> dict[str, float]:
-    """FDSD / cFDSD / KDSD / cKDSD (Eq. 9–12) with ``num_samples`` = N generated clips."""
-    real = real_windows(data_dir, split, 2 * num_samples, batch_size=min(batch_size, 16))
-    n = len(real["audio"]) // 2
-    if n < 2:
-        raise ValueError(f"{data_dir}: {split!r} has {len(real['audio'])} windows; need ≥ 4")
+def speaker_balanced_subset(speakers: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """Indices of ``n`` windows balanced over speakers, in random order (one half's rule)."""
+    speakers = np.asarray(speakers)
+    rng = np.random.default_rng(seed)
+    ids = sorted(int(s) for s in np.unique(speakers))
+    counts = balanced_counts({s: int(np.sum(speakers == s)) for s in ids}, n, rng)
+    chosen = np.concatenate([rng.permutation(np.flatnonzero(speakers == s))[:counts[s]]
+                             for s in ids])
+    return chosen[rng.permutation(n)]
+
+
+# ------------------------------------------------------------------------------ reading
+def _shards(data_dir: str, split: str) -> list[str]:
+    import tensorflow as tf
+
+    pattern = os.path.join(data_dir, schema.shard_pattern(split))
+    files = sorted(tf.io.gfile.glob(pattern))
+    if not files:
+        raise EvaluationError(f"{pattern}: no window shards (the {split!r} split of a "
+                              "tts-gan-prep output was expected)")
+    return files
+
+
+def _records(data_dir: str, split: str, manifest: schema.Manifest):
+    import tensorflow as tf
+
+    return tf.data.TFRecordDataset(_shards(data_dir, split),
+                                   compression_type=manifest.compression or None)
+
+
+def window_speakers(data_dir: str, split: str, manifest: schema.Manifest) -> np.ndarray:
+    """Speaker id of every window of ``split``, in file order (reads only that field)."""
+    import tensorflow as tf
+
+    spec = {schema.SPEAKER: tf.io.FixedLenFeature([], tf.int64)}
+    out = [b[schema.SPEAKER].numpy() for b in _records(data_dir, split, manifest).batch(
+        1024).map(lambda s: tf.io.parse_example(s, spec))]
+    return np.concatenate(out).astype(np.int64) if out else np.zeros(0, np.int64)
+
+
+def iter_windows(data_dir: str, split: str, manifest: schema.Manifest,
+                 wanted: np.ndarray) -> Iterator[tuple[int, np.ndarray, np.ndarray, int]]:
+    """(file index, linear audio [samples], RAW features [T, D], speaker) of the windows whose
+    file index is in ``wanted``, streamed in file order (one record in memory at a time)."""
+    import tensorflow as tf
+
+    spec = schema.window_parse_spec(manifest.feature_dim, manifest.window_frames)
+    keep = np.zeros(int(np.max(wanted)) + 1 if len(wanted) else 0, bool)
+    keep[wanted] = True
+    for i, rec in enumerate(_records(data_dir, split, manifest)):
+        if i >= len(keep):
+            break
+        if not keep[i]:
+            continue
+        ex = tf.io.parse_single_example(rec, spec)
+        audio = mulaw.decode(ex[schema.AUDIO].numpy(), manifest.mu).astype(np.float32)
+        feats = ex[schema.FEATURES].numpy().reshape(manifest.window_frames,
+                                                    manifest.feature_dim)
+        yield i, audio, feats, int(ex[schema.SPEAKER])
+
+
+# ------------------------------------------------------------------------------ checks
+@dataclasses.dataclass
+class Inputs:
+    """What :func:`check_inputs` established: the data manifest, the export and speaker map."""
+
+    manifest: schema.Manifest
+    synth: Any  # tts_gan.synthesis.ExportedSynthesizer
+    speaker_map: dict[int, int]  # data speaker id → export speaker id
+    windows: int  # windows in the split (from the manifest)
+
+
+def check_inputs(export_dir: str, data_dir: str, split: str,
+                 extractor: extractors_lib.Extractor | None = None) -> Inputs:
+    """Loads and cross-checks the export and the data before any window is read; raises
+    :class:`EvaluationError` with one line naming the flag and what was expected."""
+    import tensorflow as tf
+
+    from tts_gan import export as export_lib
+    from tts_gan import synthesis
+
+    try:
+        manifest = schema.load_manifest(data_dir)
+    except schema.ManifestError as e:
+        raise EvaluationError(f"--data_dir={data_dir}: {e}") from None
+    if split not in schema.SPLITS:
+        raise EvaluationError(f"--split={split!r}: expected one of {', '.join(schema.SPLITS)}")
+    try:
+        version = export_lib.latest_version_dir(export_dir)
+        info = export_lib.read_export_info(version)
+    except (export_lib.ExportError, OSError, ValueError) as e:
+        raise EvaluationError(f"--export_dir={export_dir}: not a tts-gan-export output "
+                              f"({e})") from None
+    if int(info.get("feature_dim", -1)) != manifest.feature_dim:
+        raise EvaluationError(
+            f"--export_dir={version} takes {info.get('feature_dim')}-dim features but "
+            f"--data_dir={data_dir} has {manifest.feature_dim} (manifest.json feature_dim): "
+            "evaluate a model on the data it was trained for")
+    if int(info.get("sample_rate", manifest.sample_rate)) != manifest.sample_rate:
+        raise EvaluationError(f"--export_dir={version} writes {info['sample_rate']} Hz audio "
+                              f"but --data_dir={data_dir} has {manifest.sample_rate} Hz")
+    if extractor is not None:
+        try:
+            extractor.check_clip(manifest.window_samples)
+        except ValueError as e:
+            raise EvaluationError(f"--data_dir={data_dir} windows of "
+                                  f"{manifest.window_samples} samples: {e}") from None
+    try:
+        synth = synthesis.ExportedSynthesizer(export_dir)
+    except (export_lib.ExportError, OSError, ValueError, KeyError, tf.errors.OpError) as e:
+        raise EvaluationError(f"--export_dir={export_dir}: cannot load the SavedModel "
+                              f"({e})") from None
+    return Inputs(manifest, synth, speaker_map(manifest, synth), _count(manifest, split))
+
+
+def _count(manifest: schema.Manifest, split: str) -> int:
+    return int(manifest.counts.get(split, {}).get("windows", 0))
+
+
+def speaker_map(manifest: schema.Manifest, synth: Any) -> dict[int, int]:
+    """Data speaker id → export speaker id: by name when the export ships its training
+    manifest, else the same id; a single-speaker export takes every speaker as 0."""
+    if synth.num_speakers <= 1:
+        return {i: 0 for i in manifest.speakers.values()}
+    em = synth.manifest()
+    if em is None:
+        bad = sorted(i for i in manifest.speakers.values() if i >= synth.num_speakers)
+        if bad:
+            raise EvaluationError(f"--export_dir={synth.path} has {synth.num_speakers} "
+                                  f"speakers but the data has speaker id {bad[0]}")
+        return {i: i for i in manifest.speakers.values()}
+    missing = sorted(set(manifest.speakers) - set(em.speakers))
+    if missing:
+        raise EvaluationError(f"--export_dir={synth.path} was trained without speaker "
+                              f"{missing[0]!r} of the data (it has {sorted(em.speakers)})")
+    return {i: em.speakers[name] for name, i in manifest.speakers.items()}
+
+
+# ------------------------------------------------------------------------------ features
+@dataclasses.dataclass
+class Features:
+    """Representations: ``generated`` X^G [N, d]; ``real`` [2N, d] (rows < N: the same
+    conditioning as ``generated``, row i ↔ row i; rows ≥ N: independent conditioning)."""
+
+    generated: np.ndarray
+    real: np.ndarray
+    speakers_first: np.ndarray
+    speakers_second: np.ndarray
+
+
+def compute_features(inputs: Inputs, data_dir: str, split: str,
+                     extractor: extractors_lib.Extractor, num_samples: int, *,
+                     seed: int = 0, batch_size: int = 8, progress: bool = True) -> Features:
+    """Streams the App. B.3 sample through the export and the extractor (module docstring)."""
+    from tqdm import tqdm
+
+    speakers = window_speakers(data_dir, split, inputs.manifest)
+    available = sum(int(np.sum(speakers == s)) // 2 for s in np.unique(speakers))
+    n = min(num_samples, available)
+    if n < 2 * metrics.NUM_SPLITS:
+        raise EvaluationError(f"--data_dir={data_dir}: the {split!r} split has "
+                              f"{len(speakers)} windows, which give N = {n} pairs; the "
+                              f"protocol needs N ≥ {2 * metrics.NUM_SPLITS}")
     if n < num_samples:
-        logging.warning("only %d windows in %r: using N = %d instead of %d", 2 * n, split, n,
-                        num_samples)
-    generated = synthesize_windows(export_dir, real["features"][:n], real["speaker"][:n],
-                                   seed=seed, batch_size=batch_size)
-    x_gen = metrics.ds_representation(generated, feature_map)
-    x_same = metrics.ds_representation(real["audio"][:n], feature_map)
-    x_indep = metrics.ds_representation(real["audio"][n:2 * n], feature_map)
-    result = metrics.speech_distances(x_gen, x_same, x_indep, prefix=prefix)
-    # Reference: real vs real with independent conditioning (App. B.2: FD is biased above 0).
-    result[f"F{prefix}_real"] = metrics.frechet_distance(x_same, x_indep)
-    result[f"K{prefix}_real"] = metrics.mmd2_unbiased(x_same, x_indep)
-    result["N"] = float(n)
-    return result
+        logging.warning("%s: %d windows in %r allow N = %d (requested %d)", data_dir,
+                        len(speakers), split, n, num_samples)
+    first, second = speaker_balanced_pairs(speakers, n, seed)
+    # file index → (half, position); position i of the first half uses z seed `seed + i`
+    slot = {int(j): (0, p) for p, j in enumerate(first)}
+    slot.update({int(j): (1, p) for p, j in enumerate(second)})
+    d = extractor.dim
+    gen = np.full((n, d), np.nan)
+    real = np.full((2 * n, d), np.nan)
+    pending: list[list[tuple[int, np.ndarray, np.ndarray, int]]] = [[], []]
+    bar = tqdm(total=2 * n, desc=f"{extractor.name} features", unit="clip",
+               disable=None if progress else True, leave=False)  # None: only on a terminal
+
+    def flush(half: int) -> None:
+        items = pending[half]
+        if not items:
+            return
+        pos = np.array([p for p, _, _, _ in items])
+        audio = np.stack([a for _, a, _, _ in items])
+        real[pos + half * n] = _extract(extractor, audio)
+        if half == 0:
+            feats = np.stack([f for _, _, f, _ in items])
+            spk = [inputs.speaker_map[s] for _, _, _, s in items]
+            fake, _ = inputs.synth.run(feats, [feats.shape[1]] * len(items), spk,
+                                       (seed + pos).tolist())
+            gen[pos] = _extract(extractor, fake)
+        bar.update(len(items))
+        pending[half] = []
+
+    wanted = np.sort(np.concatenate([first, second]))
+    for i, audio, feats, spk in iter_windows(data_dir, split, inputs.manifest, wanted):
+        half, pos = slot[i]
+        pending[half].append((pos, audio, feats, spk))
+        if len(pending[half]) >= batch_size:
+            flush(half)
+    flush(0)
+    flush(1)
+    bar.close()
+    if np.isnan(gen).any() or np.isnan(real).any():
+        raise EvaluationError(f"--data_dir={data_dir}: fewer {split!r} windows were read "
+                              f"than {os.path.join(data_dir, schema.MANIFEST_NAME)} lists")
+    return Features(gen, real, speakers[first], speakers[second])
+
+
+def _extract(extractor: extractors_lib.Extractor, audio: np.ndarray) -> np.ndarray:
+    out = np.asarray(extractor(np.clip(audio, -1.0, 1.0)), np.float64)
+    if out.shape != (len(audio), extractor.dim) or not np.all(np.isfinite(out)):
+        raise EvaluationError(f"{extractor.name} extractor returned shape {out.shape} (or "
+                              f"non-finite values) for {len(audio)} clips, expected "
+                              f"[{len(audio)}, {extractor.dim}]")
+    return out
+
+
+# ------------------------------------------------------------------------------ distances
+def distances(generated: np.ndarray, real: np.ndarray, names: Sequence[str],
+              num_splits: int = metrics.NUM_SPLITS, max_block: int = metrics.MAX_BLOCK
+              ) -> dict[str, Any]:
+    """The four distances of Eq. 9–12 and the natural-speech row from representations
+    (``real`` = 2N rows, the first N with ``generated``'s conditioning), with the warnings
+    they raised (rank deficiency, imaginary residue)."""
+    generated, real = np.asarray(generated, np.float64), np.asarray(real, np.float64)
+    n = len(generated)
+    if real.ndim != 2 or generated.ndim != 2 or real.shape[1] != generated.shape[1]:
+        raise EvaluationError(f"representations: generated {generated.shape} and real "
+                              f"{real.shape} must be [N, d] and [2N, d]")
+    if len(real) != 2 * n:
+        raise EvaluationError(f"representations: {len(real)} real rows for N = {n} generated; "
+                              "expected 2N (the first N with the generated clips' "
+                              "conditioning, then N with independent conditioning)")
+    f, cf, k, ck = names
+    notes: list[str] = []
+
+    def run(label: str, fn: Callable[..., metrics.DistanceEstimate], *args: Any
+            ) -> metrics.DistanceEstimate:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            est = fn(*args)
+        notes.extend(f"{label}: {w.message}" for w in caught)
+        return est
+
+    fake_vs_indep, fake_vs_same = (generated, real[n:]), (generated, real[:n])
+    model = {f: run(f, metrics.frechet_splits, *fake_vs_indep, num_splits),
+             cf: run(cf, metrics.frechet_splits, *fake_vs_same, num_splits),
+             k: run(k, metrics.mmd2_blocks, *fake_vs_indep, max_block),
+             ck: run(ck, metrics.mmd2_blocks, *fake_vs_same, max_block)}
+    nat_f = run(f"natural speech {f}", metrics.frechet_splits, real[:n], real[n:], num_splits)
+    nat_k = run(f"natural speech {k}", metrics.mmd2_blocks, real[:n], real[n:], max_block)
+    for note in notes:
+        logging.warning("%s", note)
+    return {"N": n, "dim": int(generated.shape[1]), "num_splits": num_splits,
+            "max_block": max_block, "names": list(names),
+            "model": {key: est.to_json() for key, est in model.items()},
+            "natural_speech": {f: nat_f.to_json(), k: nat_k.to_json(), cf: None, ck: None},
+            "warnings": notes}
+
+
+# ------------------------------------------------------------------------------ report
+def evaluate(export_dir: str, data_dir: str, extractor: extractors_lib.Extractor, *,
+             num_samples: int = 10000, split: str = "test", seed: int = 0,
+             batch_size: int = 8, progress: bool = True,
+             features_out: str | None = None) -> dict[str, Any]:
+    """The report: distances (Eq. 9–12) with the App. B.3 error bars."""
+    inputs = check_inputs(export_dir, data_dir, split, extractor)
+    feats = compute_features(inputs, data_dir, split, extractor, num_samples, seed=seed,
+                             batch_size=batch_size, progress=progress)
+    if features_out:
+        save_features(features_out, feats.generated, feats.real)
+    names = extractors_lib.metric_names(extractor.name)
+    names_by_id = {v: k for k, v in inputs.manifest.speakers.items()}
+    report = {
+        "export": inputs.synth.path, "data_dir": data_dir, "split": split, "seed": seed,
+        "N_requested": num_samples,
+        "extractor": extractor.identity(),
+        "comparable_with_paper": bool(extractor.comparable_with_paper),
+        "speakers": {"first_half": _speaker_counts(feats.speakers_first, names_by_id),
+                     "second_half": _speaker_counts(feats.speakers_second, names_by_id)},
+        "distances": distances(feats.generated, feats.real, names),
+    }
+    return report
+
+
+def evaluate_features(real: np.ndarray, generated: np.ndarray, names: Sequence[str]
+                      ) -> dict[str, Any]:
+    """The distances from precomputed representations of any source (``real``: 2N rows, the
+    first N with ``generated``'s conditioning)."""
+    return {"extractor": {"name": "precomputed"}, "comparable_with_paper": None,
+            "distances": distances(generated, real, names)}
+
+
+def _speaker_counts(speakers: np.ndarray, names: dict[int, str]) -> dict[str, int]:
+    ids, counts = np.unique(speakers, return_counts=True)
+    return {names.get(int(i), str(int(i))): int(c) for i, c in zip(ids, counts, strict=True)}
+
+
+def save_features(prefix: str, generated: np.ndarray, real: np.ndarray) -> tuple[str, str]:
+    """``PREFIX.real.npy`` (2N × d) and ``PREFIX.generated.npy`` (N × d), each written under a
+    temporary name and renamed; reusable with ``--real_features`` / ``--fake_features``."""
+    paths = []
+    for what, arr in (("real", real), ("generated", generated)):
+        path = f"{prefix}.{what}.npy"
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        tmp = path + ".tmp.npy"
+        np.save(tmp, np.asarray(arr, np.float64))
+        os.replace(tmp, path)
+        paths.append(path)
+    return paths[0], paths[1]
+
+
+def load_features(path: str, what: str) -> np.ndarray:
+    """A representation matrix ``[rows, d]`` from ``.npy``; EvaluationError naming the flag."""
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise EvaluationError(f"--{what}={path}: cannot read a .npy array ({e})") from None
+    if arr.ndim != 2 or arr.shape[0] == 0 or not np.issubdtype(arr.dtype, np.number):
+        raise EvaluationError(f"--{what}={path}: expected a numeric [rows, dim] array, got "
+                              f"{arr.dtype} {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise EvaluationError(f"--{what}={path}: contains NaN or infinite values")
+    return arr.astype(np.float64)
+
+
+def _fmt(est: dict[str, Any] | None, scale: float = 1.0) -> str:
+    if est is None:
+        return "N/A"
+    err = est["error"]
+    return (f"{est['mean'] * scale:.4g} ± {err * scale:.2g}" if err is not None
+            else f"{est['mean'] * scale:.4g}")
+
+
+def format_table(report: dict[str, Any]) -> str:
+    """Table 1 in text: natural speech and the model, the four distances (kernel ones ×10⁵)
+    with error bars; then what produced them."""
+    dist = report["distances"]
+    f, cf, k, ck = dist["names"]
+    head = ["", f, cf, f"{k} ×10⁵", f"{ck} ×10⁵"]
+    rows = []
+    for label, est in (("natural speech", dist["natural_speech"]), ("model", dist["model"])):
+        rows.append([label, _fmt(est[f]), _fmt(est[cf]), _fmt(est[k], 1e5), _fmt(est[ck], 1e5)])
+    widths = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+             for r in [head] + rows]
+    ext = report["extractor"]
+    n = dist["N"]
+    lines += [
+        "",
+        f"extractor: {ext.get('name')} ({dist['dim']} dims"
+        + (f"; {ext['network']}" if ext.get("network") else "") + ")"
+        + ("" if report.get("comparable_with_paper") else
+           " - not the paper's DeepSpeech2 features: not comparable with Table 1"),
+        f"N = {n}" + (f" (requested {report['N_requested']})"
+                      if report.get("N_requested", n) != n else "")
+        + f"; Fréchet: mean ± std over {dist['num_splits']} splits of "
+        f"{n // dist['num_splits']}-{math.ceil(n / dist['num_splits'])}; kernel: unbiased "
+        f"MMD² over {math.ceil(n / dist['max_block'])} block(s) ± standard error"
+        + (" (N/A with one block)" if n <= dist["max_block"] else ""),
+    ]
+    if report.get("export"):
+        lines.append(f"export: {report['export']}; data: {report['data_dir']} "
+                     f"split {report['split']!r}; speakers per half: "
+                     f"{report['speakers']['first_half']}")
+    lines += [f"warning: {w}" for w in dist["warnings"]]
+    return "\n".join(lines)
+
+
+def to_json_safe(obj: Any) -> Any:
+    """NaN / inf → None and NumPy scalars → Python, so the report is strict JSON."""
+    if isinstance(obj, dict):
+        return {str(k): to_json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_json_safe(v) for v in obj]
+    if isinstance(obj, (np.floating, float)):
+        return float(obj) if math.isfinite(float(obj)) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj

@@ -1,12 +1,20 @@
-"""`tts-gan-eval`: FDSD, cFDSD, KDSD, cKDSD (§4.2, App. B) of an exported generator.
+"""`tts-gan-eval`: Table 1 of the paper for an exported generator (§4, App. B).
 
-    tts-gan-eval --export_dir=EXPORT --data_dir=DATA [--num_samples=256] [--split=test]
-                 [--features=logmel | --features=savedmodel:/path/to/deepspeech2_features]
+    tts-gan-eval --export_dir=EXPORT --data_dir=DATA [--num_samples=10000] [--split=test]
+                 [--features=default | logmel | savedmodel:PATH] [--output_json=R.json]
+    tts-gan-eval --real_features=R.npy --fake_features=F.npy [--features=NAME]
 
-``savedmodel:PATH`` is the paper's metric when PATH is DeepSpeech2 (OpenSeq2Seq, with its
-preprocessing) exported as a SavedModel mapping float32 [n, 480] windows of 24-kHz audio to the
-1600-dim ``ForwardPass/ds2_encoder/Reshape_2:0`` features. ``logmel`` needs no weights but is a
-different feature space: its distances are reported as FD-logmel / KD-logmel, not as DSD.
+Distances (App. B.3, as the authors' released code computes them): FD and cFD are the mean ±
+std over 5 splits of the N samples; KD and cKD the unbiased cubic-polynomial MMD² averaged
+over ⌈N/1024⌉ blocks ± standard error, printed ×10⁵. The natural-speech row compares the first
+N real windows with the last N. The 2N real windows are a seeded sample balanced over
+speakers, the halves with the same speaker mix. ``logmel`` (the default) is a hand-made
+feature, not DeepSpeech2: its numbers are FD-logmel etc., not comparable with the paper's;
+``savedmodel:PATH`` takes any per-window feature map.
+
+With ``--real_features`` (2N rows, the first N with the fakes' conditioning) and
+``--fake_features`` (N rows) the four distances are computed from precomputed features of any
+source; ``--save_features=PREFIX`` writes this run's as PREFIX.real.npy / PREFIX.generated.npy.
 """
 
 from __future__ import annotations
@@ -14,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 
 from absl import app, flags
 
@@ -24,46 +31,82 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("export_dir", None, "tts-gan-export output (base or version directory).")
 flags.DEFINE_string("data_dir", None, "tts-gan-prep output directory.")
 flags.DEFINE_string("split", "test", "Split whose 2-s windows are the real samples.")
-flags.DEFINE_integer("num_samples", 256, "N of App. B.3 (the paper: 10,000).")
-flags.DEFINE_string("features", "logmel", "Feature map f: 'logmel' or 'savedmodel:PATH'.")
-flags.DEFINE_integer("seed", 0, "First z seed.")
-flags.DEFINE_integer("batch_size", 8, "Synthesis batch size.")
-flags.DEFINE_string("output_json", None, "Also write the results here.")
+flags.DEFINE_integer("num_samples", 10000, "N of App. B.3 (the paper: 10,000); fewer if the "
+                     "split has fewer than 2N windows.")
+flags.DEFINE_string("features", "default", "Extractor: default (= logmel), logmel or "
+                    "savedmodel:PATH.")
+flags.DEFINE_integer("seed", 0, "Seed of the window sample and of the first z (z_i: seed + i).")
+flags.DEFINE_integer("batch_size", 8, "Windows per synthesis / extraction batch.")
+flags.DEFINE_string("real_features", None, "Precomputed real representations (.npy, 2N rows).")
+flags.DEFINE_string("fake_features", None, "Precomputed generated representations (.npy, N).")
+flags.DEFINE_string("save_features", None, "Write this run's representations as "
+                    "PREFIX.real.npy and PREFIX.generated.npy.")
+flags.DEFINE_bool("progress", True, "Progress bar on stderr during extraction.")
+flags.DEFINE_string("output_json", None, "Also write the report here.")
 
 
-def _feature_map(spec: str):
-    from tts_gan import metrics
+def _precomputed() -> dict:
+    from tts_gan import evaluation, extractors
 
-    if spec == "logmel":
-        return metrics.LogMelFeatures(), "-logmel"
-    if spec.startswith("savedmodel:"):
-        return metrics.SavedModelFeatures(spec.split(":", 1)[1]), "DSD"
-    raise app.UsageError(f"--features={spec!r}: expected 'logmel' or 'savedmodel:PATH'")
+    for name in ("real_features", "fake_features"):
+        if not FLAGS[name].value:
+            raise evaluation.EvaluationError(f"--{name} is required with "
+                                             "--real_features / --fake_features")
+    real = evaluation.load_features(FLAGS.real_features, "real_features")
+    fake = evaluation.load_features(FLAGS.fake_features, "fake_features")
+    if real.shape[1] != fake.shape[1]:
+        raise evaluation.EvaluationError(
+            f"--real_features={FLAGS.real_features} has {real.shape[1]} columns but "
+            f"--fake_features={FLAGS.fake_features} has {fake.shape[1]}")
+    if len(real) != 2 * len(fake):
+        raise evaluation.EvaluationError(
+            f"--real_features={FLAGS.real_features} has {len(real)} rows; expected 2N = "
+            f"{2 * len(fake)} for the N = {len(fake)} rows of --fake_features (the first N "
+            "with the fakes' conditioning, then N with independent conditioning)")
+    label = FLAGS.features if FLAGS["features"].present else "precomputed"
+    names = extractors.metric_names("logmel" if label == "default" else label.split(":")[0])
+    report = evaluation.evaluate_features(real, fake, names)
+    report["extractor"] = {"name": label, "real_features": FLAGS.real_features,
+                           "fake_features": FLAGS.fake_features}
+    return report
 
 
 def main(argv: list[str]) -> int:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    for name in ("export_dir", "data_dir"):
-        if not FLAGS[name].value:
-            raise app.UsageError(f"--{name} is required")
     from tts_gan import evaluation
 
+    precomputed = bool(FLAGS.real_features or FLAGS.fake_features)
+    if not precomputed:
+        for name in ("export_dir", "data_dir"):
+            if not FLAGS[name].value:
+                raise app.UsageError(f"--{name} is required (or give --real_features and "
+                                     "--fake_features)")
+    if FLAGS.num_samples < 2 or FLAGS.batch_size < 1:
+        raise app.UsageError("--num_samples must be ≥ 2 and --batch_size ≥ 1")
     try:
-        fmap, prefix = _feature_map(FLAGS.features)
-        result = evaluation.evaluate(FLAGS.export_dir, FLAGS.data_dir, fmap,
-                                     num_samples=FLAGS.num_samples, split=FLAGS.split,
-                                     seed=FLAGS.seed, batch_size=FLAGS.batch_size, prefix=prefix)
-    except (OSError, ValueError) as e:
+        if precomputed:
+            report = _precomputed()
+        else:
+            from tts_gan import extractors
+
+            extractor = extractors.make(FLAGS.features)
+            report = evaluation.evaluate(
+                FLAGS.export_dir, FLAGS.data_dir, extractor, num_samples=FLAGS.num_samples,
+                split=FLAGS.split, seed=FLAGS.seed, batch_size=FLAGS.batch_size,
+                progress=FLAGS.progress, features_out=FLAGS.save_features)
+    except (OSError, ValueError, ImportError) as e:
         print(f"tts-gan-eval: {e}", file=sys.stderr)
         return 1
-    for key, value in result.items():
-        print(f"{key:>14s} = {value:.6g}")
+    print(evaluation.format_table(report))
     if FLAGS.output_json:
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(FLAGS.output_json)))
-        with os.fdopen(fd, "w") as f:
-            json.dump(result, f, indent=2)
-        os.replace(tmp, FLAGS.output_json)
+        path = os.path.abspath(FLAGS.output_json)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(evaluation.to_json_safe(report), f, indent=1, allow_nan=False)
+            f.write("\n")
+        os.replace(tmp, path)
     return 0
 
 

@@ -1,0 +1,79 @@
+"""Feature extractors for the speech distances (App. B.1): audio clips → one vector per clip.
+
+Every extractor maps a batch of linear-PCM clips at 24 kHz, ``[B, samples]`` in [-1, 1], to
+``[B, dim]`` float64 representations DS(a) (Eq. 4's average over the clip) and is built by
+:func:`make` from a ``--features`` spec:
+
+``default`` = ``logmel``
+``logmel``
+    Log energies of 80 mel bands of each 20-ms window of Eq. 4, averaged: a hand-made feature,
+    not a network (kept as an explicitly named option).
+``savedmodel:PATH``
+    Any SavedModel mapping float32 ``[n, 480]`` windows of 24-kHz audio to ``[n, d]``,
+    averaged over the 199 windows of Eq. 4.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+
+DEFAULT = "logmel"
+SAMPLE_RATE = 24000  # the clips' rate (§3.1)
+
+
+class Extractor(Protocol):
+    """What the evaluation needs of a feature extractor."""
+
+    name: str  # short name, used in metric keys
+    comparable_with_paper: bool  # True only for DeepSpeech2 with the paper's checkpoint
+
+    @property
+    def dim(self) -> int: ...
+
+    def __call__(self, audio: np.ndarray) -> np.ndarray:
+        """``[B, samples]`` float audio at 24 kHz → ``[B, dim]`` float64."""
+
+    def check_clip(self, samples: int) -> None:
+        """ValueError naming the problem if clips of ``samples`` samples cannot be used."""
+
+    def identity(self) -> dict[str, Any]:
+        """What produced the features (model file, hash, layer, versions), for the report."""
+
+
+def metric_names(name: str) -> tuple[str, str, str, str]:
+    """(F, cF, K, cK) keys for an extractor name: FDSD etc. only for DeepSpeech2 features (the
+    paper's names); ``FD-<name>`` etc. otherwise, so those are never mistaken for them."""
+    if name == "deepspeech2":
+        return "FDSD", "cFDSD", "KDSD", "cKDSD"
+    return f"FD-{name}", f"cFD-{name}", f"KD-{name}", f"cKD-{name}"
+
+
+def make(spec: str, **options: Any) -> Extractor:
+    """The extractor of a ``--features`` spec (see the module docstring); ValueError if
+    unknown."""
+    spec = spec.strip()
+    if spec in ("default", "logmel"):
+        from tts_gan.extractors.windowed import LogMelFeatures, WindowedExtractor
+
+        return WindowedExtractor(LogMelFeatures(), "logmel", 80)
+    if spec.startswith("savedmodel:"):
+        from tts_gan.extractors.windowed import SavedModelFeatures, WindowedExtractor
+
+        fmap = SavedModelFeatures(spec.split(":", 1)[1])
+        return WindowedExtractor(fmap, "savedmodel", fmap.dim, fmap.path)
+    raise ValueError(f"--features={spec!r}: expected 'default', 'logmel' or "
+                     "'savedmodel:PATH'")
+
+
+def resample_clips(audio: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
+    """``[B, n]`` clips resampled with soxr (HQ; each clip is a channel): ``[B, m]`` float32."""
+    import soxr
+
+    audio = np.asarray(audio, np.float32)
+    if audio.ndim != 2:
+        raise ValueError(f"audio: expected [batch, samples], got {audio.shape}")
+    if rate_in == rate_out:
+        return audio
+    return np.ascontiguousarray(soxr.resample(audio.T, rate_in, rate_out).T, np.float32)
