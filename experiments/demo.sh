@@ -27,7 +27,7 @@ step "4/5 tts-gan-synthesize: text (Festival front end) and the test split"
 "$BIN/tts-gan-synthesize" --export_dir="$OUT/export" --data_dir="$OUT/data" \
   --output_dir="$OUT/wav_test"
 
-step "5/5 tts-gan-eval: Fréchet / kernel distances (log-mel stand-in for DeepSpeech2)"
+step "5/5 tts-gan-eval: Fréchet / kernel distances (DNSMOS embedding, not the paper's DeepSpeech2)"
 "$BIN/tts-gan-eval" --export_dir="$OUT/export" --data_dir="$OUT/data" --num_samples=16 \
   --output_json="$OUT/eval.json"
 

@@ -1,5 +1,6 @@
 """The App. B.3 protocol end to end on a tiny export and tiny prepared splits: the speaker-
-balanced sample, streaming, input checks, the CLI and its precomputed-features mode."""
+balanced sample, streaming, input checks, the CLI and its precomputed-features mode, the
+training-time distance."""
 
 import json
 import os
@@ -190,7 +191,7 @@ def _cli(*args, timeout=600):
                           capture_output=True, text=True, timeout=timeout)
 
 
-def test_cli_table_json_and_precomputed_features(setup, tmp_path):
+def test_cli_default_extractor_table_json_and_precomputed_features(setup, tmp_path):
     data_dir, export_dir, _ = setup
     out, prefix = tmp_path / "eval.json", tmp_path / "feats" / "run"
     run = _cli(f"--export_dir={export_dir}", f"--data_dir={data_dir}", "--num_samples=12",
@@ -199,19 +200,20 @@ def test_cli_table_json_and_precomputed_features(setup, tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     assert "natural speech" in run.stdout and "not comparable with Table 1" in run.stdout
     report = json.loads(out.read_text())  # strict JSON: NaN would not parse back as None
-    assert report["extractor"]["name"] == "logmel" and report["comparable_with_paper"] is False
+    assert report["extractor"]["name"] == "dnsmos" and report["comparable_with_paper"] is False
+    assert report["extractor"]["model_sha256"]
     dist = report["distances"]
-    assert dist["N"] == 12 and dist["dim"] == 80
-    assert set(dist["model"]) == {"FD-logmel", "cFD-logmel", "KD-logmel", "cKD-logmel"}
-    assert dist["model"]["KD-logmel"]["error"] is None  # one block: no standard error
-    assert len(dist["model"]["FD-logmel"]["values"]) == 5
-    assert any("n ≤ d" in w for w in dist["warnings"])  # 12/5 samples of 80 dims
+    assert dist["N"] == 12 and dist["dim"] == 64
+    assert set(dist["model"]) == {"FD-dnsmos", "cFD-dnsmos", "KD-dnsmos", "cKD-dnsmos"}
+    assert dist["model"]["KD-dnsmos"]["error"] is None  # one block: no standard error
+    assert len(dist["model"]["FD-dnsmos"]["values"]) == 5
+    assert any("n ≤ d" in w for w in dist["warnings"])  # 12/5 samples of 64 dims
     assert report["speakers"]["first_half"] == {"spk0": 4, "spk1": 4, "spk2": 4}
     assert sorted(os.listdir(tmp_path / "feats")) == ["run.generated.npy", "run.real.npy"]
 
     again = tmp_path / "again.json"
     run = _cli(f"--real_features={prefix}.real.npy", f"--fake_features={prefix}.generated.npy",
-               "--features=logmel", f"--output_json={again}")
+               "--features=dnsmos", f"--output_json={again}")
     assert run.returncode == 0, run.stderr[-3000:]
     assert json.loads(again.read_text())["distances"]["model"] == dist["model"]
 
@@ -223,7 +225,7 @@ def test_cli_errors_are_one_line(setup, tmp_path):
     assert run.stderr.strip().splitlines()[-1].startswith(
         f"tts-gan-eval: --export_dir={tmp_path}: not a tts-gan-export output")
     run = _cli(f"--export_dir={export_dir}", f"--data_dir={data_dir}", "--features=deepspeech")
-    assert run.returncode == 1 and "expected 'default', 'logmel'" in run.stderr
+    assert run.returncode == 1 and "expected 'default', 'dnsmos', 'logmel'" in run.stderr
     r, f = tmp_path / "r.npy", tmp_path / "f.npy"
     np.save(r, np.zeros((10, 3)))
     np.save(f, np.zeros((6, 3)))
@@ -235,3 +237,37 @@ def test_cli_errors_are_one_line(setup, tmp_path):
     assert run.returncode == 1 and "has 3 columns but --fake_features" in run.stderr
     run = _cli(f"--real_features={r}")
     assert run.returncode == 1 and "--fake_features is required" in run.stderr
+
+
+# ------------------------------------------------------------------------------ training
+def test_training_distance_uses_fixed_windows_z_and_reference(setup):
+    data_dir, _, gen = setup
+    ext = _logmel()
+    td = evaluation.TrainingDistance(data_dir, noise_dim=4, num_samples=9, split="test",
+                                     extractor=ext, seed=2, batch_size=4)
+    manifest = schema.load_manifest(data_dir)
+    calls = []
+
+    def generate(features, speaker, z):
+        calls.append((features, speaker, z))
+        return mulaw.decode(gen(tf.constant(features), tf.constant(z),
+                                speaker=tf.constant(speaker), training=False).numpy()[..., 0])
+
+    a, b = td(generate), td(generate)
+    assert a == b and set(a) == {"cFD-logmel", "cKD-logmel"}
+    z = np.concatenate([c[2] for c in calls[:len(calls) // 2]])
+    assert z.shape == (9, 4)
+    speakers = evaluation.window_speakers(data_dir, "test", manifest)
+    assert np.bincount(speakers[td.indices]).tolist() == [3, 3, 3]
+    # independent recomputation from the same windows
+    ds = list(data.make_dataset(data_dir, "test", 1, shuffle=False, repeat=False,
+                                deterministic=True))
+    chosen = [ds[j] for j in td.indices]
+    real = np.stack([mulaw.decode(c["audio"].numpy()[0], manifest.mu) for c in chosen])
+    zs = tf.stack([tf.random.stateless_normal([4], seed=[2 + i, 0]) for i in range(9)])
+    fake = gen(tf.concat([c["features"] for c in chosen], 0), zs,
+               speaker=tf.concat([c["speaker"] for c in chosen], 0), training=False)
+    x_fake = metrics.ds_representation(mulaw.decode(fake.numpy()[..., 0]), ext.fmap)
+    x_real = metrics.ds_representation(real, ext.fmap)
+    assert a["cFD-logmel"] == pytest.approx(
+        metrics.frechet(x_fake, x_real, warn=False).value, rel=1e-3)

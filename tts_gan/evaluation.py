@@ -468,3 +468,74 @@ def to_json_safe(obj: Any) -> Any:
     if isinstance(obj, np.integer):
         return int(obj)
     return obj
+
+
+# ------------------------------------------------------------------------------ training
+class TrainingDistance:
+    """cFDSD-style distance during training (the paper's Fig. 4) with a fixed reference.
+
+    At construction, ``num_samples`` windows of ``split`` (speaker-balanced, seeded) are
+    chosen, their real representations X^real computed once (``extractor``, default
+    ``dnsmos``) and kept (N × d); z_i = stateless_normal([noise_dim], seed=[seed + i, 0]).
+    Each call streams the same windows through ``generate`` and returns the conditional
+    Fréchet distance (Eq. 9, one estimate on all N: cheap and comparable across steps) and
+    cKD (unbiased MMD², one block) between DS(G(c_i, z_i)) and DS(x_i)."""
+
+    def __init__(self, data_dir: str, noise_dim: int, *, num_samples: int = 256,
+                 split: str = "valid", extractor: str | extractors_lib.Extractor = "default",
+                 seed: int = 0, batch_size: int = 8) -> None:
+        import tensorflow as tf
+
+        self.data_dir, self.split, self.batch_size = data_dir, split, batch_size
+        self.manifest = schema.load_manifest(data_dir)
+        self.extractor = (extractors_lib.make(extractor) if isinstance(extractor, str)
+                          else extractor)
+        self.extractor.check_clip(self.manifest.window_samples)
+        speakers = window_speakers(data_dir, split, self.manifest)
+        self.n = min(num_samples, len(speakers))
+        if self.n < 2:
+            raise EvaluationError(f"{data_dir}: the {split!r} split has {len(speakers)} "
+                                  "windows; the training distance needs at least 2")
+        self.indices = speaker_balanced_subset(speakers, self.n, seed)
+        self.z = np.stack([tf.random.stateless_normal([noise_dim], seed=[seed + i, 0]).numpy()
+                           for i in range(self.n)]).astype(np.float32)
+        f, cf, k, ck = extractors_lib.metric_names(self.extractor.name)
+        self.names = (cf, ck)
+        self.real = np.full((self.n, self.extractor.dim), np.nan)
+        for pos, audio, _, _ in self._batches():
+            self.real[pos] = _extract(self.extractor, audio)
+        if self.n <= self.extractor.dim:
+            logging.warning("training %s from N = %d ≤ d = %d windows: rank-deficient "
+                            "covariances; compare values across steps only", cf, self.n,
+                            self.extractor.dim)
+
+    def _batches(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+        """(positions, linear audio, normalised features, speakers) per batch."""
+        where = {int(j): p for p, j in enumerate(self.indices)}
+        batch: list[tuple[int, np.ndarray, np.ndarray, int]] = []
+
+        def out():
+            pos = np.array([b[0] for b in batch])
+            return (pos, np.stack([b[1] for b in batch]),
+                    schema.normalize(np.stack([b[2] for b in batch]), self.manifest),
+                    np.array([b[3] for b in batch], np.int32))
+
+        for i, audio, feats, spk in iter_windows(self.data_dir, self.split, self.manifest,
+                                                 self.indices):
+            batch.append((where[i], audio, feats, spk))
+            if len(batch) == self.batch_size:
+                yield out()
+                batch = []
+        if batch:
+            yield out()
+
+    def __call__(self, generate: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+                 ) -> dict[str, float]:
+        """``generate(features [B, T, D] normalised, speaker [B] int32, z [B, noise_dim])`` →
+        linear audio ``[B, 120 T]``; returns ``{cF-name: value, cK-name: value}``."""
+        gen = np.full_like(self.real, np.nan)
+        for pos, _, feats, spk in self._batches():
+            gen[pos] = _extract(self.extractor, np.asarray(generate(feats, spk, self.z[pos])))
+        cf, ck = self.names
+        return {cf: metrics.frechet(gen, self.real, warn=False).value,
+                ck: metrics.mmd2_unbiased(gen, self.real)}

@@ -1,15 +1,16 @@
 """`tts-gan-eval`: Table 1 of the paper for an exported generator (§4, App. B).
 
     tts-gan-eval --export_dir=EXPORT --data_dir=DATA [--num_samples=10000] [--split=test]
-                 [--features=default | logmel | savedmodel:PATH] [--output_json=R.json]
+                 [--features=default | dnsmos | logmel | savedmodel:PATH] [--output_json=R.json]
     tts-gan-eval --real_features=R.npy --fake_features=F.npy [--features=NAME]
 
 Distances (App. B.3, as the authors' released code computes them): FD and cFD are the mean ±
 std over 5 splits of the N samples; KD and cKD the unbiased cubic-polynomial MMD² averaged
 over ⌈N/1024⌉ blocks ± standard error, printed ×10⁵. The natural-speech row compares the first
 N real windows with the last N. The 2N real windows are a seeded sample balanced over
-speakers, the halves with the same speaker mix. ``logmel`` (the default) is a hand-made
-feature, not DeepSpeech2: its numbers are FD-logmel etc., not comparable with the paper's;
+speakers, the halves with the same speaker mix. ``--features=default`` (DNSMOS P.808's last
+conv layer, shipped in the ``speechmos`` package) runs offline but its numbers (FD-dnsmos …)
+are not comparable with the paper's DeepSpeech2 distances; ``logmel`` is a hand-made feature;
 ``savedmodel:PATH`` takes any per-window feature map.
 
 With ``--real_features`` (2N rows, the first N with the fakes' conditioning) and
@@ -33,8 +34,9 @@ flags.DEFINE_string("data_dir", None, "tts-gan-prep output directory.")
 flags.DEFINE_string("split", "test", "Split whose 2-s windows are the real samples.")
 flags.DEFINE_integer("num_samples", 10000, "N of App. B.3 (the paper: 10,000); fewer if the "
                      "split has fewer than 2N windows.")
-flags.DEFINE_string("features", "default", "Extractor: default (= logmel), logmel or "
+flags.DEFINE_string("features", "default", "Extractor: default (= dnsmos), logmel or "
                     "savedmodel:PATH.")
+flags.DEFINE_integer("threads", 0, "Intra-op threads of the extractor (0: its default).")
 flags.DEFINE_integer("seed", 0, "Seed of the window sample and of the first z (z_i: seed + i).")
 flags.DEFINE_integer("batch_size", 8, "Windows per synthesis / extraction batch.")
 flags.DEFINE_string("real_features", None, "Precomputed real representations (.npy, 2N rows).")
@@ -64,7 +66,7 @@ def _precomputed() -> dict:
             f"{2 * len(fake)} for the N = {len(fake)} rows of --fake_features (the first N "
             "with the fakes' conditioning, then N with independent conditioning)")
     label = FLAGS.features if FLAGS["features"].present else "precomputed"
-    names = extractors.metric_names("logmel" if label == "default" else label.split(":")[0])
+    names = extractors.metric_names("dnsmos" if label == "default" else label.split(":")[0])
     report = evaluation.evaluate_features(real, fake, names)
     report["extractor"] = {"name": label, "real_features": FLAGS.real_features,
                            "fake_features": FLAGS.fake_features}
@@ -90,7 +92,7 @@ def main(argv: list[str]) -> int:
         else:
             from tts_gan import extractors
 
-            extractor = extractors.make(FLAGS.features)
+            extractor = extractors.make(FLAGS.features, threads=FLAGS.threads)
             report = evaluation.evaluate(
                 FLAGS.export_dir, FLAGS.data_dir, extractor, num_samples=FLAGS.num_samples,
                 split=FLAGS.split, seed=FLAGS.seed, batch_size=FLAGS.batch_size,

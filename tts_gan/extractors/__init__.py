@@ -4,7 +4,11 @@ Every extractor maps a batch of linear-PCM clips at 24 kHz, ``[B, samples]`` in 
 ``[B, dim]`` float64 representations DS(a) (Eq. 4's average over the clip) and is built by
 :func:`make` from a ``--features`` spec:
 
-``default`` = ``logmel``
+``default`` = ``dnsmos``
+    The time- and band-averaged last convolutional layer (64 channels) of Microsoft's DNSMOS
+    P.808 network, the ONNX model that ships inside the ``speechmos`` PyPI package (no
+    download; :mod:`tts_gan.extractors.dnsmos`). A real pre-trained speech network that runs
+    offline: what CI and ``make demo`` use. Its numbers are **not** comparable with the paper's.
 ``logmel``
     Log energies of 80 mel bands of each 20-ms window of Eq. 4, averaged: a hand-made feature,
     not a network (kept as an explicitly named option).
@@ -19,7 +23,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-DEFAULT = "logmel"
+DEFAULT = "dnsmos"
 SAMPLE_RATE = 24000  # the clips' rate (§3.1)
 
 
@@ -52,9 +56,13 @@ def metric_names(name: str) -> tuple[str, str, str, str]:
 
 def make(spec: str, **options: Any) -> Extractor:
     """The extractor of a ``--features`` spec (see the module docstring); ValueError if
-    unknown."""
+    unknown. ``options``: ``threads`` (ONNX intra-op threads)."""
     spec = spec.strip()
-    if spec in ("default", "logmel"):
+    if spec in ("default", "dnsmos"):
+        from tts_gan.extractors.dnsmos import DnsmosEmbedding
+
+        return DnsmosEmbedding(threads=options.get("threads", 0))
+    if spec == "logmel":
         from tts_gan.extractors.windowed import LogMelFeatures, WindowedExtractor
 
         return WindowedExtractor(LogMelFeatures(), "logmel", 80)
@@ -63,7 +71,7 @@ def make(spec: str, **options: Any) -> Extractor:
 
         fmap = SavedModelFeatures(spec.split(":", 1)[1])
         return WindowedExtractor(fmap, "savedmodel", fmap.dim, fmap.path)
-    raise ValueError(f"--features={spec!r}: expected 'default', 'logmel' or "
+    raise ValueError(f"--features={spec!r}: expected 'default', 'dnsmos', 'logmel' or "
                      "'savedmodel:PATH'")
 
 
