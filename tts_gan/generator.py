@@ -107,22 +107,26 @@ def sine_excitation(features: tf.Tensor, spec: ExcitationSpec, steps_per_frame: 
     """
     rate_hz = float(spec.frame_rate * steps_per_frame)
     feats = tf.cast(features, tf.float32)
-    f0 = tf.exp(feats[..., spec.lf0_index] * spec.lf0_std + spec.lf0_mean)  # [B, T] Hz
-    voiced = tf.cast(feats[..., spec.vuv_index] * spec.vuv_std + spec.vuv_mean > 0.5,
-                     tf.float32)
+    # tf.gather / expand_dims rather than ``x[..., i]`` / ``x[..., None]``: the TFLite export
+    # has no kernel for strided slices with ellipsis or new axes.
+    cols = tf.gather(feats, [spec.lf0_index, spec.vuv_index], axis=2)
+    lf0, vuv_norm = tf.unstack(cols, axis=2)
+    f0 = tf.exp(lf0 * spec.lf0_std + spec.lf0_mean)  # [B, T] Hz
+    voiced = tf.cast(vuv_norm * spec.vuv_std + spec.vuv_mean > 0.5, tf.float32)
     inc = f0 / rate_hz  # cycles per step
     frame_start = tf.math.cumsum(inc * float(steps_per_frame), axis=1, exclusive=True)
     if start_cycles is not None:
-        frame_start += tf.cast(start_cycles, tf.float32)[:, None]
+        frame_start += tf.expand_dims(tf.cast(start_cycles, tf.float32), 1)
     frame_start -= tf.floor(frame_start)
     steps = tf.range(steps_per_frame, dtype=tf.float32)
-    cycles = frame_start[..., None] + inc[..., None] * steps  # [B, T, r]
+    cycles = tf.expand_dims(frame_start, 2) + tf.expand_dims(inc, 2) * steps  # [B, T, r]
     k = tf.range(1, spec.harmonics + 1, dtype=tf.float32)
-    sines = tf.sin(2.0 * math.pi * cycles[..., None] * k)  # [B, T, r, H]
-    audible = tf.cast(f0[..., None] * k < 0.5 * rate_hz, tf.float32) * voiced[..., None]
-    sines *= audible[:, :, None, :]
-    vuv = tf.broadcast_to(voiced[..., None, None], tf.shape(sines[..., :1]))
-    out = tf.concat([sines, vuv], axis=-1)
+    sines = tf.sin(2.0 * math.pi * tf.expand_dims(cycles, 3) * k)  # [B, T, r, H]
+    audible = (tf.cast(tf.expand_dims(f0, 2) * k < 0.5 * rate_hz, tf.float32)
+               * tf.expand_dims(voiced, 2))  # [B, T, H]
+    sines *= tf.expand_dims(audible, 2)
+    vuv = tf.tile(tf.expand_dims(tf.expand_dims(voiced, 2), 3), [1, 1, steps_per_frame, 1])
+    out = tf.concat([sines, vuv], axis=3)
     shape = tf.shape(out)
     return tf.cast(tf.reshape(out, [shape[0], shape[1] * steps_per_frame, spec.channels]),
                    features.dtype)

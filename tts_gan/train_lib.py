@@ -179,7 +179,7 @@ class GANTrainer:
                 replica_fn = tf.function(replica_fn, jit_compile=True, autograph=False)
             self._dist_steps[g_only] = tf.function(
                 functools.partial(self._distributed_step, replica_fn), autograph=False)
-        self._refresh_fn = tf.function(self._refresh_ema_state)
+        self._refresh_fn = tf.function(self._refresh_ema_state, autograph=False)
         self._sn_pairs = list(zip(_sn_layers(self.G), _sn_layers(self.G_ema), strict=True))
         self._bn_pairs = list(zip(self.G.batch_norms(), self.G_ema.batch_norms(), strict=True))
         d_mu = float(config.discriminator.get("input_mu", 0.0) or config.data.mu)
