@@ -129,3 +129,13 @@ def test_excitation_generator_exports_to_savedmodel_and_tflite(tmp_path):
         model_path=f"{res.path}/assets/gan_tts.tflite").get_signature_runner()
     lite = runner(features=feats, lengths=lengths, speaker=speaker, z=z)
     np.testing.assert_allclose(lite["audio"], served["audio"].numpy(), atol=1e-4)
+
+    # streaming would restart the excitation's phase at every chunk: a clear error, not clicks
+    from tts_gan import synthesis
+
+    synth = synthesis.ExportedSynthesizer(str(tmp_path))
+    assert synth.info["sine_excitation"] is True
+    chunks = synthesis.synthesize_streaming(synth, synthesis.Utterance("u1", feats[0]), seed=1,
+                                            chunk_frames=4)
+    with pytest.raises(synthesis.SynthesisError, match="sine excitation .*without --streaming"):
+        next(chunks)

@@ -313,6 +313,7 @@ def export_saved_model(gen: Generator, export_base: str, *, version: int | None 
         frame_rate=schema.FRAME_RATE, mu=float(mu),
         receptive_field_frames=gen.receptive_field_frames(),
         receptive_field_halfwidth_frames=gen.receptive_field_halfwidth_frames(),
+        sine_excitation=gen.excitation is not None,
         macs_per_sample=gen.macs_per_sample(), version=version,
         signatures={SEED_SIGNATURE: ["features", "lengths", "speaker", "seed"],
                     Z_SIGNATURE: ["features", "lengths", "speaker", "z"]},

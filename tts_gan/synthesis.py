@@ -147,6 +147,11 @@ def synthesize_streaming(synth: ExportedSynthesizer, utt: Utterance, seed: int,
     """Yields consecutive audio chunks of one utterance; their concatenation equals one-shot
     synthesis when ``overlap`` >= the receptive-field half-width (the default)."""
     synth.check(utt)
+    if synth.info.get("sine_excitation"):
+        raise SynthesisError(
+            f"streaming: the export {synth.path} has a sine excitation whose phase runs from "
+            "the start of the utterance, and chunks would restart it (not supported yet); "
+            "synthesise without --streaming")
     overlap = synth.halfwidth if overlap is None else int(overlap)
     spf = synth.samples_per_frame
     for cs, s, e, ce in chunk_bounds(utt.features.shape[0], chunk_frames, overlap):
@@ -189,10 +194,32 @@ def default_question_file(manifest: schema.Manifest | None) -> str:
     return frontend.DEFAULT_QUESTION_FILE
 
 
+def frontend_version(manifest: schema.Manifest | None) -> int:
+    """The front-end version the model's training features were computed with: the manifest's
+    ``frontend_version``; 1 for ``hts`` data prepared before it was recorded (CQS not found
+    → 0, centred frame fractions); the current one without a manifest (random-init export)."""
+    if manifest is None:
+        return feat_lib.FRONTEND_VERSION
+    v = manifest.extra.get("frontend_version")
+    if v is None:
+        return 1 if manifest.extra.get("input_format") == "hts" else feat_lib.FRONTEND_VERSION
+    try:
+        return feat_lib.check_version(v)
+    except ValueError as e:
+        raise SynthesisError(f"the export's manifest: {e}") from None
+
+
+def f0_method(manifest: schema.Manifest | None) -> str:
+    """The prep's F0 estimator (the manifest's ``f0_method``; ``dio``, the prep default)."""
+    return str(manifest.extra.get("f0_method") or "dio") if manifest is not None else "dio"
+
+
 def features_from_labels(lab_path: str, wav_path: str, question_file: str,
-                         f0_method: str = "dio") -> np.ndarray:
+                         f0_method: str = "dio",
+                         frontend_version: int = feat_lib.FRONTEND_VERSION) -> np.ndarray:
     """RAW features ``[T, D]`` of aligned HTS labels with F0 from ``wav_path``, exactly as
-    ``tts-gan-prep --format=hts`` computes them (T = floor(24 kHz samples / 120))."""
+    ``tts-gan-prep --format=hts`` computes them (T = floor(24 kHz samples / 120)), with the
+    front-end version of the model's training data (:func:`frontend_version`)."""
     try:
         labels = hts_labels.read_label_file(lab_path)
     except OSError as e:
@@ -207,8 +234,13 @@ def features_from_labels(lab_path: str, wav_path: str, question_file: str,
     if t == 0:
         raise SynthesisError(f"{wav_path}: shorter than one 5-ms frame")
     x = x[: t * schema.SAMPLES_PER_FRAME]
-    qset = questions.load_questions(question_file)
-    ling = feat_lib.linguistic_features(labels, qset, t)
+    try:
+        qset = feat_lib.load_questions_for(question_file, frontend_version)
+        ling = feat_lib.linguistic_features(labels, qset, t, version=frontend_version)
+    except questions.QuestionError as e:
+        raise SynthesisError(f"{lab_path}: {e}") from None
+    except ValueError as e:  # an unknown front-end version
+        raise SynthesisError(str(e)) from None
     try:
         pf = pitch.pitch_features(x, schema.SAMPLE_RATE, t, schema.FRAME_RATE, f0_method)
     except pitch.PitchError as e:
@@ -217,9 +249,12 @@ def features_from_labels(lab_path: str, wav_path: str, question_file: str,
 
 
 def utterances_from_labels(pattern: str, f0_from_wav: str | None, question_file: str,
-                           speaker: int = 0) -> list[Utterance]:
+                           speaker: int = 0, *, f0_method: str = "dio",
+                           frontend_version: int = feat_lib.FRONTEND_VERSION
+                           ) -> list[Utterance]:
     """Label files matching ``pattern``; F0 from the wav with the same stem in ``f0_from_wav``
-    (a directory or a single wav), or next to the label file."""
+    (a directory or a single wav), or next to the label file. ``f0_method`` and
+    ``frontend_version``: those of the training data (:func:`features_from_labels`)."""
     labs = sorted(glob.glob(pattern))
     if not labs:
         raise SynthesisError(f"--labels={pattern}: no file matches")
@@ -233,7 +268,8 @@ def utterances_from_labels(pattern: str, f0_from_wav: str | None, question_file:
             wav = os.path.join(folder, stem + ".wav")
         if not os.path.exists(wav):
             raise SynthesisError(f"{lab}: no F0 source {wav} (give --f0_from_wav=DIR or FILE)")
-        utts.append(Utterance(stem, features_from_labels(lab, wav, question_file), speaker))
+        utts.append(Utterance(stem, features_from_labels(
+            lab, wav, question_file, f0_method, frontend_version), speaker))
     return utts
 
 
@@ -261,13 +297,17 @@ def festival_render(texts: Sequence[str], work_dir: str,
 
 
 def utterances_from_text(texts: Sequence[str], ids: Sequence[str], question_file: str,
-                         speaker: int = 0) -> list[Utterance]:
-    """Plain text → Festival (labels + F0 via its HTS voice) → RAW features."""
+                         speaker: int = 0, *, f0_method: str = "dio",
+                         frontend_version: int = feat_lib.FRONTEND_VERSION
+                         ) -> list[Utterance]:
+    """Plain text → Festival (labels + F0 via its HTS voice) → RAW features
+    (:func:`features_from_labels`)."""
     if not texts:
         raise SynthesisError("no text to synthesise")
     with tempfile.TemporaryDirectory(prefix="tts-gan-festival-") as tmp:
         rendered = festival_render([t.strip() for t in texts], tmp)
-        return [Utterance(uid, features_from_labels(lab, wav, question_file), speaker)
+        return [Utterance(uid, features_from_labels(lab, wav, question_file, f0_method,
+                                                    frontend_version), speaker)
                 for uid, (lab, wav) in zip(ids, rendered, strict=True)]
 
 
