@@ -48,7 +48,8 @@ from tts_gan.frontend import features as feat_lib
 from tts_gan.frontend import labels as hts_labels
 from tts_gan.frontend import pitch, questions
 
-PIPELINE_VERSION = 1
+PIPELINE_VERSION = 2  # 2: front-end version 2 (Merlin question semantics and frame features)
+FRONTEND_VERSION = feat_lib.FRONTEND_VERSION
 DEFAULT_QUESTION_FILE = frontend.DEFAULT_QUESTION_FILE
 SHARD_INFO_DIR = "_shards"
 SPLIT_BY = ("utterance", "sentence")
@@ -101,7 +102,9 @@ def _init_worker(cfg: PrepConfig, feature_dim: int) -> None:
     _WORKER["cfg"] = cfg
     _WORKER["dim"] = feature_dim
     if cfg.fmt == "hts":
-        _WORKER["questions"] = questions.load_questions(cfg.question_file or DEFAULT_QUESTION_FILE)
+        _WORKER["questions"] = feat_lib.load_questions_for(
+            cfg.question_file or DEFAULT_QUESTION_FILE, FRONTEND_VERSION
+        )
 
 
 class _RejectError(Exception):
@@ -146,7 +149,11 @@ def _features_hts(utt: corpus_lib.Utterance, cfg: PrepConfig) -> tuple[np.ndarra
     t = len(x) // schema.SAMPLES_PER_FRAME
     _check_long_enough(utt, t, cfg)
     x = x[: t * schema.SAMPLES_PER_FRAME]
-    ling = feat_lib.linguistic_features(labels, _WORKER["questions"], t)
+    try:
+        ling = feat_lib.linguistic_features(labels, _WORKER["questions"], t,
+                                            version=FRONTEND_VERSION)
+    except questions.QuestionError as e:
+        raise _RejectError("bad label", f"{utt.side}: {e}") from None
     try:
         pf = pitch.pitch_features(x, schema.SAMPLE_RATE, t, schema.FRAME_RATE, cfg.f0_method)
     except pitch.PitchError as e:
@@ -347,11 +354,13 @@ def run_prep(cfg: PrepConfig) -> schema.Manifest:
     if cfg.fmt == "hts":
         qfile = cfg.question_file or DEFAULT_QUESTION_FILE
         try:
-            qset = questions.load_questions(qfile)
+            qset = feat_lib.load_questions_for(qfile, FRONTEND_VERSION)
         except questions.QuestionError as e:
             raise PrepError(str(e)) from None
         dim = qset.dim + feat_lib.NUM_FRAME_FEATURES + feat_lib.NUM_PITCH_FEATURES
-        settings_extra = {"questions_sha256": _file_sha(qfile)}
+        settings_extra = {
+            "questions_sha256": _file_sha(qfile), "frontend_version": FRONTEND_VERSION,
+        }
     else:
         dim = _first_feature_dim(utts)
         settings_extra = {}
@@ -563,6 +572,10 @@ def _write_manifest(
         command=cfg.command,
         extra={
             "input_format": cfg.fmt,
+            # how labels became features (tts_gan.frontend.features.FRONTEND_VERSION): serving
+            # computes features of new labels the same way
+            "frontend_version": FRONTEND_VERSION if qset else None,
+            "f0_method": cfg.f0_method if qset else None,
             "question_file": (
                 os.path.abspath(cfg.question_file or DEFAULT_QUESTION_FILE) if qset else None
             ),

@@ -71,36 +71,78 @@ def test_merlin_line_answers() -> None:
         assert a[k] == v, k
 
 
-def test_undefined_fields_answer_zero() -> None:
-    pau = ("x^x-pau+dh=ax@x_x/A:0_0_0/B:x-x-x@x-x&x-x#x-x$x-x!x-x;x-x|x/C:0+0+2/D:0_0/"
-           "E:x+x@x+x&x+x#x+x/F:det_1/G:0_0/H:x=x@1=1|0/I:9=8/J:9+8-1")
-    a = _answer(_default_qs(), pau)
+PAU = ("x^x-pau+dh=ax@x_x/A:0_0_0/B:x-x-x@x-x&x-x#x-x$x-x!x-x;x-x|x/C:0+0+2/D:0_0/"
+       "E:x+x@x+x&x+x#x+x/F:det_1/G:0_0/H:x=x@1=1|0/I:9=8/J:9+8-1")
+
+
+def test_undefined_fields_answer_minus_one_as_merlin() -> None:
+    a = _answer(_default_qs(), PAU)
     assert a["C-pau"] == 1 and a["C-Silence"] == 1 and a["LL-x"] == 1
-    assert a["Pos_C-Seg_in_Syl_Fw"] == 0 and a["C-Syl_Num-Segs"] == 0
+    assert a["Pos_C-Seg_in_Syl_Fw"] == -1 and a["C-Syl_Num-Segs"] == -1
     assert a["C-Syl_Vowel-x"] == 1 and a["Num-Syls_in_Utterance"] == 9
+    # front-end version 1 (data prepared before) answered 0
+    old = features.load_questions_for(DEFAULT_QUESTION_FILE, version=1)
+    b = _answer(old, PAU)
+    assert b["Pos_C-Seg_in_Syl_Fw"] == 0 and b["C-Syl_Num-Segs"] == 0
+    assert {k: v for k, v in a.items() if v != -1} == {k: v for k, v in b.items() if a[k] != -1}
 
 
-def test_htk_patterns_match_fnmatch() -> None:
-    """Whole-label HTK wildcard matching agrees with fnmatch (an independent implementation)."""
+def test_qs_patterns_match_fnmatch() -> None:
+    """Merlin's wildcard semantics against fnmatch (an independent implementation): a pattern
+    with a ``*`` matches as fnmatch matches the whole label; one without is a substring."""
     rng = random.Random(0)
     alphabet = "ab-+^=@_x"
     for _ in range(3000):
         label = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 8)))
         pat = "".join(rng.choice(alphabet + "**??") for _ in range(rng.randint(1, 6)))
         qs = questions.parse_question_text(f'QS "q" {{{pat}}}')
-        assert bool(qs.answer(label)[0]) == fnmatch.fnmatchcase(label, pat), (label, pat)
+        whole = pat if "*" in pat else f"*{pat}*"
+        assert bool(qs.answer(label)[0]) == fnmatch.fnmatchcase(label, whole), (label, pat)
+
+
+def test_merlin_examples_from_the_issue() -> None:
+    """Merlin's own question lines (questions-radio_dnn_416.hed): no wildcards = substring,
+    '+' is literal in CQS, the first match answers, LL- questions start the label."""
+    qs = questions.parse_question_text(
+        'QS "C-Vowel"\t{-aa+,-ae+,-ax+}\nQS "LL-Vowel" {aa^*,ax^*}\nQS "L-ax" {^ax-}\n'
+        'CQS "R-Syl_Accent"\t{+(\\d+)+}\nCQS "Num-Phrases_in_Utterance" {-(\\d+)}\n'
+    )
+    a = _answer(qs, MERLIN_LINE.split(" ", 2)[2])
+    assert a == {"C-Vowel": 1, "LL-Vowel": 0, "L-ax": 0, "R-Syl_Accent": 1,
+                 "Num-Phrases_in_Utterance": 2}
+    # 'ax' as the LL phone only counts at the start of the label
+    assert _answer(qs, "ax^sil-aa+b=c@")["LL-Vowel"] == 1
+    assert _answer(qs, "sil^ax-aa+b=c@")["LL-Vowel"] == 0
+
+
+def test_qs_then_cqs_column_order() -> None:
+    qs = questions.parse_question_text(
+        'CQS "n" {@(\\d+)_}\nQS "a" {-a+}\nCQS "m" {_(\\d+)/}\nQS "b" {-b+}\n')
+    assert [q.name for q in qs.questions] == ["a", "b", "n", "m"]
+    assert qs.answer("x^x-a+x=x@3_4/").tolist() == [1, 0, 3, 4]
 
 
 def test_question_file_errors_name_file_and_line(tmp_path) -> None:
     p = tmp_path / "q.hed"
-    p.write_text('QS "a" {*-a+*}\nCQS "b" {/A:\\d+}\n')
-    with pytest.raises(questions.QuestionError, match=r"q\.hed: CQS 'b' needs exactly one"):
-        questions.load_questions(str(p))
-    p.write_text('QS "a" {*-a+*}\nnonsense line\n')
-    with pytest.raises(questions.QuestionError, match=r"q\.hed:2:"):
-        questions.load_questions(str(p))
+    cases = [
+        ('CQS "b" {/A:}', r"q\.hed:2: CQS 'b': '/A:' has no capture group"),
+        ('CQS "b" {/A:\\d+_(\\d+)}', r"q\.hed:2: CQS 'b'.*looks like a regular expression"),
+        ('QS "b" {-a+, -b+}', r"q\.hed:2: QS 'b': pattern ' -b\+' contains a blank"),
+        ('QS "b" {-a+,,-b+}', r"q\.hed:2: QS 'b' has an empty pattern"),
+        ('CQS "b" {@(\\d+)_,_(\\d+)/}', r"q\.hed:2: CQS 'b' must have exactly one pattern"),
+        ('QS "a" {-b+}', r"q\.hed:2: duplicate question name 'a' \(first on line 1\)"),
+        ("nonsense line", r"q\.hed:2: expected QS"),
+    ]
+    for line, msg in cases:
+        p.write_text(f'QS "a" {{*-a+*}}\n{line}\n')
+        with pytest.raises(questions.QuestionError, match=msg):
+            questions.load_questions(str(p))
     with pytest.raises(questions.QuestionError, match="cannot read"):
         questions.load_questions(str(tmp_path / "missing.hed"))
+    qs = questions.parse_question_text('CQS "f" {/F:([\\d\\.]+)_}', "f.hed")
+    assert qs.answer("/F:2.5_1")[0] == 2.5
+    with pytest.raises(questions.QuestionError, match=r"f\.hed: CQS 'f' captured '1\.2\.3'"):
+        qs.answer("/F:1.2.3_1")
 
 
 def test_label_errors_name_file_and_line() -> None:
@@ -125,9 +167,16 @@ def test_state_aligned_labels_and_frame_features() -> None:
     assert lab.phones[0].states[1] == (50000, 150000)
     phone, pos = features.frame_alignment(lab, 18)
     assert phone.tolist() == [0] * 8 + [1] * 10
-    # Frame 2: second state (2 frames long), second frame of it; phone 0 has 8 frames.
-    np.testing.assert_allclose(pos[2], [0.75, 0.25, 2, 2, 4, 8, 0.25, 2.5 / 8, 5.5 / 8])
-    np.testing.assert_allclose(pos[17], [0.75, 0.25, 2, 5, 1, 10, 0.2, 0.95, 0.05])
+    # Frame 2: second state (2 frames long), second frame of it; phone 0 has 8 frames, frame 2
+    # is its third. Merlin: (i + 1) / m, (m - i) / m, ..., phone backwards then forwards.
+    np.testing.assert_allclose(pos[2], [1.0, 0.5, 2, 2, 4, 8, 0.25, 6 / 8, 3 / 8])
+    np.testing.assert_allclose(pos[17], [1.0, 0.5, 2, 5, 1, 10, 0.2, 0.1, 1.0])
+    # front-end version 1: centred fractions, phone forwards then backwards
+    _, old = features.frame_alignment(lab, 18, version=1)
+    np.testing.assert_allclose(old[2], [0.75, 0.25, 2, 2, 4, 8, 0.25, 2.5 / 8, 5.5 / 8])
+    np.testing.assert_allclose(old[17], [0.75, 0.25, 2, 5, 1, 10, 0.2, 0.95, 0.05])
+    with pytest.raises(ValueError, match="front-end version 3"):
+        features.frame_alignment(lab, 18, version=3)
 
 
 def test_phone_aligned_boundaries_round_to_nearest_frame() -> None:

@@ -62,7 +62,11 @@ def main(argv: list[str]) -> int:
 
     try:
         synth = synthesis.ExportedSynthesizer(FLAGS.export_dir)
-        qfile = FLAGS.question_file or synthesis.default_question_file(synth.manifest())
+        manifest = synth.manifest()
+        qfile = FLAGS.question_file or synthesis.default_question_file(manifest)
+        # the front end of the model's training data (tts_gan.frontend)
+        fe = {"f0_method": synthesis.f0_method(manifest),
+              "frontend_version": synthesis.frontend_version(manifest)}
         speaker = FLAGS.speaker
         if FLAGS.data_dir is not None:
             utts = synthesis.utterances_from_prep(FLAGS.data_dir, FLAGS.split, speaker)
@@ -70,7 +74,7 @@ def main(argv: list[str]) -> int:
             speaker = _default_speaker(synth) if speaker is None else speaker
             if FLAGS.labels is not None:
                 utts = synthesis.utterances_from_labels(FLAGS.labels, FLAGS.f0_from_wav,
-                                                        qfile, speaker)
+                                                        qfile, speaker, **fe)
             else:
                 if FLAGS.text is not None:
                     lines = FLAGS.text.splitlines()
@@ -83,7 +87,7 @@ def main(argv: list[str]) -> int:
                             f"--text_file={FLAGS.text_file}: {e.strerror}") from None
                 texts = [ln.strip() for ln in lines if ln.strip()]
                 ids = [f"utt{i + 1:04d}" for i in range(len(texts))]
-                utts = synthesis.utterances_from_text(texts, ids, qfile, speaker)
+                utts = synthesis.utterances_from_text(texts, ids, qfile, speaker, **fe)
         seeds = [FLAGS.seed + i for i in range(len(utts))]
         os.makedirs(FLAGS.output_dir, exist_ok=True)
         start = time.perf_counter()

@@ -8,20 +8,27 @@ Frame ``i`` covers ``[i, i+1) * 5 ms``. A phone (or state) starting at HTS time 
 frame ``round(s / 50000)``; the first phone starts at frame 0 and the last one ends at the last
 frame of the audio, so gaps are filled by the preceding phone and no frame is unlabelled.
 
-Frame-position features (Merlin's "full" subphone features; phone-aligned labels count as one
-state per phone):
+The question answers and the frame-position features are those of Merlin's / nnmnkwii's
+``linguistic_features(..., subphone_features="full", add_frame_features=True)`` (Zhizheng Wu's
+9 features); phone-aligned labels count as one state per phone. Frame ``i`` of a state of
+``m`` frames, frame ``k`` of its phone of ``n`` frames (0-based):
 
 ====  ==========================================
-0     fraction through the state, forwards ((r + 0.5) / m)
-1     fraction through the state, backwards
+0     fraction through the state, forwards ((i + 1) / m)
+1     fraction through the state, backwards ((m - i) / m)
 2     state length in frames (m)
 3     state index in the phone, forwards (1-based)
 4     state index in the phone, backwards (1-based)
 5     phone length in frames (n)
 6     fraction of the phone made up by the state (m / n)
-7     fraction through the phone, forwards ((k + 0.5) / n)
-8     fraction through the phone, backwards
+7     fraction through the phone, backwards ((n - k) / n)
+8     fraction through the phone, forwards ((k + 1) / n)
 ====  ==========================================
+
+Front-end version 1 (data prepared before this module followed Merlin; see
+:data:`FRONTEND_VERSION`) used centred fractions ((i + 0.5) / m, (m - i - 0.5) / m, ...) with
+the phone fractions forwards then backwards, and answered 0 to a CQS that does not match;
+``version=1`` reproduces it for models trained on such data.
 """
 
 from __future__ import annotations
@@ -30,8 +37,11 @@ import numpy as np
 
 from tts_gan import schema
 from tts_gan.frontend.labels import LabelFile, time_to_frame
-from tts_gan.frontend.questions import QuestionSet
+from tts_gan.frontend.questions import CQS_UNMATCHED, QuestionSet, load_questions
 
+# 2: Merlin/nnmnkwii question semantics and frame-position features; 1: before (see above).
+FRONTEND_VERSION = 2
+FRONTEND_VERSIONS = (1, 2)
 FRAME_FEATURE_NAMES = (
     "state_frac_fwd",
     "state_frac_bwd",
@@ -40,12 +50,22 @@ FRAME_FEATURE_NAMES = (
     "state_index_bwd",
     "phone_frames",
     "state_frac_of_phone",
-    "phone_frac_fwd",
     "phone_frac_bwd",
+    "phone_frac_fwd",
 )
 NUM_FRAME_FEATURES = len(FRAME_FEATURE_NAMES)
 PITCH_FEATURE_NAMES = ("log_f0", "vuv")
 NUM_PITCH_FEATURES = len(PITCH_FEATURE_NAMES)
+
+
+def check_version(version: int) -> int:
+    """``version`` if it is a known front-end version, else ValueError."""
+    if version not in FRONTEND_VERSIONS:
+        raise ValueError(
+            f"front-end version {version!r}: this code knows {FRONTEND_VERSIONS} "
+            "(re-run tts-gan-prep, or update tts-gan)"
+        )
+    return int(version)
 
 
 def _boundaries(starts: list[int], num_frames: int, frame_rate: int) -> np.ndarray:
@@ -57,9 +77,11 @@ def _boundaries(starts: list[int], num_frames: int, frame_rate: int) -> np.ndarr
 
 
 def frame_alignment(
-    labels: LabelFile, num_frames: int, frame_rate: int = schema.FRAME_RATE
+    labels: LabelFile, num_frames: int, frame_rate: int = schema.FRAME_RATE,
+    version: int = FRONTEND_VERSION,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(phone index per frame int64 [T], frame-position features float32 [T, 9])."""
+    check_version(version)
     state_starts: list[int] = []
     state_phone: list[int] = []
     state_idx: list[int] = []
@@ -83,24 +105,19 @@ def frame_alignment(
     frame_phone = phone_of_state[frame_state]
     t = np.arange(num_frames)
     m = state_len[frame_state].astype(np.float64)
-    r = t - b[frame_state]
+    i = t - b[frame_state]  # frame within the state
     n = phone_len[frame_phone]
-    k = t - phone_start[frame_phone]
+    k = t - phone_start[frame_phone]  # frame within the phone
     s_idx = np.array(state_idx, np.float64)[frame_state]
     s_cnt = np.array(state_count, np.float64)[frame_state]
+    if version == 1:
+        phone_fracs = [(k + 0.5) / n, (n - k - 0.5) / n]
+        state_fracs = [(i + 0.5) / m, (m - i - 0.5) / m]
+    else:
+        phone_fracs = [(n - k) / n, (k + 1) / n]
+        state_fracs = [(i + 1) / m, (m - i) / m]
     feats = np.stack(
-        [
-            (r + 0.5) / m,
-            (m - r - 0.5) / m,
-            m,
-            s_idx,
-            s_cnt - s_idx + 1,
-            n,
-            m / n,
-            (k + 0.5) / n,
-            (n - k - 0.5) / n,
-        ],
-        axis=1,
+        [*state_fracs, m, s_idx, s_cnt - s_idx + 1, n, m / n, *phone_fracs], axis=1
     ).astype(np.float32)
     return frame_phone, feats
 
@@ -110,11 +127,22 @@ def linguistic_features(
     questions: QuestionSet,
     num_frames: int,
     frame_rate: int = schema.FRAME_RATE,
+    version: int = FRONTEND_VERSION,
 ) -> np.ndarray:
-    """float32 [T, Q + 9]: question answers of each frame's phone + frame-position features."""
+    """float32 [T, Q + 9]: question answers of each frame's phone + frame-position features.
+
+    ``questions`` must answer as ``version`` does (see :func:`load_questions_for`).
+    """
     answers = questions.answer_all([p.context for p in labels.phones])
-    frame_phone, pos = frame_alignment(labels, num_frames, frame_rate)
+    frame_phone, pos = frame_alignment(labels, num_frames, frame_rate, version)
     return np.concatenate([answers[frame_phone], pos], axis=1)
+
+
+def load_questions_for(path: str, version: int = FRONTEND_VERSION) -> QuestionSet:
+    """The question file ``path`` answering as front-end ``version`` does (CQS not found:
+    -1 as Merlin from version 2 on, 0 in version 1)."""
+    unmatched = 0.0 if check_version(version) == 1 else CQS_UNMATCHED
+    return load_questions(path, cqs_unmatched=unmatched)
 
 
 def hts_feature_breakdown(questions: QuestionSet) -> list[schema.FeatureBlock]:

@@ -1,9 +1,14 @@
-"""Generates ``default_questions.hed``, the project's own HTS question file.
+r"""Generates ``default_questions.hed``, the project's own HTS question file.
 
 The paper's features are 567-dimensional (§3.1). With phone-aligned (or state-aligned) labels
 our default features are: 556 question answers (this file) + 9 frame-position features
 (:mod:`tts_gan.frontend.features`) + 2 pitch features (log F0, V/UV; :mod:`tts_gan.frontend.pitch`)
 = 567.
+
+The file follows Merlin's and nnmnkwii's question-file semantics (:mod:`.questions`): QS
+patterns are literal label text with the wildcards ``*`` and ``?``; each CQS is literal text
+around one ``(\d+)``, answered by its first match, -1 where the field is undefined (``x``). It
+has no comment lines, so Merlin's own reader (which fails on them) loads it too.
 
 The questions cover Festival's ``radio`` phone set (used by both built-in voices and by the
 HTS-demo / Merlin English labels) in the standard HTS English full-context format::
@@ -144,61 +149,60 @@ def _classes() -> list[tuple[str, list[str]]]:
 GPOS = ("content", "det", "in", "to", "md", "cc", "wp", "pps", "aux", "punc")
 TOBI = ("L-L%", "L-H%", "H-H%", "H-L%", "NONE")
 
-# Numeric fields: (name, regex with one capture group).
+# Numeric fields: (name, Merlin CQS pattern). Literal label text around one (\d+); the first
+# (leftmost) match is the answer, so each pattern is the shortest text whose first occurrence
+# in the format above is the field (as in Merlin's questions-radio_dnn_416.hed).
 NUMERIC = (
     ("Pos_C-Seg_in_Syl_Fw", r"@(\d+)_"),
     ("Pos_C-Seg_in_Syl_Bw", r"_(\d+)/A:"),
     ("L-Syl_Stress", r"/A:(\d+)_"),
-    ("L-Syl_Accent", r"/A:\d+_(\d+)_"),
-    ("L-Syl_Num-Segs", r"/A:\d+_\d+_(\d+)/B:"),
+    ("L-Syl_Accent", r"_(\d+)_"),
+    ("L-Syl_Num-Segs", r"_(\d+)/B:"),
     ("C-Syl_Stress", r"/B:(\d+)-"),
-    ("C-Syl_Accent", r"/B:\d+-(\d+)-"),
-    ("C-Syl_Num-Segs", r"/B:\d+-\d+-(\d+)@"),
-    ("Pos_C-Syl_in_C-Word_Fw", r"@(\d+)-\d+&"),
-    ("Pos_C-Syl_in_C-Word_Bw", r"@\d+-(\d+)&"),
-    ("Pos_C-Syl_in_C-Phrase_Fw", r"&(\d+)-\d+#"),
-    ("Pos_C-Syl_in_C-Phrase_Bw", r"&\d+-(\d+)#"),
-    ("Num-StressedSyl_before_C-Syl_in_C-Phrase", r"#(\d+)-\d+\$"),
-    ("Num-StressedSyl_after_C-Syl_in_C-Phrase", r"#\d+-(\d+)\$"),
-    ("Num-AccentedSyl_before_C-Syl_in_C-Phrase", r"\$(\d+)-\d+!"),
-    ("Num-AccentedSyl_after_C-Syl_in_C-Phrase", r"\$\d+-(\d+)!"),
-    ("Num-Syl_from_prev-StressedSyl", r"!(\d+)-\d+;"),
-    ("Num-Syl_from_next-StressedSyl", r"!\d+-(\d+);"),
-    ("Num-Syl_from_prev-AccentedSyl", r";(\d+)-\d+\|"),
-    ("Num-Syl_from_next-AccentedSyl", r";\d+-(\d+)\|"),
-    ("R-Syl_Stress", r"/C:(\d+)\+"),
-    ("R-Syl_Accent", r"/C:\d+\+(\d+)\+"),
-    ("R-Syl_Num-Segs", r"/C:\d+\+\d+\+(\d+)/D:"),
-    ("L-Word_Num-Syls", r"/D:[^_/]+_(\d+)/E:"),
-    ("C-Word_Num-Syls", r"/E:[^+/]+\+(\d+)@"),
-    ("Pos_C-Word_in_C-Phrase_Fw", r"@(\d+)\+\d+&\d+\+\d+#"),
-    ("Pos_C-Word_in_C-Phrase_Bw", r"@\d+\+(\d+)&\d+\+\d+#"),
-    ("Num-ContWord_before_C-Word_in_C-Phrase", r"&(\d+)\+\d+#"),
-    ("Num-ContWord_after_C-Word_in_C-Phrase", r"&\d+\+(\d+)#"),
-    ("Num-Words_from_prev-ContWord", r"#(\d+)\+\d+/F:"),
-    ("Num-Words_from_next-ContWord", r"#\d+\+(\d+)/F:"),
-    ("R-Word_Num-Syls", r"/F:[^_/]+_(\d+)/G:"),
+    ("C-Syl_Accent", r"-(\d+)-"),
+    ("C-Syl_Num-Segs", r"-(\d+)@"),
+    ("Pos_C-Syl_in_C-Word_Fw", r"@(\d+)-"),
+    ("Pos_C-Syl_in_C-Word_Bw", r"-(\d+)&"),
+    ("Pos_C-Syl_in_C-Phrase_Fw", r"&(\d+)-"),
+    ("Pos_C-Syl_in_C-Phrase_Bw", r"-(\d+)#"),
+    ("Num-StressedSyl_before_C-Syl_in_C-Phrase", r"#(\d+)-"),
+    ("Num-StressedSyl_after_C-Syl_in_C-Phrase", r"-(\d+)$"),
+    ("Num-AccentedSyl_before_C-Syl_in_C-Phrase", r"$(\d+)-"),
+    ("Num-AccentedSyl_after_C-Syl_in_C-Phrase", r"-(\d+)!"),
+    ("Num-Syl_from_prev-StressedSyl", r"!(\d+)-"),
+    ("Num-Syl_from_next-StressedSyl", r"-(\d+);"),
+    ("Num-Syl_from_prev-AccentedSyl", r";(\d+)-"),
+    ("Num-Syl_from_next-AccentedSyl", r"-(\d+)|"),
+    ("R-Syl_Stress", r"/C:(\d+)+"),
+    ("R-Syl_Accent", r"+(\d+)+"),
+    ("R-Syl_Num-Segs", r"+(\d+)/D:"),
+    ("L-Word_Num-Syls", r"_(\d+)/E:"),
+    ("C-Word_Num-Syls", r"+(\d+)@"),
+    ("Pos_C-Word_in_C-Phrase_Fw", r"@(\d+)+"),
+    ("Pos_C-Word_in_C-Phrase_Bw", r"+(\d+)&"),
+    ("Num-ContWord_before_C-Word_in_C-Phrase", r"&(\d+)+"),
+    ("Num-ContWord_after_C-Word_in_C-Phrase", r"+(\d+)#"),
+    ("Num-Words_from_prev-ContWord", r"#(\d+)+"),
+    ("Num-Words_from_next-ContWord", r"+(\d+)/F:"),
+    ("R-Word_Num-Syls", r"_(\d+)/G:"),
     ("L-Phrase_Num-Syls", r"/G:(\d+)_"),
-    ("L-Phrase_Num-Words", r"/G:\d+_(\d+)/H:"),
+    ("L-Phrase_Num-Words", r"_(\d+)/H:"),
     ("C-Phrase_Num-Syls", r"/H:(\d+)="),
-    ("C-Phrase_Num-Words", r"/H:\d+=(\d+)@"),
-    ("Pos_C-Phrase_in_Utterance_Fw", r"/H:[^@]*@(\d+)="),
-    ("Pos_C-Phrase_in_Utterance_Bw", r"/H:[^@]*@\d+=(\d+)\|"),
+    ("C-Phrase_Num-Words", r"=(\d+)@"),
+    ("Pos_C-Phrase_in_Utterance_Fw", r"@(\d+)="),
+    ("Pos_C-Phrase_in_Utterance_Bw", r"=(\d+)|"),
     ("R-Phrase_Num-Syls", r"/I:(\d+)="),
-    ("R-Phrase_Num-Words", r"/I:\d+=(\d+)/J:"),
-    ("Num-Syls_in_Utterance", r"/J:(\d+)\+"),
-    ("Num-Words_in_Utterance", r"/J:\d+\+(\d+)-"),
-    ("Num-Phrases_in_Utterance", r"/J:\d+\+\d+-(\d+)"),
+    ("R-Phrase_Num-Words", r"=(\d+)/J:"),
+    ("Num-Syls_in_Utterance", r"/J:(\d+)+"),
+    ("Num-Words_in_Utterance", r"+(\d+)-"),
+    ("Num-Phrases_in_Utterance", r"*-(\d+)"),  # the last field: anchored at the label's end
 )
 
 
 def generate() -> str:
-    lines = [
-        "# tts-gan default question file (generated by data_prep/make_default_questions.py).",
-        "# 556 questions: with 9 frame-position and 2 pitch features the GAN-TTS features",
-        "# are 567-dimensional (paper section 3.1). Festival 'radio' phone set, HTS English",
-        "# full-context labels. QS: binary (HTK wildcards); CQS: numeric (one regex group).",
-    ]
+    # No comment lines: Merlin's own reader (label_normalisation.py) fails on lines without
+    # "{...}"; nnmnkwii skips them. The file's description is this module's docstring.
+    lines: list[str] = []
     qs: list[str] = []
     phones = list(RADIO_PHONES)
     for pos, tmpl in POSITIONS:
