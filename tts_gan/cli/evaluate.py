@@ -1,7 +1,8 @@
 """`tts-gan-eval`: Table 1 of the paper for an exported generator (§4, App. B).
 
     tts-gan-eval --export_dir=EXPORT --data_dir=DATA [--num_samples=10000] [--split=test]
-                 [--features=default | dnsmos | logmel | savedmodel:PATH] [--output_json=R.json]
+                 [--features=default | dnsmos | logmel | deepspeech2:CKPT | savedmodel:PATH]
+                 [--output_json=R.json]
     tts-gan-eval --real_features=R.npy --fake_features=F.npy [--features=NAME]
 
 Distances (App. B.3, as the authors' released code computes them): FD and cFD are the mean ±
@@ -10,7 +11,8 @@ over ⌈N/1024⌉ blocks ± standard error, printed ×10⁵. The natural-speech 
 N real windows with the last N. The 2N real windows are a seeded sample balanced over
 speakers, the halves with the same speaker mix. ``--features=default`` (DNSMOS P.808's last
 conv layer, shipped in the ``speechmos`` package) runs offline but its numbers (FD-dnsmos …)
-are not comparable with the paper's DeepSpeech2 distances; ``logmel`` is a hand-made feature;
+are not comparable with the paper's; ``deepspeech2:CKPT`` with OpenSeq2Seq's ds2_large
+checkpoint gives the paper's FDSD, cFDSD, KDSD, cKDSD; ``logmel`` is a hand-made feature;
 ``savedmodel:PATH`` takes any per-window feature map.
 
 With ``--real_features`` (2N rows, the first N with the fakes' conditioning) and
@@ -34,8 +36,11 @@ flags.DEFINE_string("data_dir", None, "tts-gan-prep output directory.")
 flags.DEFINE_string("split", "test", "Split whose 2-s windows are the real samples.")
 flags.DEFINE_integer("num_samples", 10000, "N of App. B.3 (the paper: 10,000); fewer if the "
                      "split has fewer than 2N windows.")
-flags.DEFINE_string("features", "default", "Extractor: default (= dnsmos), logmel or "
-                    "savedmodel:PATH.")
+flags.DEFINE_string("features", "default", "Extractor: default (= dnsmos), logmel, "
+                    "deepspeech2:CHECKPOINT or savedmodel:PATH.")
+flags.DEFINE_enum("ds2_input", "clip", ["clip", "window"], "deepspeech2 only: 'clip' runs "
+                  "the 2-s clip's 199 Eq.-4 windows as one spectrogram sequence (the released "
+                  "code); 'window' runs each 20-ms window alone (Eq. 4 read literally).")
 flags.DEFINE_integer("threads", 0, "Intra-op threads of the extractor (0: its default).")
 flags.DEFINE_integer("seed", 0, "Seed of the window sample and of the first z (z_i: seed + i).")
 flags.DEFINE_integer("batch_size", 8, "Windows per synthesis / extraction batch.")
@@ -92,7 +97,8 @@ def main(argv: list[str]) -> int:
         else:
             from tts_gan import extractors
 
-            extractor = extractors.make(FLAGS.features, threads=FLAGS.threads)
+            extractor = extractors.make(FLAGS.features, threads=FLAGS.threads,
+                                        ds2_input=FLAGS.ds2_input)
             report = evaluation.evaluate(
                 FLAGS.export_dir, FLAGS.data_dir, extractor, num_samples=FLAGS.num_samples,
                 split=FLAGS.split, seed=FLAGS.seed, batch_size=FLAGS.batch_size,

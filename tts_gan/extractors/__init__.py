@@ -9,6 +9,10 @@ Every extractor maps a batch of linear-PCM clips at 24 kHz, ``[B, samples]`` in 
     P.808 network, the ONNX model that ships inside the ``speechmos`` PyPI package (no
     download; :mod:`tts_gan.extractors.dnsmos`). A real pre-trained speech network that runs
     offline: what CI and ``make demo`` use. Its numbers are **not** comparable with the paper's.
+``deepspeech2:CKPT``
+    The paper's f: OpenSeq2Seq's DeepSpeech2 (ds2_large) encoder up to
+    ``ForwardPass/ds2_encoder/Reshape_2:0`` (1600 dims), ported to Keras, weights read from the
+    public checkpoint at CKPT (:mod:`tts_gan.extractors.deepspeech2`). Only these are FDSD etc.
 ``logmel``
     Log energies of 80 mel bands of each 20-ms window of Eq. 4, averaged: a hand-made feature,
     not a network (kept as an explicitly named option).
@@ -56,7 +60,8 @@ def metric_names(name: str) -> tuple[str, str, str, str]:
 
 def make(spec: str, **options: Any) -> Extractor:
     """The extractor of a ``--features`` spec (see the module docstring); ValueError if
-    unknown. ``options``: ``threads`` (ONNX intra-op threads)."""
+    unknown. ``options``: ``threads`` (ONNX intra-op threads), ``ds2_input`` ("clip" or
+    "window", see :mod:`tts_gan.extractors.deepspeech2`)."""
     spec = spec.strip()
     if spec in ("default", "dnsmos"):
         from tts_gan.extractors.dnsmos import DnsmosEmbedding
@@ -66,13 +71,18 @@ def make(spec: str, **options: Any) -> Extractor:
         from tts_gan.extractors.windowed import LogMelFeatures, WindowedExtractor
 
         return WindowedExtractor(LogMelFeatures(), "logmel", 80)
+    if spec.startswith("deepspeech2:"):
+        from tts_gan.extractors.deepspeech2 import DeepSpeech2Features
+
+        return DeepSpeech2Features(spec.split(":", 1)[1],
+                                   input_mode=options.get("ds2_input", "clip"))
     if spec.startswith("savedmodel:"):
         from tts_gan.extractors.windowed import SavedModelFeatures, WindowedExtractor
 
         fmap = SavedModelFeatures(spec.split(":", 1)[1])
         return WindowedExtractor(fmap, "savedmodel", fmap.dim, fmap.path)
-    raise ValueError(f"--features={spec!r}: expected 'default', 'dnsmos', 'logmel' or "
-                     "'savedmodel:PATH'")
+    raise ValueError(f"--features={spec!r}: expected 'default', 'dnsmos', 'logmel', "
+                     "'deepspeech2:CHECKPOINT' or 'savedmodel:PATH'")
 
 
 def resample_clips(audio: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
