@@ -14,15 +14,19 @@ Processing rules (README "Data preparation"):
   Every split also gets whole-utterance records (``{split}_utterances-*``): the test ones for
   synthesis, the train/valid ones so that windows can start at any frame (§3.1 samples 2-s
   windows from utterances; the grid drops each utterance's tail).
-* Splits (``split_by``): keys sorted by sha256(seed:key), the first round(test_fraction·n) are
-  test, the next round(valid_fraction·n) valid (≥ 1 each when the fraction is > 0 and n ≥ 3).
+* A check pass computes every utterance's features once (keeping its F0 in ``_shards/check/``
+  for the writing pass) and rejects the unusable ones before any split is drawn.
+* Splits (``split_by``) among the usable utterances: keys sorted by sha256(seed:key), the first
+  round(test_fraction·n) are test, the next round(valid_fraction·n) valid (≥ 1 each when the
+  fraction is > 0 and n ≥ 3), and train keeps at least one key whenever n ≥ 1.
   ``utterance``: one key per utterance (key = uid). ``sentence``: key = the uid without its
   ``SPK/`` prefix, so the same sentence rendered by several speakers (the built-in Festival
   corpus: ``kal_diphone/s0001``, ``slt_hts/s0001``) is one key and lands in one split, and n
   counts sentences (a flat corpus's uids have no prefix: the same split as ``utterance``).
 * Shard k of a split holds utterances [k·n/S, (k+1)·n/S) in uid order; each shard is written to
   a temporary name, its summary (counts, rejected, train statistics) to ``_shards/NAME.json``,
-  and then renamed; a rerun skips shards whose file and summary exist for the same settings.
+  and then renamed; a rerun skips shards whose file and summary exist for the same settings
+  and input files (sizes and modification times).
   ``manifest.json`` (merged statistics) and ``rejected.tsv`` are written last.
 """
 
@@ -35,7 +39,7 @@ import math
 import multiprocessing
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -52,6 +56,7 @@ PIPELINE_VERSION = 2  # 2: front-end version 2 (Merlin question semantics and fr
 FRONTEND_VERSION = feat_lib.FRONTEND_VERSION
 DEFAULT_QUESTION_FILE = frontend.DEFAULT_QUESTION_FILE
 SHARD_INFO_DIR = "_shards"
+CHECK_DIR = "check"  # _shards/check/: the check pass's per-utterance results (and F0)
 SPLIT_BY = ("utterance", "sentence")
 
 
@@ -98,9 +103,10 @@ class Task:
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(cfg: PrepConfig, feature_dim: int) -> None:
+def _init_worker(cfg: PrepConfig, feature_dim: int, check_settings: dict[str, Any]) -> None:
     _WORKER["cfg"] = cfg
     _WORKER["dim"] = feature_dim
+    _WORKER["check_settings"] = check_settings
     if cfg.fmt == "hts":
         _WORKER["questions"] = feat_lib.load_questions_for(
             cfg.question_file or DEFAULT_QUESTION_FILE, FRONTEND_VERSION
@@ -130,7 +136,9 @@ def _check_long_enough(utt: corpus_lib.Utterance, t: int, cfg: PrepConfig) -> No
         )
 
 
-def _features_hts(utt: corpus_lib.Utterance, cfg: PrepConfig) -> tuple[np.ndarray, np.ndarray]:
+def _features_hts(
+    utt: corpus_lib.Utterance, cfg: PrepConfig, cached_pitch: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     try:
         labels = hts_labels.read_label_file(utt.side)
     except hts_labels.LabelError as e:
@@ -154,10 +162,14 @@ def _features_hts(utt: corpus_lib.Utterance, cfg: PrepConfig) -> tuple[np.ndarra
                                             version=FRONTEND_VERSION)
     except questions.QuestionError as e:
         raise _RejectError("bad label", f"{utt.side}: {e}") from None
-    try:
-        pf = pitch.pitch_features(x, schema.SAMPLE_RATE, t, schema.FRAME_RATE, cfg.f0_method)
-    except pitch.PitchError as e:
-        raise _RejectError("no voiced frames", f"{utt.wav}: {e}") from None
+    if cached_pitch is not None and cached_pitch.shape == (t, feat_lib.NUM_PITCH_FEATURES):
+        pf = cached_pitch  # the check pass's F0 of the same files and settings
+    else:
+        try:
+            pf = pitch.pitch_features(x, schema.SAMPLE_RATE, t, schema.FRAME_RATE,
+                                      cfg.f0_method)
+        except pitch.PitchError as e:
+            raise _RejectError("no voiced frames", f"{utt.wav}: {e}") from None
     return x, np.concatenate([ling, pf], axis=1)
 
 
@@ -189,23 +201,93 @@ def _features_npy(utt: corpus_lib.Utterance, cfg: PrepConfig) -> tuple[np.ndarra
     return x[: t * schema.SAMPLES_PER_FRAME], f[:t]
 
 
+def _features(
+    utt: corpus_lib.Utterance, cfg: PrepConfig, cached_pitch: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(audio [120 T], features [T, D]) of one utterance, or :class:`_RejectError`."""
+    if not os.path.exists(utt.wav):
+        raise _RejectError("missing wav", f"{utt.wav}: no such file")
+    if not os.path.exists(utt.side):
+        kind = "missing label" if cfg.fmt == "hts" else "missing features"
+        raise _RejectError(kind, f"{utt.side}: no such file")
+    if cfg.fmt == "hts":
+        x, f = _features_hts(utt, cfg, cached_pitch)
+    else:
+        x, f = _features_npy(utt, cfg)
+    if not (np.isfinite(f).all() and np.isfinite(x).all()):
+        raise _RejectError("nan/inf", f"{utt.side}: non-finite values in features or audio")
+    return x, f
+
+
+def _check_path(output_dir: str, uid: str) -> str:
+    name = hashlib.sha256(uid.encode()).hexdigest()[:32] + ".npz"
+    return os.path.join(output_dir, SHARD_INFO_DIR, CHECK_DIR, name)
+
+
+def _file_stamp(path: str) -> list[Any]:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return [path, None, None]
+    return [path, st.st_size, st.st_mtime_ns]
+
+
+def _check_key(utt: corpus_lib.Utterance) -> str:
+    """Identifies a check result: the settings that decide usability and the input files."""
+    key = {"settings": _WORKER["check_settings"], "uid": utt.uid,
+           "wav": _file_stamp(utt.wav), "side": _file_stamp(utt.side)}
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+
+
+def _read_check(path: str, key: str) -> dict[str, Any] | None:
+    """A stored check result with this key (``pitch`` included when there is one), or None."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if str(z["key"]) != key:
+                return None
+            out = {"ok": bool(z["ok"]), "reason": str(z["reason"]), "detail": str(z["detail"])}
+            if "pitch" in z.files:
+                out["pitch"] = z["pitch"]
+    except (OSError, ValueError, KeyError, EOFError):
+        return None
+    return out
+
+
+def check_task(task: Task) -> dict[str, Any]:
+    """Check pass (runs in a worker): is the utterance usable? Computes its features as
+    :func:`process_task` will, keeps the F0 (the costly part) in ``_shards/check/`` for it, and
+    returns ``{"uid", "ok", "reason", "detail"}``; a stored result of the same files and
+    settings is reused."""
+    cfg: PrepConfig = _WORKER["cfg"]
+    utt = task.utt
+    path, key = _check_path(cfg.output_dir, utt.uid), _check_key(utt)
+    res = _read_check(path, key)
+    if res is None:
+        res = {"ok": True, "reason": "", "detail": ""}
+        arrays: dict[str, np.ndarray] = {}
+        try:
+            _, f = _features(utt, cfg)
+            if cfg.fmt == "hts":
+                arrays["pitch"] = np.ascontiguousarray(f[:, -feat_lib.NUM_PITCH_FEATURES :])
+        except _RejectError as r:
+            res = {"ok": False, "reason": r.reason, "detail": r.detail}
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.tmp-{os.getpid()}"
+        with open(tmp, "wb") as fh:
+            np.savez(fh, key=np.array(key), ok=np.array(res["ok"]),
+                     reason=np.array(res["reason"]), detail=np.array(res["detail"]), **arrays)
+        os.replace(tmp, path)
+    return {"uid": utt.uid, "ok": res["ok"], "reason": res["reason"], "detail": res["detail"]}
+
+
 def process_task(task: Task) -> dict[str, Any]:
     """Runs in a worker: one utterance → serialised records + statistics, or a rejection."""
     cfg: PrepConfig = _WORKER["cfg"]
     utt = task.utt
     out: dict[str, Any] = {"uid": utt.uid, "split": task.split}
+    checked = _read_check(_check_path(cfg.output_dir, utt.uid), _check_key(utt))
     try:
-        if not os.path.exists(utt.wav):
-            raise _RejectError("missing wav", f"{utt.wav}: no such file")
-        if not os.path.exists(utt.side):
-            kind = "missing label" if cfg.fmt == "hts" else "missing features"
-            raise _RejectError(kind, f"{utt.side}: no such file")
-        if cfg.fmt == "hts":
-            x, f = _features_hts(utt, cfg)
-        else:
-            x, f = _features_npy(utt, cfg)
-        if not (np.isfinite(f).all() and np.isfinite(x).all()):
-            raise _RejectError("nan/inf", f"{utt.side}: non-finite values in features or audio")
+        x, f = _features(utt, cfg, checked.get("pitch") if checked else None)
     except _RejectError as r:
         out.update(ok=False, reason=r.reason, detail=r.detail)
         return out
@@ -250,6 +332,11 @@ def assign_splits(
         return max(c, 1) if frac > 0 and n >= 3 else c
 
     n_test, n_valid = count(test_fraction), count(valid_fraction)
+    excess = n_test + n_valid - (n - 1)
+    if n and excess > 0:  # never leave train empty: shrink valid, then test
+        cut = min(excess, n_valid)
+        n_valid -= cut
+        n_test -= excess - cut
     by_key = {
         k: "test" if i < n_test else "valid" if i < n_test + n_valid else "train"
         for i, k in enumerate(order)
@@ -288,10 +375,11 @@ def _first_feature_dim(utts: list[corpus_lib.Utterance]) -> int:
     raise PrepError("no readable feats/*.npy file with shape [frames, D] found")
 
 
-def _progress(total: int, enabled: bool):
+def _progress(total: int, enabled: bool, desc: str = ""):
     from tqdm import tqdm
 
-    return tqdm(total=total, unit="utt", disable=not enabled, dynamic_ncols=True, file=sys.stderr)
+    return tqdm(total=total, unit="utt", desc=desc or None, disable=not enabled,
+                dynamic_ncols=True, file=sys.stderr)
 
 
 def _say(msg: str) -> None:
@@ -366,9 +454,6 @@ def run_prep(cfg: PrepConfig) -> schema.Manifest:
         settings_extra = {}
 
     speakers = {s: i for i, s in enumerate(sorted({u.speaker for u in utts}))}
-    splits = assign_splits(
-        [u.uid for u in utts], cfg.seed, cfg.valid_fraction, cfg.test_fraction, cfg.split_by
-    )
     settings = {
         "pipeline_version": PIPELINE_VERSION,
         "format": cfg.fmt,
@@ -385,15 +470,45 @@ def run_prep(cfg: PrepConfig) -> schema.Manifest:
     }
 
     os.makedirs(os.path.join(cfg.output_dir, SHARD_INFO_DIR), exist_ok=True)
+    # Check pass: which utterances are usable (features computable, long enough); the splits
+    # are assigned among those only, so a bad file never empties a split it was hashed into.
+    check_settings = {k: v for k, v in settings.items()
+                      if k not in ("speakers", "split_by", "hop_frames", "compression")}
+    bar = _progress(len(utts), cfg.progress, "check")
+    usable: list[corpus_lib.Utterance] = []
+    unusable: list[list[str]] = []
+    checks = _run_tasks([Task(u, "", 0) for u in utts], cfg, dim, check_settings, check_task)
+    try:
+        for u, res in zip(utts, checks, strict=True):
+            bar.update(1)
+            if res["ok"]:
+                usable.append(u)
+                continue
+            line = f"rejected {u.uid} ({res['reason']}): {res['detail']}"
+            _say(line)
+            if cfg.strict:
+                raise PrepError(f"--strict: {line}")
+            unusable.append([u.uid, res["reason"], res["detail"]])
+    finally:
+        bar.close()
+        checks.close()
+    splits = assign_splits(
+        [u.uid for u in usable], cfg.seed, cfg.valid_fraction, cfg.test_fraction, cfg.split_by
+    )
+    num_keys = len({sentence_key(u) if cfg.split_by == "sentence" else u for u in splits})
+
     shards: list[_Shard] = []
     for split in schema.SPLITS:
-        su = [u for u in utts if splits[u.uid] == split]
+        su = [u for u in usable if splits[u.uid] == split]
         if not su:
             continue
         ns = max(1, math.ceil(len(su) / cfg.utterances_per_shard))
         for k in range(ns):
             part = su[k * len(su) // ns : (k + 1) * len(su) // ns]
-            key = json.dumps({**settings, "uids": [u.uid for u in part]}, sort_keys=True)
+            # a changed input file (size or mtime) rewrites its shard on a rerun
+            inputs = [[*_file_stamp(u.wav)[1:], *_file_stamp(u.side)[1:]] for u in part]
+            key = json.dumps({**settings, "uids": [u.uid for u in part], "inputs": inputs},
+                             sort_keys=True)
             sha = hashlib.sha256(key.encode()).hexdigest()
             shards.append((split, schema.shard_name(split, k, ns), part, sha))
 
@@ -409,15 +524,16 @@ def run_prep(cfg: PrepConfig) -> schema.Manifest:
         _say(f"resuming: {len(infos)} of {len(shards)} shards already complete")
 
     tasks = [Task(u, split, speakers[u.speaker]) for split, _, part, _ in pending for u in part]
-    bar = _progress(len(tasks), cfg.progress)
-    results = _run_tasks(tasks, cfg, dim)
+    bar = _progress(len(tasks), cfg.progress, "write")
+    results = _run_tasks(tasks, cfg, dim, check_settings, process_task)
     try:
         for split, name, part, sha in pending:
             infos[name] = _write_shard(cfg, split, name, part, sha, results, bar, dim)
     finally:
         bar.close()
         results.close()
-    return _write_manifest(cfg, shards, infos, problems, dim, qset, speakers)
+    return _write_manifest(cfg, shards, infos, [*map(list, problems), *unusable], dim, qset,
+                           speakers, num_keys)
 
 
 def _write_shard(
@@ -478,26 +594,32 @@ def _write_shard(
     return info
 
 
-def _run_tasks(tasks: list[Task], cfg: PrepConfig, dim: int) -> Iterator[dict[str, Any]]:
-    """Ordered results of :func:`process_task` (in-process for 1 worker, else a spawn pool)."""
+def _run_tasks(
+    tasks: list[Task], cfg: PrepConfig, dim: int, check_settings: dict[str, Any],
+    fn: Callable[[Task], dict[str, Any]],
+) -> Iterator[dict[str, Any]]:
+    """Ordered results of ``fn`` (:func:`check_task` or :func:`process_task`) over ``tasks``
+    (in-process for 1 worker, else a spawn pool)."""
     if cfg.workers <= 1 or len(tasks) <= 1:
-        _init_worker(cfg, dim)
+        _init_worker(cfg, dim, check_settings)
         for t in tasks:
-            yield process_task(t)
+            yield fn(t)
         return
     ctx = multiprocessing.get_context("spawn")  # no fork after TensorFlow is loaded
-    with ctx.Pool(cfg.workers, initializer=_init_worker, initargs=(cfg, dim)) as pool:
-        yield from pool.imap(process_task, tasks, chunksize=1)
+    with ctx.Pool(cfg.workers, initializer=_init_worker,
+                  initargs=(cfg, dim, check_settings)) as pool:
+        yield from pool.imap(fn, tasks, chunksize=1)
 
 
 def _write_manifest(
     cfg: PrepConfig,
     shards: list[_Shard],
     infos: dict[str, dict[str, Any]],
-    problems: list[tuple[str, str, str]],
+    problems: list[list[str]],
     dim: int,
     qset: questions.QuestionSet | None,
     speakers: dict[str, int],
+    num_keys: int,
 ) -> schema.Manifest:
     """Merges the shard summaries; writes rejected.tsv, then manifest.json (last)."""
     counts: dict[str, dict[str, int]] = {
@@ -585,6 +707,8 @@ def _write_manifest(
                 "valid_fraction": cfg.valid_fraction,
                 "test_fraction": cfg.test_fraction,
                 "split_by": cfg.split_by,
+                # usable utterances (split_by=utterance) or sentences the splits were drawn from
+                "keys": num_keys,
             },
             "test_utterance_files": schema.shard_pattern(schema.TEST_UTTERANCES),
             "utterance_files": {

@@ -123,8 +123,22 @@ def main(argv: list[str]) -> int:
             for s in schema.SPLITS
         )
         + f", rejected {m.rejected}"
+        + empty_splits_note(m)
     )
     return 0
+
+
+def empty_splits_note(m: schema.Manifest) -> str:
+    """A note for the summary line when valid or test is empty although asked for."""
+    sp = m.extra.get("splits", {})
+    empty = [s for s in ("valid", "test")
+             if sp.get(f"{s}_fraction", 0) > 0 and m.counts[s]["utterances"] == 0]
+    if not empty:
+        return ""
+    unit = "sentences" if sp.get("split_by") == "sentence" else "utterances"
+    return (f"; {' and '.join(empty)} {'is' if len(empty) == 1 else 'are'} empty: "
+            f"{sp.get('keys', '?')} usable {unit} (valid and test take one each from 3 on; "
+            "train keeps at least one)")
 
 
 def run() -> None:

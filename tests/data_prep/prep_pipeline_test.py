@@ -403,3 +403,82 @@ def test_split_by_bad_value_and_cli_default(tmp_path) -> None:
             flags.FLAGS(["tts-gan-prep", "--split_by=speaker"])
     finally:
         flags.FLAGS.unparse_flags()
+
+
+def _cli(argv: list[str], monkeypatch, capsys) -> tuple[int, str]:
+    from absl import flags
+
+    from data_prep import prep_main
+
+    argv = ["tts-gan-prep", *argv, "--noprogress"]
+    monkeypatch.setattr("sys.argv", argv)
+    flags.FLAGS.unparse_flags()
+    flags.FLAGS(argv)
+    try:
+        rc = prep_main.main([argv[0]])
+    finally:
+        flags.FLAGS.unparse_flags()
+    return rc, capsys.readouterr().out
+
+
+def test_one_usable_utterance_is_trained_on(tmp_path, monkeypatch, capsys) -> None:
+    """A corpus with one usable utterance of three (one label missing, one wav silent) wrote no
+    training window when the splits were drawn before the bad files were rejected: with this
+    seed the usable one was drawn into valid or test. Splits are drawn among usable ones."""
+    root, out = str(tmp_path / "c"), str(tmp_path / "out")
+    make_hts_corpus(root, n=3)
+    uids = ["u00", "u01", "u02"]
+    seed = next(s for s in range(100)
+                if pipeline.assign_splits(uids, s, 0.05, 0.05)["u01"] != "train")
+    os.remove(f"{root}/lab/u00.lab")
+    write_wav(f"{root}/wav/u02.wav", np.zeros(100 * SPF, np.float32))
+    rc, line = _cli([f"--corpus_dir={root}", f"--output_dir={out}", "--format=hts",
+                     f"--question_file={root}/q.hed", "--window_frames=40", f"--seed={seed}"],
+                    monkeypatch, capsys)
+    assert rc == 0
+    m = schema.load_manifest(out)
+    assert [m.counts[s]["utterances"] for s in ("train", "valid", "test")] == [1, 0, 0]
+    assert m.counts["train"]["windows"] == 2 and m.rejected == 2
+    assert m.extra["rejected_by_reason"] == {"missing label": 1, "no voiced frames": 1}
+    assert {r["utterance_id"] for r in all_records(out, "train")} == {"u01"}
+    assert "train: 1 utts / 2 windows" in line
+    assert line.rstrip().endswith(
+        "; valid and test are empty: 1 usable utterances (valid and test take one each from 3 "
+        "on; train keeps at least one)")
+
+
+def test_three_usable_utterances_fill_every_split_and_bad_ones_do_not_count(tmp_path) -> None:
+    root = str(tmp_path / "c")
+    make_hts_corpus(root, n=5)
+    os.remove(f"{root}/wav/u03.wav")
+    write_wav(f"{root}/wav/u04.wav", voiced(30, 4))  # shorter than the 40-frame window
+    m = pipeline.run_prep(cfg(root, str(tmp_path / "o")))
+    assert [m.counts[s]["utterances"] for s in ("train", "valid", "test")] == [1, 1, 1]
+    assert m.rejected == 2 and m.extra["splits"]["keys"] == 3
+    os.remove(f"{root}/wav/u02.wav")  # two usable: both train (5 % of 2 rounds to 0)
+    m = pipeline.run_prep(cfg(root, str(tmp_path / "o2")))
+    assert [m.counts[s]["utterances"] for s in ("train", "valid", "test")] == [2, 0, 0]
+    # fractions that would take everything still leave train one key
+    a = pipeline.assign_splits(["a", "b", "c", "d"], 1, 0.5, 0.5)
+    assert sorted(a.values()) == ["test", "test", "train", "valid"]
+    assert list(pipeline.assign_splits(["a"], 1, 0.5, 0.5).values()) == ["train"]
+
+
+def test_rerun_reuses_the_check_pass_until_a_file_changes(tmp_path, monkeypatch) -> None:
+    root, out = str(tmp_path / "c"), str(tmp_path / "out")
+    make_hts_corpus(root, n=4)
+    first = pipeline.run_prep(cfg(root, out))
+    computed: list[str] = []
+    real = pipeline._features
+    monkeypatch.setattr(pipeline, "_features",
+                        lambda u, c, p=None: computed.append(u.uid) or real(u, c, p))
+    assert pipeline.run_prep(cfg(root, out)).counts == first.counts
+    assert computed == []  # every check result and every shard reused
+    write_wav(f"{root}/wav/u02.wav", voiced(100, 99))  # new audio: checked and written again
+    pipeline.run_prep(cfg(root, out))
+    # the check pass recomputes u02 only; the writing pass redoes u02's shard only
+    shard = next(p for p in glob.glob(os.path.join(out, schema.shard_pattern("train")))
+                 if "u02" in {r["utterance_id"] for r in read_records(p)})
+    members = sorted({r["utterance_id"] for r in read_records(shard)})
+    assert computed[0] == "u02" and sorted(computed[1:]) == members
+    assert len(members) < 4
