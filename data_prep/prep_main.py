@@ -135,10 +135,11 @@ def empty_splits_note(m: schema.Manifest) -> str:
              if sp.get(f"{s}_fraction", 0) > 0 and m.counts[s]["utterances"] == 0]
     if not empty:
         return ""
-    unit = "sentences" if sp.get("split_by") == "sentence" else "utterances"
+    keys = sp.get("keys", "?")
+    unit = "sentence" if sp.get("split_by") == "sentence" else "utterance"
     return (f"; {' and '.join(empty)} {'is' if len(empty) == 1 else 'are'} empty: "
-            f"{sp.get('keys', '?')} usable {unit} (valid and test take one each from 3 on; "
-            "train keeps at least one)")
+            f"{keys} usable {unit}{'' if keys == 1 else 's'} (valid and test take one each "
+            "from 3 on; train keeps at least one)")
 
 
 def run() -> None:

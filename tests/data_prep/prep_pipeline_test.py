@@ -443,7 +443,7 @@ def test_one_usable_utterance_is_trained_on(tmp_path, monkeypatch, capsys) -> No
     assert {r["utterance_id"] for r in all_records(out, "train")} == {"u01"}
     assert "train: 1 utts / 2 windows" in line
     assert line.rstrip().endswith(
-        "; valid and test are empty: 1 usable utterances (valid and test take one each from 3 "
+        "; valid and test are empty: 1 usable utterance (valid and test take one each from 3 "
         "on; train keeps at least one)")
 
 
