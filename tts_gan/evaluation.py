@@ -123,8 +123,9 @@ def window_speakers(data_dir: str, split: str, manifest: schema.Manifest) -> np.
     import tensorflow as tf
 
     spec = {schema.SPEAKER: tf.io.FixedLenFeature([], tf.int64)}
+    # small batches: a serialised 2-s window is ~1.1 MB (567-dim features)
     out = [b[schema.SPEAKER].numpy() for b in _records(data_dir, split, manifest).batch(
-        1024).map(lambda s: tf.io.parse_example(s, spec))]
+        16).map(lambda s: tf.io.parse_example(s, spec))]
     return np.concatenate(out).astype(np.int64) if out else np.zeros(0, np.int64)
 
 
