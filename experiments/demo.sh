@@ -27,8 +27,8 @@ step "4/5 tts-gan-synthesize: text (Festival front end) and the test split"
 "$BIN/tts-gan-synthesize" --export_dir="$OUT/export" --data_dir="$OUT/data" \
   --output_dir="$OUT/wav_test"
 
-step "5/5 tts-gan-eval: Fréchet / kernel distances (DNSMOS embedding, not the paper's DeepSpeech2)"
+step "5/5 tts-gan-eval: distances (DNSMOS embedding, not the paper's DeepSpeech2), DNSMOS and WER"
 "$BIN/tts-gan-eval" --export_dir="$OUT/export" --data_dir="$OUT/data" --num_samples=16 \
-  --output_json="$OUT/eval.json"
+  --quality_max_per_speaker=2 --output_json="$OUT/eval.json"
 
 step "done: wav files in $OUT/wav_text and $OUT/wav_test; tensorboard --logdir $OUT/model"

@@ -1,6 +1,6 @@
 """The App. B.3 protocol end to end on a tiny export and tiny prepared splits: the speaker-
-balanced sample, streaming, input checks, the CLI and its precomputed-features mode, the
-training-time distance."""
+balanced sample, streaming, input checks, the CLI and its precomputed-features mode, the MOS /
+WER rows' plumbing and the training-time distance."""
 
 import json
 import os
@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from data_prep import tfrecord_io
 from tests import train_testdata
-from tts_gan import data, evaluation, extractors, metrics, mulaw, schema
+from tts_gan import data, evaluation, extractors, intelligibility, metrics, mulaw, schema
 from tts_gan.export import export_saved_model
 from tts_gan.extractors.windowed import LogMelFeatures, WindowedExtractor
 from tts_gan.generator import Generator, build_and_init
@@ -155,7 +156,7 @@ def test_bad_export_dir_fails_before_any_window_is_read(setup, tmp_path, monkeyp
     _no_work(monkeypatch)
     with pytest.raises(evaluation.EvaluationError,
                        match=f"--export_dir={tmp_path}/nope: not a tts-gan-export output"):
-        evaluation.evaluate(str(tmp_path / "nope"), data_dir, _logmel())
+        evaluation.evaluate(str(tmp_path / "nope"), data_dir, _logmel(), quality=False)
 
 
 def test_feature_dim_mismatch_fails_before_any_window_is_read(setup, tmp_path, monkeypatch):
@@ -168,11 +169,12 @@ def test_feature_dim_mismatch_fails_before_any_window_is_read(setup, tmp_path, m
     with pytest.raises(evaluation.EvaluationError,
                        match=r"takes 9-dim features but --data_dir=.* has 8 \(manifest.json "
                              "feature_dim\\)"):
-        evaluation.evaluate(str(tmp_path / "export9"), data_dir, _logmel())
+        evaluation.evaluate(str(tmp_path / "export9"), data_dir, _logmel(), quality=False)
 
 
-def test_short_windows_fail_before_any_window_is_read(setup, tmp_path, monkeypatch):
-    _, export_dir, _ = setup
+def test_short_windows_and_missing_corpus_fail_before_any_window_is_read(setup, tmp_path,
+                                                                        monkeypatch):
+    data_dir, export_dir, _ = setup
     short = train_testdata.write_dataset(str(tmp_path / "short"), feature_dim=DIM,
                                          window_frames=8, shards={"test": 1})
 
@@ -182,7 +184,12 @@ def test_short_windows_fail_before_any_window_is_read(setup, tmp_path, monkeypat
 
     _no_work(monkeypatch)
     with pytest.raises(evaluation.EvaluationError, match="windows of 960 samples: needs clips"):
-        evaluation.evaluate(export_dir, short, NeedsLong(LogMelFeatures(), "x", 80))
+        evaluation.evaluate(export_dir, short, NeedsLong(LogMelFeatures(), "x", 80),
+                            quality=False)
+    with pytest.raises(evaluation.EvaluationError,
+                       match=f"--corpus_dir={tmp_path}/none: no such directory.*--noquality"):
+        evaluation.evaluate(export_dir, data_dir, _logmel(), quality=True,
+                            corpus_dir=str(tmp_path / "none"))
 
 
 # ------------------------------------------------------------------------------ CLI
@@ -195,7 +202,7 @@ def test_cli_default_extractor_table_json_and_precomputed_features(setup, tmp_pa
     data_dir, export_dir, _ = setup
     out, prefix = tmp_path / "eval.json", tmp_path / "feats" / "run"
     run = _cli(f"--export_dir={export_dir}", f"--data_dir={data_dir}", "--num_samples=12",
-               "--batch_size=4", f"--output_json={out}",
+               "--batch_size=4", "--noquality", f"--output_json={out}",
                f"--save_features={prefix}")
     assert run.returncode == 0, run.stderr[-3000:]
     assert "natural speech" in run.stdout and "not comparable with Table 1" in run.stdout
@@ -220,7 +227,7 @@ def test_cli_default_extractor_table_json_and_precomputed_features(setup, tmp_pa
 
 def test_cli_errors_are_one_line(setup, tmp_path):
     data_dir, export_dir, _ = setup
-    run = _cli(f"--export_dir={tmp_path}", f"--data_dir={data_dir}")
+    run = _cli(f"--export_dir={tmp_path}", f"--data_dir={data_dir}", "--noquality")
     assert run.returncode == 1 and "Traceback" not in run.stderr
     assert run.stderr.strip().splitlines()[-1].startswith(
         f"tts-gan-eval: --export_dir={tmp_path}: not a tts-gan-export output")
@@ -237,6 +244,58 @@ def test_cli_errors_are_one_line(setup, tmp_path):
     assert run.returncode == 1 and "has 3 columns but --fake_features" in run.stderr
     run = _cli(f"--real_features={r}")
     assert run.returncode == 1 and "--fake_features is required" in run.stderr
+
+
+# ------------------------------------------------------------------------------ MOS / WER
+def test_quality_rows_score_recordings_and_the_models_resynthesis(setup, tmp_path,
+                                                                 monkeypatch):
+    """Plumbing with a fake scorer (tests/intelligibility_test.py runs the real models): every
+    held-out utterance's recording and the model's audio for its prepared features, with the
+    export's speaker id and seed + i."""
+    _, export_dir, _ = setup
+    data_dir = tmp_path / "data"
+    train_testdata.write_dataset(str(data_dir), feature_dim=DIM, window_frames=FRAMES,
+                                 shards={"test": 1}, windows_per_shard=36, num_speakers=3)
+    uids = [("spk1/a", 1, 30), ("spk0/b", 0, 20)]
+    w = tfrecord_io.ShardWriter(str(data_dir / schema.shard_name(schema.TEST_UTTERANCES,
+                                                                  0, 1)))
+    for uid, spk, frames in uids:
+        w.write(tfrecord_io.utterance_example(
+            mulaw.encode(np.zeros(120 * frames, np.float32)),
+            np.random.default_rng(0).normal(size=(frames, DIM)).astype(np.float32), spk, uid))
+    w.publish()
+    man = json.loads((data_dir / "manifest.json").read_text())
+    man["counts"]["test"]["utterances"] = 2
+    (data_dir / "manifest.json").write_text(json.dumps(man))
+    corpus = tmp_path / "corpus"
+    import soundfile as sf
+
+    for uid, _, _ in uids:
+        for sub in ("wav", "text"):
+            (corpus / sub / uid.split("/")[0]).mkdir(parents=True, exist_ok=True)
+        sf.write(corpus / "wav" / f"{uid}.wav", np.zeros(1600, np.float32), 16000)
+        (corpus / "text" / f"{uid}.txt").write_text("A short sentence.\n")
+
+    scored = []
+
+    def fake_score(recognizer, item, audio, sr):
+        scored.append((item.utterance_id, len(audio), sr))
+        return {"utterance_id": item.utterance_id, "speaker": item.speaker,
+                "seconds": len(audio) / sr, "reference_normalized": "a short sentence",
+                "hypothesis_normalized": "a short", "reference_oov": [],
+                "dnsmos": {"p808": 3.0, "sig": 3.0, "bak": 4.0, "ovrl": 2.5}}
+
+    monkeypatch.setattr(intelligibility, "Recognizer", lambda: None)
+    monkeypatch.setattr(intelligibility, "score", fake_score)
+    report = evaluation.evaluate(export_dir, str(data_dir), _logmel(), num_samples=12,
+                                 quality=True, corpus_dir=str(corpus), progress=False)
+    q = report["quality"]
+    assert q["utterances"] == 2
+    assert scored[:2] == [("spk0/b", 1600, 16000), ("spk1/a", 1600, 16000)]  # recordings
+    assert sorted(scored[2:]) == [("spk0/b", 120 * 20, 24000), ("spk1/a", 120 * 30, 24000)]
+    assert q["summary"]["model"]["all"]["wer"] == pytest.approx(1 / 3)
+    table = evaluation.format_table(report)
+    assert "DNSMOS P.808" in table and "automatic stand-in" in table
 
 
 # ------------------------------------------------------------------------------ training

@@ -14,6 +14,9 @@ the authors' released code (:mod:`tts_gan.metrics`). The paper uses N = 10,000.
   d-dim representation one batch at a time; memory holds the N × d and 2N × d representation
   matrices plus one batch, whatever N is (``benchmarks/eval_memory.py``).
 * Inputs are checked before any window is read (:func:`check_inputs`).
+* §4.1's MOS has no automatic counterpart; :func:`quality_report` gives DNSMOS P.808 / P.835
+  (a predicted MOS) and the word error rate of an offline recogniser (pocketsphinx) on whole
+  held-out utterances and on the model's resynthesis of them, as stand-ins.
 """
 
 from __future__ import annotations
@@ -349,13 +352,75 @@ def distances(generated: np.ndarray, real: np.ndarray, names: Sequence[str],
             "warnings": notes}
 
 
+# ------------------------------------------------------------------------------ quality
+def quality_items(data_dir: str, corpus_dir: str, max_per_speaker: int = 0) -> list[Any]:
+    """The held-out utterances with their recording and text (checked: one clear error)."""
+    from tts_gan import intelligibility
+
+    skip = "; --noquality skips the MOS / WER rows"
+    if not os.path.isdir(corpus_dir):
+        raise EvaluationError(f"--corpus_dir={corpus_dir}: no such directory (the corpus the "
+                              f"data was prepared from: wav/SPK/ID.wav, text/SPK/ID.txt{skip})")
+    try:
+        items = intelligibility.corpus_items(data_dir, corpus_dir, max_per_speaker)
+    except (intelligibility.IntelligibilityError, schema.ManifestError) as e:
+        raise EvaluationError(f"--corpus_dir={corpus_dir}: {e}{skip}") from None
+    if not items:
+        raise EvaluationError(f"--data_dir={data_dir}: no held-out utterances{skip}")
+    return items
+
+
+def quality_report(synth: Any, data_dir: str, items: Sequence[Any], speaker_ids: dict[int, int],
+                   seed: int = 0, batch_size: int = 4) -> dict[str, Any]:
+    """Automatic stand-ins for §4.1's MOS and an intelligibility measure on whole held-out
+    utterances with known text: DNSMOS P.808 / P.835 SIG, BAK, OVRL and the pocketsphinx WER
+    (:mod:`tts_gan.intelligibility`) of each recording and of the model resynthesising it from
+    its prepared features (the recording's durations and F0), utterance i with seed
+    ``seed + i``. Per speaker and pooled."""
+    from tts_gan import data as data_lib
+    from tts_gan import intelligibility, synthesis
+
+    wanted = {it.utterance_id: k for k, it in enumerate(items)}
+    manifest = schema.load_manifest(data_dir)
+    utts: list[Any] = [None] * len(items)
+    for ex in data_lib.make_utterance_dataset(data_dir, "test"):
+        uid = ex["utterance_id"].numpy().decode("utf-8")
+        if uid in wanted:
+            feats = schema.denormalize(ex["features"].numpy(), manifest)
+            utts[wanted[uid]] = synthesis.Utterance(uid, feats,
+                                                    speaker_ids[int(ex["speaker"])])
+    recognizer = intelligibility.Recognizer()
+    rows: dict[str, list[dict[str, Any]]] = {"recording": [], "model": []}
+    for it in items:
+        audio, sr = intelligibility.read_recording(it.wav)
+        rows["recording"].append(intelligibility.score(recognizer, it, audio, sr))
+    generated: list[np.ndarray] = [np.zeros(0, np.float32)] * len(items)
+    for k, audio in synthesis.synthesize_batched(synth, utts, [seed + k for k in
+                                                               range(len(utts))], batch_size):
+        generated[k] = audio
+    for it, audio in zip(items, generated, strict=True):
+        rows["model"].append(intelligibility.score(recognizer, it, audio, synth.sample_rate))
+    return {"utterances": len(items), "seed": seed,
+            "summary": {k: intelligibility.summarise(v) for k, v in rows.items()},
+            "rows": rows,
+            "note": "DNSMOS is an automatic stand-in for the paper's MOS (human ratings); "
+                    "WER: pocketsphinx 5 en-us + jiwer, normalised text"}
+
+
 # ------------------------------------------------------------------------------ report
 def evaluate(export_dir: str, data_dir: str, extractor: extractors_lib.Extractor, *,
              num_samples: int = 10000, split: str = "test", seed: int = 0,
-             batch_size: int = 8, progress: bool = True,
+             batch_size: int = 8, progress: bool = True, quality: bool = False,
+             corpus_dir: str | None = None, quality_max_per_speaker: int = 0,
              features_out: str | None = None) -> dict[str, Any]:
-    """The report: distances (Eq. 9–12) with the App. B.3 error bars."""
+    """The full report: distances (Eq. 9–12, App. B.3 error bars) and, with ``quality``,
+    DNSMOS / WER of held-out utterances (:func:`quality_report`)."""
     inputs = check_inputs(export_dir, data_dir, split, extractor)
+    items = None
+    if quality:
+        if corpus_dir is None:
+            raise EvaluationError("--corpus_dir is required for the MOS / WER rows")
+        items = quality_items(data_dir, corpus_dir, quality_max_per_speaker)
     feats = compute_features(inputs, data_dir, split, extractor, num_samples, seed=seed,
                              batch_size=batch_size, progress=progress)
     if features_out:
@@ -370,7 +435,12 @@ def evaluate(export_dir: str, data_dir: str, extractor: extractors_lib.Extractor
         "speakers": {"first_half": _speaker_counts(feats.speakers_first, names_by_id),
                      "second_half": _speaker_counts(feats.speakers_second, names_by_id)},
         "distances": distances(feats.generated, feats.real, names),
+        "quality": None,
     }
+    if items is not None:
+        report["quality"] = quality_report(inputs.synth, data_dir, items, inputs.speaker_map,
+                                           seed)
+        report["quality"].update(corpus_dir=corpus_dir, max_per_speaker=quality_max_per_speaker)
     return report
 
 
@@ -379,7 +449,7 @@ def evaluate_features(real: np.ndarray, generated: np.ndarray, names: Sequence[s
     """The distances from precomputed representations of any source (``real``: 2N rows, the
     first N with ``generated``'s conditioning)."""
     return {"extractor": {"name": "precomputed"}, "comparable_with_paper": None,
-            "distances": distances(generated, real, names)}
+            "distances": distances(generated, real, names), "quality": None}
 
 
 def _speaker_counts(speakers: np.ndarray, names: dict[int, str]) -> dict[str, int]:
@@ -424,14 +494,24 @@ def _fmt(est: dict[str, Any] | None, scale: float = 1.0) -> str:
 
 
 def format_table(report: dict[str, Any]) -> str:
-    """Table 1 in text: natural speech and the model, the four distances (kernel ones ×10⁵)
-    with error bars; then what produced them."""
+    """Table 1 in text: natural speech and the model, predicted MOS and WER where measured,
+    the four distances (kernel ones ×10⁵) with error bars; then what produced them."""
     dist = report["distances"]
     f, cf, k, ck = dist["names"]
-    head = ["", f, cf, f"{k} ×10⁵", f"{ck} ×10⁵"]
+    q = report.get("quality")
+    head = ["", "DNSMOS P.808", "SIG", "BAK", "OVRL", "WER"] if q else [""]
+    head += [f, cf, f"{k} ×10⁵", f"{ck} ×10⁵"]
     rows = []
-    for label, est in (("natural speech", dist["natural_speech"]), ("model", dist["model"])):
-        rows.append([label, _fmt(est[f]), _fmt(est[cf]), _fmt(est[k], 1e5), _fmt(est[ck], 1e5)])
+    for label, source, est in (("natural speech", "recording", dist["natural_speech"]),
+                               ("model", "model", dist["model"])):
+        row = [label]
+        if q:
+            s = q["summary"][source]["all"]
+            row += [f"{s['dnsmos_p808_mean']:.2f}", f"{s['dnsmos_sig_mean']:.2f}",
+                    f"{s['dnsmos_bak_mean']:.2f}", f"{s['dnsmos_ovrl_mean']:.2f}",
+                    f"{s['wer']:.3f}"]
+        row += [_fmt(est[f]), _fmt(est[cf]), _fmt(est[k], 1e5), _fmt(est[ck], 1e5)]
+        rows.append(row)
     widths = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
              for r in [head] + rows]
@@ -454,6 +534,10 @@ def format_table(report: dict[str, Any]) -> str:
         lines.append(f"export: {report['export']}; data: {report['data_dir']} "
                      f"split {report['split']!r}; speakers per half: "
                      f"{report['speakers']['first_half']}")
+    if q:
+        lines.append(f"MOS columns: DNSMOS, an automatic stand-in for the paper's MOS; WER: "
+                     f"pocketsphinx 5 + jiwer; {q['utterances']} held-out utterances, the "
+                     "model resynthesising each from its prepared features")
     lines += [f"warning: {w}" for w in dist["warnings"]]
     return "\n".join(lines)
 

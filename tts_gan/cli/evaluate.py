@@ -2,6 +2,7 @@
 
     tts-gan-eval --export_dir=EXPORT --data_dir=DATA [--num_samples=10000] [--split=test]
                  [--features=default | dnsmos | logmel | deepspeech2:CKPT | savedmodel:PATH]
+                 [--corpus_dir=CORPUS] [--quality_max_per_speaker=0] [--noquality]
                  [--output_json=R.json]
     tts-gan-eval --real_features=R.npy --fake_features=F.npy [--features=NAME]
 
@@ -13,7 +14,10 @@ speakers, the halves with the same speaker mix. ``--features=default`` (DNSMOS P
 conv layer, shipped in the ``speechmos`` package) runs offline but its numbers (FD-dnsmos …)
 are not comparable with the paper's; ``deepspeech2:CKPT`` with OpenSeq2Seq's ds2_large
 checkpoint gives the paper's FDSD, cFDSD, KDSD, cKDSD; ``logmel`` is a hand-made feature;
-``savedmodel:PATH`` takes any per-window feature map.
+``savedmodel:PATH`` takes any per-window feature map. Unless ``--noquality``, predicted MOS
+(DNSMOS P.808, P.835 SIG/BAK/OVRL: an automatic stand-in for the paper's MOS) and the word
+error rate of pocketsphinx are measured on held-out utterances of ``--corpus_dir`` (their
+recordings, and the model resynthesising them).
 
 With ``--real_features`` (2N rows, the first N with the fakes' conditioning) and
 ``--fake_features`` (N rows) the four distances are computed from precomputed features of any
@@ -44,6 +48,11 @@ flags.DEFINE_enum("ds2_input", "clip", ["clip", "window"], "deepspeech2 only: 'c
 flags.DEFINE_integer("threads", 0, "Intra-op threads of the extractor (0: its default).")
 flags.DEFINE_integer("seed", 0, "Seed of the window sample and of the first z (z_i: seed + i).")
 flags.DEFINE_integer("batch_size", 8, "Windows per synthesis / extraction batch.")
+flags.DEFINE_bool("quality", True, "Also measure DNSMOS and WER on held-out utterances.")
+flags.DEFINE_string("corpus_dir", None, "Corpus the data was prepared from (wav/SPK/ID.wav, "
+                    "text/SPK/ID.txt); default: the built-in Festival corpus cache.")
+flags.DEFINE_integer("quality_max_per_speaker", 0, "At most this many held-out utterances "
+                     "per speaker for DNSMOS / WER (0: all).")
 flags.DEFINE_string("real_features", None, "Precomputed real representations (.npy, 2N rows).")
 flags.DEFINE_string("fake_features", None, "Precomputed generated representations (.npy, N).")
 flags.DEFINE_string("save_features", None, "Write this run's representations as "
@@ -95,14 +104,18 @@ def main(argv: list[str]) -> int:
         if precomputed:
             report = _precomputed()
         else:
+            from data_prep.festival_corpus import default_cache_dir
             from tts_gan import extractors
 
+            corpus = FLAGS.corpus_dir or default_cache_dir()
             extractor = extractors.make(FLAGS.features, threads=FLAGS.threads,
                                         ds2_input=FLAGS.ds2_input)
             report = evaluation.evaluate(
                 FLAGS.export_dir, FLAGS.data_dir, extractor, num_samples=FLAGS.num_samples,
                 split=FLAGS.split, seed=FLAGS.seed, batch_size=FLAGS.batch_size,
-                progress=FLAGS.progress, features_out=FLAGS.save_features)
+                progress=FLAGS.progress, quality=FLAGS.quality, corpus_dir=corpus,
+                quality_max_per_speaker=FLAGS.quality_max_per_speaker,
+                features_out=FLAGS.save_features)
     except (OSError, ValueError, ImportError) as e:
         print(f"tts-gan-eval: {e}", file=sys.stderr)
         return 1
