@@ -1,6 +1,11 @@
 """Test session set-up: two logical CPU devices, so MirroredStrategy tests have two replicas.
 
 This must run before TensorFlow initialises its devices, hence at conftest import time.
+
+``--intra-op-threads=N`` runs TensorFlow's kernels with N threads (also in the subprocesses the
+tests start, through TF_NUM_INTRAOP_THREADS): another thread count splits sums differently, one
+way to provoke the float32 rounding that tests/float32_bounds.py bounds. oneDNN on/off must be
+chosen before TensorFlow is imported: run pytest with TF_ENABLE_ONEDNN_OPTS=0 or 1.
 """
 
 import contextlib
@@ -16,6 +21,18 @@ _cpus = tf.config.list_physical_devices("CPU")
 with contextlib.suppress(RuntimeError):  # already initialised earlier in this process
     tf.config.set_logical_device_configuration(
         _cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
+
+
+def pytest_addoption(parser):
+    parser.addoption("--intra-op-threads", type=int, default=None, metavar="N",
+                     help="TensorFlow intra-op threads (default: TensorFlow's choice)")
+
+
+def pytest_configure(config):
+    n = config.getoption("intra_op_threads")
+    if n:
+        tf.config.threading.set_intra_op_parallelism_threads(n)  # before the first op runs
+        os.environ["TF_NUM_INTRAOP_THREADS"] = str(n)
 
 
 @pytest.fixture(scope="session")
