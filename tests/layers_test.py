@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import tensorflow as tf
+from float32_bounds import exceeds, relative_difference, within, worst_rounding
 
 from tts_gan.layers import ConditionalBatchNorm, MaskedSyncBatchNorm, SNConv1D, SNDense
 
@@ -40,7 +41,12 @@ def test_spectral_norm_gradient_flows_through_sigma():
     sigma = np.linalg.norm(w @ u)
     v = w @ u / sigma
     expected = r / sigma - (w * r).sum() / sigma**2 * np.outer(v, u)
-    np.testing.assert_allclose(grad.numpy(), expected, rtol=1e-4, atol=1e-6)
+    # float32 TF vs float64 closed form: rounding of Wu (6 terms), ‖Wu‖ and ⟨W, R⟩ (24 terms),
+    # forward and back (float32_bounds.worst_rounding). Worst measured: 0.012 of it.
+    bound = worst_rounding(24, 6)
+    within("autodiff vs closed form", relative_difference(grad.numpy(), expected), bound)
+    # Control, 9,800× the bound: projection (no gradient through σ) would give R/σ.
+    exceeds("gradient without the σ term", relative_difference(r / sigma, expected), bound)
 
 
 def test_power_iteration_state_only_changes_in_training():
@@ -71,7 +77,13 @@ def test_masked_conv_ignores_padding():
     mask = tf.sequence_mask([6], 10, dtype=tf.float32)[:, :, None]
     y_masked = layer(tf.constant(padded), seq_mask=mask).numpy()
     y_alone = layer(tf.constant(x[:, :6])).numpy()
-    np.testing.assert_allclose(y_masked[:, :6], y_alone, atol=1e-5)
+    # Length 10 vs 6: rounding of one k·C_in = 9-term sum (float32_bounds.worst_rounding).
+    # Worst measured: 0.
+    bound = worst_rounding(3 * 3, 1)
+    within("masked vs alone", relative_difference(y_masked[:, :6], y_alone), bound)
+    # Control, 6e7× the bound: without the mask the padding reaches the last 2 frames.
+    y_unmasked = layer(tf.constant(padded)).numpy()
+    exceeds("padding not masked", relative_difference(y_unmasked[:, :6], y_alone), bound)
 
 
 def _masked_moments_numpy(x, lengths):
@@ -87,8 +99,14 @@ def test_masked_batch_norm_uses_only_valid_positions():
     bn = MaskedSyncBatchNorm()
     mean, var = bn.batch_moments(tf.constant(x), mask)
     ref_mean, ref_var = _masked_moments_numpy(x, lengths)
-    np.testing.assert_allclose(mean.numpy(), ref_mean, rtol=1e-5)
-    np.testing.assert_allclose(var.numpy(), ref_var, rtol=1e-4)
+    # TF's Σx, Σx² vs NumPy's pairwise two-pass moments, relative to the terms (x and x²):
+    # 21-term sums, then E[x²] − mean² (float32_bounds.worst_rounding). Worst measured: 0.008 of it.
+    bound = worst_rounding(x.shape[0] * x.shape[1], 2)
+    within("masked mean", relative_difference(mean.numpy(), ref_mean, np.abs(x).max()), bound)
+    within("masked variance", relative_difference(var.numpy(), ref_var, (x**2).max()), bound)
+    # Control, 7,500× the bound: the padding counted.
+    exceeds("unmasked mean", relative_difference(x.mean(axis=(0, 1)), ref_mean,
+                                                 np.abs(x).max()), bound)
 
 
 def test_cross_replica_batch_norm_statistics_equal_the_global_batch(mirrored_cpu_strategy):
@@ -108,13 +126,19 @@ def test_cross_replica_batch_norm_statistics_equal_the_global_batch(mirrored_cpu
     batch = next(iter(strategy.experimental_distribute_dataset(ds)))
     means, variances = strategy.run(tf.function(replica_fn), args=batch)
     ref_mean, ref_var = _masked_moments_numpy(x, lengths)
+    # Two replicas' partial sums, all-reduced, vs NumPy: as in the single-replica test plus
+    # one more addition (float32_bounds.worst_rounding). Worst measured: 0.0037 of it.
+    bound = worst_rounding(x.shape[0] * x.shape[1], 3)
     for m, v in zip(strategy.experimental_local_results(means),
                     strategy.experimental_local_results(variances), strict=True):
-        np.testing.assert_allclose(m.numpy(), ref_mean, rtol=1e-5)
-        np.testing.assert_allclose(v.numpy(), ref_var, rtol=1e-4)
-    # ...whereas one replica's local statistics would differ.
+        within("cross-replica mean", relative_difference(m.numpy(), ref_mean, np.abs(x).max()),
+               bound)
+        within("cross-replica variance",
+               relative_difference(v.numpy(), ref_var, (x**2).max()), bound)
+    # ...whereas one replica's local statistics differ, 10,000× the bound.
     local_mean, _ = _masked_moments_numpy(x[:2], lengths[:2])
-    assert not np.allclose(local_mean, ref_mean, rtol=1e-2)
+    exceeds("replica-local mean", relative_difference(local_mean, ref_mean, np.abs(x).max()),
+            bound)
 
 
 def test_standing_statistics_average_the_accumulated_batches():
@@ -130,15 +154,29 @@ def test_standing_statistics_average_the_accumulated_batches():
     np.testing.assert_array_equal(bn.moving_mean.numpy(), moving_before)  # untouched meanwhile
     bn.accumulate_standing = False
     bn.finalize_standing()
-    np.testing.assert_allclose(bn.moving_mean.numpy(),
-                               np.mean([b.mean(axis=(0, 1)) for b in batches], axis=0), rtol=1e-5)
-    np.testing.assert_allclose(bn.moving_variance.numpy(),
-                               np.mean([b.var(axis=(0, 1)) for b in batches], axis=0), rtol=1e-4)
-    # Inference now normalises with exactly these statistics.
+    # TF's Σx, Σx² per batch, summed over 3 batches, vs NumPy's two-pass moments, relative
+    # to the terms (float32_bounds.worst_rounding). Worst measured: 0.0019 of it.
+    bound = worst_rounding(batches[0].shape[0] * batches[0].shape[1], 3)
+    x_max = max(np.abs(b).max() for b in batches)
+    ref_mean = np.mean([b.mean(axis=(0, 1)) for b in batches], axis=0)
+    ref_var = np.mean([b.var(axis=(0, 1)) for b in batches], axis=0)
+    within("standing mean", relative_difference(bn.moving_mean.numpy(), ref_mean, x_max), bound)
+    within("standing variance",
+           relative_difference(bn.moving_variance.numpy(), ref_var, x_max**2), bound)
+    # Control, 31,000× the bound: the last batch's statistics instead of the average.
+    exceeds("last batch only", relative_difference(batches[-1].mean(axis=(0, 1)), ref_mean,
+                                                   x_max), bound)
+    # Inference now normalises with exactly these statistics: (x − m)·rsqrt(v + ε) vs
+    # (x − m)/√(v + ε), six roundings per element (rsqrt is not correctly rounded: ≤ 2 ulp),
+    # relative to the output. Worst measured: 0.070 of it.
     x = batches[1]
     y = bn(tf.constant(x), training=False).numpy()
     expected = (x - bn.moving_mean.numpy()) / np.sqrt(bn.moving_variance.numpy() + bn.epsilon)
-    np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-5)
+    bound = worst_rounding(1, 6)
+    within("inference normalisation", relative_difference(y, expected), bound)
+    # Control, 250,000× the bound: the batch's own statistics (training-mode BN).
+    own = (x - x.mean(axis=(0, 1))) / np.sqrt(x.var(axis=(0, 1)) + bn.epsilon)
+    exceeds("batch statistics", relative_difference(own, expected), bound)
 
 
 def test_conditional_batch_norm_gain_and_shift_come_from_the_conditioning():
@@ -148,6 +186,13 @@ def test_conditional_batch_norm_gain_and_shift_come_from_the_conditioning():
     y2 = cbn(x, tf.constant([[1.0, 0.0, 0.0], [0.0, 0.0, 0.0]]), training=True).numpy()
     # Zero conditioning: plain normalisation; changing one example's y changes only that example.
     mean, var = x.numpy().mean(axis=(0, 1)), x.numpy().var(axis=(0, 1))
-    np.testing.assert_allclose(y1, (x.numpy() - mean) / np.sqrt(var + 1e-4), rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(y2[1], y1[1], rtol=1e-6)
-    assert not np.allclose(y2[0], y1[0])
+    # Moments of 10 positions (Σx, Σx², E[x²] − mean²), then the six roundings of the
+    # normalisation, vs NumPy (float32_bounds.worst_rounding), relative to the output.
+    # Worst measured: 0.031 of it (0.055 over 300 random x; √n instead of n: 0.13).
+    bound = worst_rounding(2 * 5, 3) + worst_rounding(1, 6)
+    within("zero conditioning vs plain BN",
+           relative_difference(y1, (x.numpy() - mean) / np.sqrt(var + 1e-4)), bound)
+    # Same statistics and example-1 gains: only rounding. Worst measured: 0.
+    within("other example's conditioning", relative_difference(y2[1], y1[1]), bound)
+    # Control, 150,000× the bound: the example whose conditioning changed.
+    exceeds("own conditioning changed", relative_difference(y2[0], y1[0]), bound)
