@@ -15,11 +15,20 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import train_testdata as td
+from float32_bounds import (
+    EPS,
+    audio_difference,
+    exceeds,
+    rounding,
+    within,
+    worst_rounding,
+)
 from ml_collections import ConfigDict
 
 from tts_gan import data as data_lib
 from tts_gan import mulaw, train_lib
 from tts_gan.generator import accumulate_standing_statistics, build_and_init, build_generator
+from tts_gan.layers import SNConv1D
 
 FRAMES = 24  # tiny / micro config window
 
@@ -54,44 +63,114 @@ def _distribute(strategy, batch: dict[str, np.ndarray]):
     return strategy.experimental_distribute_values_from_function(split)
 
 
-def _run_steps(config, strategy, batch, steps: int, *, xla: bool = False, init=None):
+def _trainer_steps(config, strategy, batch, steps: int, *, xla: bool = False, init=None):
     """Builds a trainer, optionally loads ``init`` weights, runs ``steps`` steps on the same
-    global ``batch`` split over the replicas; returns (initial weights, metrics, weights)."""
+    global ``batch`` split over the replicas; returns (trainer, initial weights, metrics,
+    weights, rerun). ``rerun(step, other_batch=None, lr_scale=1)`` puts the trainer back at the
+    initial weights and optimizer state (learning rates × ``lr_scale``) and runs one step
+    ``step``: no retrace (same shapes; the step number and learning rates are tensors), so a
+    control costs one step."""
     keras.utils.set_random_seed(1234)  # reproducible initial weights
     tr = train_lib.GANTrainer(config, strategy, config.generator.feature_dim,
                               config.generator.num_speakers, xla=xla)
     if init is not None:
         _set_weights(tr, init)
     w0 = _all_weights(tr)
+    opt_vars = [v for o in (tr.g_opt, tr.d_opt) for v in o.variables]
+    opt0 = [np.array(v.numpy()) for v in opt_vars]
     dist = _distribute(strategy, batch)
     metrics = [tr.scalar_metrics(tr.train_step(dist, s)) for s in range(steps)]
-    return w0, metrics, _all_weights(tr)
+
+    def rerun(step: int, other_batch=None, lr_scale: float = 1.0):
+        _set_weights(tr, w0)
+        for v, x in zip(opt_vars, opt0, strict=True):
+            v.assign(x)
+        for opt in (tr.g_opt, tr.d_opt):
+            opt.learning_rate.assign(opt.learning_rate * lr_scale)
+        b = dist if other_batch is None else _distribute(strategy, other_batch)
+        return tr.scalar_metrics(tr.train_step(b, step)), _all_weights(tr)
+
+    return tr, w0, metrics, _all_weights(tr), rerun
 
 
-def _assert_metrics_close(a: list[dict], b: list[dict], rtol: float) -> None:
+def _run_steps(config, strategy, batch, steps: int, *, xla: bool = False, init=None):
+    """:func:`_trainer_steps` without the trainer: (initial weights, metrics, weights)."""
+    return _trainer_steps(config, strategy, batch, steps, xla=xla, init=init)[1:4]
+
+
+def _step_rounding(tr: train_lib.GANTrainer, batch: dict[str, np.ndarray],
+                   backward: bool = True) -> float:
+    """float32_bounds.rounding of one App.-D step: its widest sums are the reductions over the
+    global batch's samples (B·N: training-mode BN moments, weight gradients; wider than any
+    conv's k·C_in), and its longest path runs forward through G and the deepest RWD and (with
+    ``backward``) back through both."""
+    convs = [layer for layer in tr.D._flatten_layers() if isinstance(layer, SNConv1D)]
+    fan_in = max([batch["audio"].size]
+                 + [s.kernel_size * s.in_channels for s in tr.G.conv_specs()]
+                 + [int(layer.kernel.shape[0] * layer.kernel.shape[1]) for layer in convs])
+    depth = tr.G.num_layers() + max(r.depth for r in tr.D.rwds)
+    return rounding(fan_in, 2 * depth if backward else depth)
+
+
+_NORMS = ("d_grad_norm", "g_grad_norm", "ortho_penalty")
+
+
+def _metrics_difference(a: list[dict], b: list[dict]) -> float:
+    """max |a − b| / scale over steps and metrics. The scale is |a| for the gradient norms and
+    the orthogonality penalty (sums of squares: no cancellation) and max(|a|, 1) for losses
+    and scores, whose unit is the hinge margin 1 (a mean score can cancel to ≈ 0 while its
+    terms are O(1): measured −4.5e-4)."""
+    worst = 0.0
     for step, (ma, mb) in enumerate(zip(a, b, strict=True)):
+        assert ma.keys() == mb.keys(), step
         for k in ma:
             assert np.isfinite(ma[k]), (step, k)
-            assert abs(ma[k] - mb[k]) <= rtol * max(abs(ma[k]), 1e-3), (step, k, ma[k], mb[k])
+            scale = abs(ma[k]) if k in _NORMS else max(abs(ma[k]), 1.0)
+            d = abs(ma[k] - mb[k])
+            worst = max(worst, d / scale if scale else float(d > 0) * np.inf)
+    return worst
 
 
-def _assert_weights_close(w0, wa, wb, rtol: float, update_rtol: float) -> None:
-    """Weights equal to ``rtol`` (relative, per variable) and, stricter, the *updates*
-    (w - w0) equal to ``update_rtol``, up to float32 rounding of the weights. The slack also
-    covers variables whose true gradient is 0 (conv biases right before a BatchNorm), which
-    only receive float noise."""
-    changed = kernels = 0
+def _updates_difference(w0, wa, wb) -> float:
+    """max over variables of (‖Δa − Δb‖ − eps·‖a‖) / max(‖Δa‖, ‖Δ kernel‖), Δ = w − w0.
+
+    eps·‖a‖ is the float32 rounding of the weights themselves (w0 + Δ, ½ ulp in each run).
+    The scale includes the update of the same layer's kernel: a conv bias right before a
+    BatchNorm has true gradient 0, and its update is rounding noise of that layer's gradient
+    sums, relative to their size (measured 1e-10 vs a kernel update of 1e-2)."""
+    worst = 0.0
     for k in w0:
         a, b = wa[k], wb[k]
-        # float32 rounding of the weights themselves (EMA updates are 100x smaller than G's)
-        slack = 1e-9 * np.sqrt(a.size) + 4 * np.finfo(np.float32).eps * np.linalg.norm(a)
-        assert np.linalg.norm(a - b) <= rtol * np.linalg.norm(a) + slack, k
         da, db = a - w0[k], b - w0[k]
-        assert np.linalg.norm(da - db) <= update_rtol * np.linalg.norm(da) + slack, k
-        if k.endswith("/kernel") and not k.startswith("E/"):  # EMA steps: below fp32 ulp
-            changed += bool(np.any(da != 0))
-            kernels += 1
-    assert changed == kernels > 0, f"only {changed}/{kernels} kernels were updated"
+        scale = np.linalg.norm(da)
+        kernel = k.rsplit("/", 1)[0] + "/kernel"
+        if k.endswith("/bias") and kernel in w0:
+            scale = max(scale, np.linalg.norm(wa[kernel] - w0[kernel]))
+        d = max(0.0, np.linalg.norm(da - db) - EPS * np.linalg.norm(a))
+        worst = max(worst, d / scale if scale else float(d > 0) * np.inf)
+    return worst
+
+
+def _assert_kernels_updated(w0, w) -> None:
+    """Every kernel of G and D moved: the comparisons above are not between two no-ops."""
+    kernels = [k for k in w0 if k.endswith("/kernel") and not k.startswith("E/")]
+    assert kernels and all(np.any(w[k] != w0[k]) for k in kernels)
+
+
+def _ema_difference(w0, w, decay: float) -> float:
+    """max |E1 − (d·E0 + (1 − d)·G1)| relative to d·|E0| + (1 − d)·|G1| over G's kernels
+    and biases (E0 = G0), d and 1 − d in float32 as the step has them (0.01 and 1 − 0.99f
+    differ by 9e-7): three float32 roundings per element, so ≤ worst_rounding(1, 3)."""
+    d32 = np.float32(decay)
+    worst = 0.0
+    for k in (k for k in w0 if k.startswith("G/") and k.endswith(("/kernel", "/bias"))):
+        e = "E/" + k[2:]
+        np.testing.assert_array_equal(w0[e], w0[k])
+        terms = d32 * np.abs(w0[e]) + (np.float32(1) - d32) * np.abs(w[k])
+        d = np.abs(w[e] - (d32 * w0[e] + (np.float32(1) - d32) * w[k]))
+        worst = max(worst, float(np.max(np.where(terms > 0, d / np.maximum(terms, 1e-38),
+                                                 np.where(d > 0, np.inf, 0.0)))))
+    return worst
 
 
 # --- unit tests ----------------------------------------------------------------------------
@@ -189,14 +268,18 @@ def test_discriminator_input_mu_is_what_the_rwds_see(data_dir):
     x = np.concatenate([batch["audio"], fake.numpy()[..., 0]])
     scores = ref.D(tf.constant(mulaw.transcode(x, 65535.0, 255.0)), tf.concat([feats, feats], 0),
                    training=True).numpy()
-    for i, name in enumerate(ref.rwd_names):
-        np.testing.assert_allclose(metrics[0][f"score_real/{name}"], scores[:4, i].mean(),
-                                   rtol=1e-4, atol=1e-6)
-        np.testing.assert_allclose(metrics[0][f"score_fake/{name}"], scores[4:, i].mean(),
-                                   rtol=1e-4, atol=1e-6)
-    # The scores of the untransformed audio are different: the view is really applied.
+    # The step's graph vs eager: float32 rounding of G and D forward (float32_bounds), in
+    # units of max(|score|, 1) (the hinge margin). Worst measured: 0.001 of it (XLA auto-jit).
+    bound = _step_rounding(ref, batch, backward=False)
+    worst = max(abs(metrics[0][f"score_{kind}/{name}"] - s.mean()) / max(abs(s.mean()), 1.0)
+                for i, name in enumerate(ref.rwd_names)
+                for kind, s in (("real", scores[:4, i]), ("fake", scores[4:, i])))
+    within("step scores vs recomputed", worst, bound)
+    # Control, 104× the bound: the scores of the untransformed audio (the view is
+    # really applied).
     plain = ref.D(tf.constant(x), tf.concat([feats, feats], 0), training=False).numpy()
-    assert np.abs(plain - scores).max() > 1e-3
+    exceeds("D sees 16-bit µ-law", np.max(np.abs(plain - scores) / np.maximum(
+        np.abs(scores), 1.0)), bound)
 
     default = train_lib.resolve_config(td.micro_config(data_dir), data_dir)
     y = tf.constant(batch["audio"])
@@ -237,8 +320,17 @@ def test_eval_samples_use_ema_standing_statistics_and_restore_state(
     with strategy.scope():
         accumulate_standing_statistics(tr.G_ema, feeds, 3)
         ref = tr.G_ema(evals["features"], evals["z"], training=False)[..., 0]
-    np.testing.assert_allclose(standing, mulaw.decode(ref.numpy(), 65535.0), rtol=2e-5, atol=1e-6)
-    assert np.max(np.abs(standing - plain)) > 1e-3  # G's statistics give other samples
+    # Same computation in write_eval_summaries and here: float32 rounding of the standing
+    # statistics' sums over the batch's samples and of G (float32_bounds), on linear audio.
+    # Worst measured: 0.0036 of the bound.
+    n = int(np.prod(evals["features"].shape[:2])) * tr.G_ema.samples_per_frame
+    specs = tr.G_ema.conv_specs()
+    bound = rounding(max([n] + [s.kernel_size * s.in_channels for s in specs]),
+                     tr.G_ema.num_layers())
+    ref = mulaw.decode(ref.numpy(), 65535.0)
+    within("eval samples vs recomputed", audio_difference(standing, ref, 65535.0), bound)
+    # Control, 1,160× the bound: G's running statistics give other samples.
+    exceeds("G's running statistics", audio_difference(plain, ref, 65535.0), bound)
     tags = {v.tag for f in glob.glob(str(tmp_path / "events*"))
             for r in tf.data.TFRecordDataset(f)
             for v in tf.compat.v1.Event.FromString(r.numpy()).summary.value}
@@ -254,40 +346,71 @@ def test_mirrored_two_replicas_matches_default(data_dir, mirrored_cpu_strategy):
     gradients are summed once. RWD windows are drawn per replica batch, so this comparison uses
     deterministic full-input discriminators (Table 1's FullD style); z is drawn for the global
     batch and sliced per replica, so it is split-invariant. adam_epsilon=1 makes the update
-    linear in the gradient (Adam with ε ≫ √v is SGD with lr/ε), so a wrong gradient scale shows
-    up in the weights (Adam with a tiny ε is scale-invariant). One step (D update, G update
-    against the updated D, EMA): from the second step on, float-rounding differences of the
-    two summation orders are amplified by the tiny model (BN over 4 examples, saturated tanh)
-    to ~0.5% in some gradient norms, which is chaos, not a distribution bug.
+    linear in the gradient (Adam with ε ≫ √v is SGD with lr·√(1−β2)/ε), so a wrong gradient
+    scale shows up in the weights (Adam with a tiny ε is scale-invariant); learning rate 1 makes
+    every kernel's update ≈ 1e-3 of its weights or more, far above their float32 ulp (with the tiny
+    config's rates G's updates were below it, and the comparison saw only w0's rounding). One
+    step (D update, G update against the updated D, EMA): from the second step on,
+    float-rounding differences of the two summation orders are amplified by the tiny model (BN
+    over 4 examples, saturated tanh) to ~0.5% in some gradient norms, which is chaos, not a
+    distribution bug.
+
+    The two runs differ by float32 rounding only: bound _step_rounding (float32_bounds),
+    6.9e-4. Worst measured (oneDNN on, 1/2 threads): metrics 0.0009 of it, updates 0.011, the
+    EMA formula 0 of its own bound. Controls: a duplicated replica shard 680× (metrics) and
+    1,400× (updates), a doubled update 5,100×, EMA not applied 2.8e6×.
     """
-    config = train_lib.resolve_config(td.micro_config(data_dir, adam_epsilon=1.0), data_dir)
+    config = train_lib.resolve_config(td.micro_config(
+        data_dir, adam_epsilon=1.0, g_learning_rate=1.0, d_learning_rate=1.0), data_dir)
     batch = td.fixed_batch(4, FRAMES)
     w0, m_default, w_default = _run_steps(config, tf.distribute.get_strategy(), batch, 1)
     mirrored = mirrored_cpu_strategy
     assert mirrored.num_replicas_in_sync == 2
-    _, m_mirrored, w_mirrored = _run_steps(config, mirrored, batch, 1, init=w0)
-    _assert_metrics_close(m_default, m_mirrored, rtol=1e-4)
-    _assert_weights_close(w0, w_default, w_mirrored, rtol=1e-4, update_rtol=1e-3)
+    tr, _, m_mirrored, w_mirrored, rerun = _trainer_steps(config, mirrored, batch, 1, init=w0)
+    bound = _step_rounding(tr, batch)
+    within("metrics", _metrics_difference(m_default, m_mirrored), bound)
+    within("updates", _updates_difference(w0, w_default, w_mirrored), bound)
+    _assert_kernels_updated(w0, w_mirrored)
     # EMA of G's trainable weights (App. D): E1 = d·E0 + (1 − d)·G1, E0 = G0.
     d = config.train.ema_decay
+    ema_bound = worst_rounding(1, 3)
     for w in (w_default, w_mirrored):
-        for k in (k for k in w0 if k.startswith("G/") and k.endswith(("/kernel", "/bias"))):
-            e = "E/" + k[2:]
-            np.testing.assert_array_equal(w0[e], w0[k])
-            np.testing.assert_allclose(w[e], d * w0[e] + (1 - d) * w[k], rtol=1e-6, atol=1e-8)
+        within("EMA formula", _ema_difference(w0, w, d), ema_bound)
+    exceeds("EMA not applied", _ema_difference(w0, {**w_mirrored, **{
+        k: w0[k] for k in w0 if k.startswith("E/")}}, d), ema_bound)
+    # Controls: replica 1 fed replica 0's half of the batch (a sharding error), and updates
+    # twice as large (gradients summed twice, or a loss scaled by the local batch).
+    dup = {k: np.concatenate([v[:2], v[:2]]) for k, v in batch.items()}
+    m_dup, w_dup = rerun(0, dup)
+    exceeds("metrics, duplicated half", _metrics_difference(m_default, [m_dup]), bound)
+    exceeds("updates, duplicated half", _updates_difference(w0, w_default, w_dup), bound)
+    _, w_double = rerun(0, lr_scale=2.0)
+    exceeds("updates, double step", _updates_difference(w0, w_default, w_double), bound)
 
 
 def test_xla_step_matches_non_xla_step(data_dir):
     """jit_compile=True (our TPU-readiness proxy) computes the same step, random windows
-    included (the stateless RNG agrees with and without XLA)."""
-    config = train_lib.resolve_config(
-        td.micro_config(data_dir, random_windows=True, adam_epsilon=1.0), data_dir)
+    included (the stateless RNG agrees with and without XLA). Float32 rounding only (fused
+    kernels, other conv algorithms): bound _step_rounding (float32_bounds), learning rate 1 as
+    in the mirrored test. Worst measured (oneDNN on, 1/2 threads): metrics 0.0016 of the bound,
+    updates 0.0066. Control: another step's windows and z, 4,500× (metrics) and 32,000×
+    (updates).
+    """
+    config = train_lib.resolve_config(td.micro_config(
+        data_dir, random_windows=True, adam_epsilon=1.0, g_learning_rate=1.0,
+        d_learning_rate=1.0), data_dir)
     batch = td.fixed_batch(4, FRAMES)
     default = tf.distribute.get_strategy()
     w0, m_ref, w_ref = _run_steps(config, default, batch, 1)
-    _, m_xla, w_xla = _run_steps(config, default, batch, 1, xla=True, init=w0)
-    _assert_metrics_close(m_ref, m_xla, rtol=1e-4)
-    _assert_weights_close(w0, w_ref, w_xla, rtol=1e-4, update_rtol=1e-3)
+    tr, _, m_xla, w_xla, rerun = _trainer_steps(config, default, batch, 1, xla=True, init=w0)
+    bound = _step_rounding(tr, batch)
+    within("metrics", _metrics_difference(m_ref, m_xla), bound)
+    within("updates", _updates_difference(w0, w_ref, w_xla), bound)
+    _assert_kernels_updated(w0, w_xla)
+    # Control: the windows and z of another step (what an RNG disagreeing under XLA gives).
+    m_other, w_other = rerun(1)
+    exceeds("metrics, other windows and z", _metrics_difference(m_ref, [m_other]), bound)
+    exceeds("updates, other windows and z", _updates_difference(w0, w_ref, w_other), bound)
 
 
 def test_mixed_bfloat16_step_runs_on_cpu(data_dir):
