@@ -13,14 +13,18 @@ PAPER_WINDOW_FACTORS = (1, 2, 4, 8, 15)  # k of Eq. 3
 OMEGA = 240  # ω of §3.3
 
 
-def rwd(conditional: bool, k: int, window: int | None) -> dict:
-    """One ensemble member: window = ω·k samples (None: the whole input, deterministic)."""
-    return dict(conditional=conditional, k=k, window=window)
+def rwd(conditional: bool, k: int, window_factor: int | None) -> dict:
+    """One ensemble member with reshape factor k: window = ``discriminator.omega`` ×
+    ``window_factor`` samples (None: the whole input, deterministic)."""
+    if window_factor is None:
+        return dict(conditional=conditional, k=k, window="full")
+    return dict(conditional=conditional, k=k, window_factor=window_factor)
 
 
-def rwd_star(omega: int = OMEGA, factors=PAPER_WINDOW_FACTORS) -> list[dict]:
-    """RWD*_ω (Eq. 3): one cRWD and one uRWD for every k, window ω·k, reshape factor k."""
-    return [rwd(c, k, omega * k) for k in factors for c in (True, False)]
+def rwd_star(factors=PAPER_WINDOW_FACTORS) -> list[dict]:
+    """RWD*_ω (Eq. 3): one cRWD and one uRWD for every k, window ω·k, reshape factor k
+    (ω = ``discriminator.omega``)."""
+    return [rwd(c, k, k) for k in factors for c in (True, False)]
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -53,7 +57,7 @@ def base_config() -> ml_collections.ConfigDict:
     ))
 
     c.discriminator = ml_collections.ConfigDict(dict(
-        omega=OMEGA,
+        omega=OMEGA,                # ω of §3.3: every RWD window is ω × its window_factor
         rwds=rwd_star(),
         first_channels=64,
         down_channels=(128, 256),   # then 256 for further downsampling blocks (Fig. 2)

@@ -6,5 +6,5 @@ from experiments import common
 def get_config():
     c = common.base_config()
     c.name = "crwd_1"
-    c.discriminator.rwds = [common.rwd(True, 1, 240)]
+    c.discriminator.rwds = [common.rwd(True, 1, 1)]
     return c

@@ -6,5 +6,5 @@ from experiments import common
 def get_config():
     c = common.base_config()
     c.name = "crwd_1_2_4_8_15"
-    c.discriminator.rwds = [common.rwd(True, k, 240 * k) for k in common.PAPER_WINDOW_FACTORS]
+    c.discriminator.rwds = [common.rwd(True, k, k) for k in common.PAPER_WINDOW_FACTORS]
     return c

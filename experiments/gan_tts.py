@@ -6,5 +6,5 @@ from experiments import common
 def get_config():
     c = common.base_config()
     c.name = "gan_tts"
-    c.discriminator.rwds = common.rwd_star(240)
+    c.discriminator.rwds = common.rwd_star()
     return c

@@ -8,5 +8,5 @@ def get_config():
     c = common.base_config()
     c.name = "rwd_1_240x_1_2_4_8_15"
     c.discriminator.rwds = [
-        common.rwd(c_, 1, 240 * k) for k in common.PAPER_WINDOW_FACTORS for c_ in (True, False)]
+        common.rwd(c_, 1, k) for k in common.PAPER_WINDOW_FACTORS for c_ in (True, False)]
     return c

@@ -7,5 +7,5 @@ def get_config():
     c = common.base_config()
     c.name = "rwd_star_480"
     c.discriminator.omega = 480
-    c.discriminator.rwds = common.rwd_star(480)
+    c.discriminator.rwds = common.rwd_star()
     return c

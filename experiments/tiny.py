@@ -16,7 +16,7 @@ def get_config():
     c.generator.blocks = ((32, 1), (32, 1), (16, 2), (16, 2), (16, 2), (8, 3), (8, 5))
     c.discriminator.first_channels = 8
     c.discriminator.down_channels = (16, 16)
-    c.discriminator.rwds = common.rwd_star(240, factors=(1, 2, 4, 8))
+    c.discriminator.rwds = common.rwd_star(factors=(1, 2, 4, 8))
     c.train.global_batch_size = 8
     c.train.max_steps = 200
     c.train.log_every = 10

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import tensorflow as tf
+from ml_collections import ConfigDict
 
 import experiments
 from tts_gan.discriminator import (
@@ -11,6 +12,8 @@ from tts_gan.discriminator import (
     RWDSpec,
     build_discriminator,
     downsample_factors,
+    migrate_window_entries,
+    rwd_specs,
 )
 
 # Table 3 of the paper, verbatim: k -> (D^C factors, blocks, depth), (D^U factors, blocks, depth)
@@ -123,7 +126,7 @@ def test_invalid_specs_are_clear_errors():
     with pytest.raises(ValueError, match="needs feature_dim"):
         RandomWindowDiscriminator(RWDSpec(True, 1, 240))
     with pytest.raises(ValueError, match="missing field"):
-        RWDSpec.from_config({"k": 1})
+        RWDSpec.from_config({"k": 1, "window_factor": 1}, 240)
 
 
 # Expected ensembles of Table 1, written out independently of experiments/common.py.
@@ -175,3 +178,59 @@ def test_tiny_config_builds_and_runs():
     n = cfg.data.window_frames * 120
     s = disc(tf.random.normal([2, n]), tf.random.normal([2, cfg.data.window_frames, 9]))
     assert s.shape == (2, 8)
+
+
+def _windows(cfg) -> list[tuple[bool, int, int | None]]:
+    return [(s.conditional, s.k, s.window) for s in rwd_specs(cfg.discriminator)]
+
+
+@pytest.mark.parametrize("name", sorted(TABLE1))
+def test_omega_drives_every_window(name):
+    """ω of §3.3 sets the windows: ω' = 360 (a multiple of λ = 120) scales every window by
+    360/ω and leaves k and the full-input D alone (#17: the field used to be ignored)."""
+    cfg = experiments.get_config(name)
+    omega = cfg.discriminator.omega
+    cfg.discriminator.omega = 360
+    want = [(c, k, None if w is None else w * 360 // omega) for c, k, w in _windows(
+        experiments.get_config(name))]
+    assert _windows(cfg) == want
+    assert (_windows(cfg) != _windows(experiments.get_config(name))) == (name != "full_d")
+
+
+def test_rwd_star_480_is_gan_tts_at_omega_480():
+    star = experiments.get_config("gan_tts")
+    star.discriminator.omega = 480
+    assert _windows(star) == _windows(experiments.get_config("rwd_star_480"))
+    disc = build_discriminator(star.discriminator, feature_dim=9)
+    assert disc.rwd_names[:2] == ["cRWD_k1_w480", "uRWD_k1_w480"]
+
+
+def test_bad_omega_and_window_entries_are_clear_errors():
+    base = experiments.get_config("gan_tts").discriminator.to_dict()
+    for bad in (0, -240, 240.5, True):
+        with pytest.raises(ValueError, match=r"discriminator.omega=.*positive integer"):
+            rwd_specs(dict(base, omega=bad))
+    # uRWD windows would be fine; conditional ones would cut feature frames
+    with pytest.raises(ValueError, match=r"omega=100: the conditional window 100"):
+        build_discriminator(ConfigDict(dict(base, omega=100)), feature_dim=9)
+    for entry, match in (
+            (dict(conditional=True, k=1, window=240), r"window=240 samples is not read"),
+            (dict(conditional=True, k=1, window_factor=1, window="full"), "exactly one of"),
+            (dict(conditional=True, k=1), "exactly one of"),
+            (dict(conditional=True, k=1, window_factor=0), r"window_factor=0, expected"),
+            (dict(conditional=True, k=1, windw=1), r"unknown field\(s\) \['windw'\]")):
+        with pytest.raises(ValueError, match=match):
+            rwd_specs(dict(omega=240, rwds=[entry]))
+
+
+def test_saved_configs_with_sample_windows_migrate():
+    """A run's config.json written before #17 spells windows in samples (null: full input);
+    reading it back (write_latest_weights) gives the same ensemble."""
+    for name in sorted(TABLE1):
+        legacy = dict(experiments.get_config(name).discriminator.to_dict(), rwds=[
+            dict(conditional=c, k=k, window=w) for c, k, w in TABLE1[name]])
+        migrate_window_entries(legacy)
+        got = [(s.conditional, s.k, s.window) for s in rwd_specs(legacy)]
+        assert got == TABLE1[name], name
+    with pytest.raises(ValueError, match="not a multiple of discriminator.omega=240"):
+        migrate_window_entries(dict(omega=240, rwds=[dict(conditional=False, k=1, window=100)]))

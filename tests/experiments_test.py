@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 import experiments
-from tts_gan.discriminator import build_discriminator
+from tts_gan.discriminator import build_discriminator, rwd_specs
 from tts_gan.generator import build_generator
 
 
@@ -13,7 +13,7 @@ from tts_gan.generator import build_generator
 def test_training_window_holds_the_largest_rwd_window(name):
     cfg = experiments.get_config(name)
     samples = cfg.data.window_frames * cfg.data.samples_per_frame
-    assert max(r["window"] or 0 for r in cfg.discriminator.rwds) <= samples
+    assert max(s.window or 0 for s in rwd_specs(cfg.discriminator)) <= samples
 
 
 def test_small_is_the_paper_structure_at_quarter_width():

@@ -95,7 +95,7 @@ def micro_config(data_dir: str, *, random_windows: bool = False, **train_overrid
     c.discriminator.first_channels = 8
     c.discriminator.down_channels = (8, 8)
     c.discriminator.rwds = (
-        [common.rwd(True, 2, 480), common.rwd(False, 1, 240)] if random_windows
+        [common.rwd(True, 2, 2), common.rwd(False, 1, 1)] if random_windows
         else [common.rwd(True, 1, None), common.rwd(False, 8, None)])
     return c
 

@@ -37,9 +37,12 @@ from tts_gan.layers import CheckpointListsMixin, SNConv1D, SNDense
 SAMPLES_PER_FRAME = 120  # λ: 24 kHz audio / 200 Hz features
 
 
+_FULL = (None, 0, "full")  # ``window`` values of a full-input D (None, 0: configs before #17)
+
+
 @dataclass(frozen=True)
 class RWDSpec:
-    """One ensemble member. ``window`` = ω·k samples, or None for a deterministic full-input D."""
+    """One ensemble member. ``window`` = ω·m samples, or None for a deterministic full-input D."""
 
     conditional: bool
     k: int
@@ -51,15 +54,73 @@ class RWDSpec:
         return f"{kind}_k{self.k}_w{'full' if self.window is None else self.window}"
 
     @classmethod
-    def from_config(cls, entry: Mapping) -> RWDSpec:
+    def from_config(cls, entry: Mapping, omega: int) -> RWDSpec:
+        """One ``discriminator.rwds`` entry: ``conditional``, ``k`` (reshape factor) and either
+        ``window_factor`` m (window = ω·m samples; Eq. 3's RWD*_ω has m = k) or
+        ``window="full"`` (the whole input, deterministic: Table 1's FullD)."""
+        entry = dict(entry)
+        unknown = sorted(set(entry) - {"conditional", "k", "window_factor", "window"})
+        if unknown:
+            raise ValueError(f"discriminator.rwds entry {entry}: unknown field(s) {unknown} "
+                             "(expected conditional, k, window_factor or window='full')")
         try:
             conditional = bool(entry["conditional"])
             k = int(entry["k"])
-            window = entry.get("window")
         except KeyError as e:
-            raise ValueError(f"discriminator.rwds entry {dict(entry)}: missing field {e}") from None
-        window = None if window in (None, 0, "full") else int(window)
-        return cls(conditional, k, window)
+            raise ValueError(f"discriminator.rwds entry {entry}: missing field {e}") from None
+        has_factor, window = "window_factor" in entry, entry.get("window")
+        if has_factor == ("window" in entry):
+            raise ValueError(f"discriminator.rwds entry {entry}: give exactly one of "
+                             "window_factor (window = discriminator.omega × window_factor "
+                             "samples) and window='full'")
+        if not has_factor:
+            if window not in _FULL:
+                raise ValueError(
+                    f"discriminator.rwds entry {entry}: window={window!r} samples is not read "
+                    f"(discriminator.omega={omega} sets the windows): give window_factor "
+                    "(window = omega × window_factor) or window='full'")
+            return cls(conditional, k, None)
+        m = entry["window_factor"]
+        if isinstance(m, bool) or not isinstance(m, int) or m < 1:
+            raise ValueError(f"discriminator.rwds entry {entry}: window_factor={m!r}, expected "
+                             "an integer ≥ 1 (window = discriminator.omega × window_factor)")
+        return cls(conditional, k, check_omega(omega) * m)
+
+
+def check_omega(omega) -> int:
+    """``discriminator.omega`` (ω of §3.3, the base window in samples): a positive integer."""
+    if isinstance(omega, bool) or not isinstance(omega, int) or omega < 1:
+        raise ValueError(f"config discriminator.omega={omega!r}: expected a positive integer "
+                         "(the base window ω in samples, 240 in the paper)")
+    return omega
+
+
+def rwd_specs(cfg) -> list[RWDSpec]:
+    """The ensemble of a ``config.discriminator``: its ``rwds`` with windows ω·m from
+    ``omega`` (Eq. 3)."""
+    if "omega" not in cfg:
+        raise ValueError("config discriminator.omega is missing (the base window ω in samples)")
+    return [RWDSpec.from_config(e, cfg["omega"]) for e in cfg["rwds"]]
+
+
+def migrate_window_entries(cfg) -> None:
+    """Rewrites, in place, the absolute ``window`` samples of a ``config.discriminator``
+    saved before #17 (e.g. a run's ``config.json``) as ``window_factor = window / omega``."""
+    omega = check_omega(cfg["omega"])
+    rwds = []
+    for entry in cfg["rwds"]:
+        entry = dict(entry)
+        window = entry.get("window")
+        if "window_factor" not in entry and window not in _FULL:
+            if int(window) % omega:
+                raise ValueError(f"discriminator.rwds entry {entry}: window {window} is not a "
+                                 f"multiple of discriminator.omega={omega}")
+            del entry["window"]
+            entry["window_factor"] = int(window) // omega
+        elif "window_factor" not in entry:
+            entry["window"] = "full"
+        rwds.append(entry)
+    cfg["rwds"] = rwds
 
 
 def downsample_factors(k: int, conditional: bool,
@@ -302,8 +363,14 @@ class DiscriminatorEnsemble(CheckpointListsMixin, keras.Model):
 
 
 def build_discriminator(cfg, feature_dim: int) -> DiscriminatorEnsemble:
-    """Builds the ensemble of a ``config.discriminator`` ConfigDict (see experiments/)."""
-    specs = [RWDSpec.from_config(e) for e in cfg.rwds]
+    """Builds the ensemble of a ``config.discriminator`` ConfigDict (see experiments/);
+    windows are ``omega`` × each entry's ``window_factor`` (:func:`rwd_specs`)."""
+    specs = rwd_specs(cfg)
+    for s in specs:
+        if s.conditional and s.window is not None and s.window % SAMPLES_PER_FRAME:
+            raise ValueError(f"config discriminator.omega={cfg['omega']}: the conditional "
+                             f"window {s.window} = omega × {s.window // cfg['omega']} does not "
+                             f"cover whole feature frames ({SAMPLES_PER_FRAME} samples each)")
     return DiscriminatorEnsemble(
         specs, feature_dim=feature_dim, first_channels=cfg.first_channels,
         down_channels=tuple(cfg.down_channels),

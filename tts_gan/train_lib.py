@@ -36,7 +36,13 @@ import tensorflow as tf
 from tts_gan import data as data_lib
 from tts_gan import losses, mulaw, ops, schema
 from tts_gan import strategy as strategy_lib
-from tts_gan.discriminator import DiscriminatorEnsemble, build_discriminator, gather_windows
+from tts_gan.discriminator import (
+    DiscriminatorEnsemble,
+    build_discriminator,
+    gather_windows,
+    migrate_window_entries,
+    rwd_specs,
+)
 from tts_gan.generator import (
     Generator,
     accumulate_standing_statistics,
@@ -412,9 +418,10 @@ def make_train_dataset_fn(config: ml_collections.ConfigDict, data_dir: str, seed
     if frames > manifest.window_frames:
         raise ValueError(f"data.window_frames={frames} is longer than the prepared windows "
                          f"({manifest.window_frames} frames in {data_dir}/manifest.json)")
-    if frames * manifest.samples_per_frame < max(
-            (int(r["window"]) for r in config.discriminator.rwds if r.get("window")), default=0):
-        raise ValueError(f"data.window_frames={frames} is shorter than the largest RWD window")
+    largest = max((s.window or 0 for s in rwd_specs(config.discriminator)), default=0)
+    if frames * manifest.samples_per_frame < largest:
+        raise ValueError(f"data.window_frames={frames} is shorter than the largest RWD window "
+                         f"({largest} samples = discriminator.omega × window_factor)")
 
     windows = config.data.get("windows", "grid")
     if windows not in ("random", "grid"):
@@ -830,3 +837,4 @@ def weights_digest(variables: list) -> str:
 
 
 
+    migrate_window_entries(config.discriminator)  # config.json written before #17
