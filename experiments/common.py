@@ -96,6 +96,8 @@ def base_config() -> ml_collections.ConfigDict:
         )),
         eval_examples=4,            # fixed valid windows sampled by G_ema for TensorBoard
         eval_standing_passes=10,    # standing-statistics passes before those samples
+        eval_distance_samples=0,    # >0: cFD/cKD of G_ema vs that many valid windows (Fig. 4)
+        eval_distance_extractor="default",  # tts-gan-eval --features spec for that distance
         keep_checkpoints=5,
     ))
     return c

@@ -495,7 +495,9 @@ def spectrogram_image(audio: tf.Tensor, frame_length: int = 512, hop: int = 128,
 
 
 def write_eval_summaries(trainer: GANTrainer, batch: dict[str, tf.Tensor], step: int,
-                         sample_rate: int, mu: float, standing_passes: int = 10) -> np.ndarray:
+                         sample_rate: int, mu: float, standing_passes: int = 10,
+                         distance: Callable[[Callable], dict[str, float]] | None = None,
+                         distances: dict[str, float] | None = None) -> np.ndarray:
     """Audio of the EMA generator on fixed windows (µ-law decoded) and real-vs-generated
     spectrogram images; returns the generated linear audio.
 
@@ -503,11 +505,23 @@ def write_eval_summaries(trainer: GANTrainer, batch: dict[str, tf.Tensor], step:
     that many training-mode passes over these windows with fresh z, as the export does; G's
     running BN statistics (what G_ema otherwise holds) do not match the averaged EMA weights and
     give misleading samples early in training. G_ema's statistics are restored afterwards.
+
+    ``distance`` (an :class:`tts_gan.evaluation.TrainingDistance`) is called with G_ema in the
+    same state and its values (e.g. ``cFD-dnsmos``) written as ``eval/<name>`` — the paper's
+    Fig. 4 cFDSD curve — and copied into ``distances`` when given.
     """
     speaker = batch["speaker"] if trainer.G_ema.num_speakers > 1 else None
     bns = trainer.G_ema.batch_norms()
     saved = [(tf.identity(bn.moving_mean.value), tf.identity(bn.moving_variance.value))
              for bn in bns]
+
+    def generate(features: np.ndarray, spk: np.ndarray, z: np.ndarray) -> np.ndarray:
+        out = trainer.G_ema(tf.constant(features), tf.constant(z),
+                            speaker=tf.constant(spk) if speaker is not None else None,
+                            training=False)
+        return mulaw.decode(tf.cast(out[..., 0], tf.float32), mu).numpy()
+
+    values: dict[str, float] = {}
     with trainer.strategy.scope():
         if standing_passes > 0:
             shape = batch["z"].shape
@@ -516,6 +530,8 @@ def write_eval_summaries(trainer: GANTrainer, batch: dict[str, tf.Tensor], step:
                      for i in range(standing_passes))
             accumulate_standing_statistics(trainer.G_ema, feeds, standing_passes)
         fake = trainer.G_ema(batch["features"], batch["z"], speaker=speaker, training=False)
+        if distance is not None:
+            values = distance(generate)
         for bn, (mean, var) in zip(bns, saved, strict=True):
             bn.moving_mean.assign(mean)
             bn.moving_variance.assign(var)
@@ -531,7 +547,29 @@ def write_eval_summaries(trainer: GANTrainer, batch: dict[str, tf.Tensor], step:
                      tf.concat([img_real, sep, img_fake], axis=1), step=step,
                      max_outputs=int(real.shape[0]))
     tf.summary.scalar("eval/ema_generated_rms", tf.sqrt(tf.reduce_mean(tf.square(fake))), step)
+    for name, value in values.items():
+        tf.summary.scalar(f"eval/{name}", value, step=step)
+    if distances is not None:
+        distances.update(values)
     return fake.numpy()
+
+
+def make_training_distance(config: ml_collections.ConfigDict, data_dir: str):
+    """The Fig.-4 distance of ``train.eval_distance_samples`` valid windows with extractor
+    ``train.eval_distance_extractor`` (:class:`tts_gan.evaluation.TrainingDistance`), or None
+    when that is 0."""
+    tcfg = config.train
+    n = int(tcfg.get("eval_distance_samples", 0))
+    if n < 0:
+        raise ValueError(f"config train.eval_distance_samples={n}: expected 0 (off) or a "
+                         "number of valid windows ≥ 2")
+    if n == 0:
+        return None
+    from tts_gan import evaluation  # onnxruntime etc. only when asked for
+
+    return evaluation.TrainingDistance(
+        data_dir, config.generator.noise_dim, num_samples=n, split="valid",
+        extractor=str(tcfg.get("eval_distance_extractor", "default")), seed=int(tcfg.seed))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -695,6 +733,8 @@ def train(config: ml_collections.ConfigDict, model_dir: str,
     evals = (eval_batch(data_dir, int(tcfg.get("eval_examples", 4)), config.generator.noise_dim,
                         int(tcfg.seed), config.data.mu) if is_chief and tcfg.eval_every > 0
              else None)
+    distance = (make_training_distance(config, data_dir) if is_chief and tcfg.eval_every > 0
+                else None)
     writer = (tf.summary.create_file_writer(os.path.join(model_dir, "train")) if is_chief
               else tf.summary.create_noop_writer())
 
@@ -759,9 +799,13 @@ def train(config: ml_collections.ConfigDict, model_dir: str,
                 if tcfg.eval_every > 0 and step % tcfg.eval_every == 0:
                     trainer.refresh_ema_state()
                     if evals is not None:
+                        values: dict[str, float] = {}
                         write_eval_summaries(
                             trainer, evals, step, config.data.sample_rate, config.data.mu,
-                            int(tcfg.get("eval_standing_passes", 10)))
+                            int(tcfg.get("eval_standing_passes", 10)), distance, values)
+                        if values:
+                            log(f"step {step}  eval " + "  ".join(
+                                f"{k} {v:.4g}" for k, v in sorted(values.items())))
                     writer.flush()
                 if tcfg.save_every > 0 and step % tcfg.save_every == 0:
                     ckpt_path = save(step)

@@ -42,6 +42,9 @@ flags.DEFINE_integer("max_steps", None, "Overrides config.train.max_steps.")
 flags.DEFINE_integer("log_every", None, "Overrides config.train.log_every.")
 flags.DEFINE_integer("save_every", None, "Overrides config.train.save_every.")
 flags.DEFINE_integer("eval_every", None, "Overrides config.train.eval_every.")
+flags.DEFINE_integer("eval_distance_samples", None, "Overrides config.train."
+                     "eval_distance_samples: every eval_every steps, log cFD/cKD of G_ema "
+                     "against this many valid windows with the default extractor (Fig. 4).")
 flags.DEFINE_string("init_checkpoint", None, "Start a new --model_dir from these weights and "
                     "step (a --write_weights checkpoint; optimizers start afresh).")
 flags.DEFINE_string("write_weights", None, "Write --model_dir's latest checkpoint's step and G, "
@@ -73,7 +76,8 @@ def main(argv: list[str]) -> int:
     with config.unlocked():
         if FLAGS.data_dir:
             config.data.data_dir = FLAGS.data_dir
-        for name in ("max_steps", "log_every", "save_every", "eval_every"):
+        for name in ("max_steps", "log_every", "save_every", "eval_every",
+                     "eval_distance_samples"):
             value = getattr(FLAGS, name)
             if value is not None:
                 config.train[name] = value
