@@ -79,10 +79,13 @@ def build_models(config: ml_collections.ConfigDict, feature_dim: int, num_speake
     """(G, G_ema, D) with all variables created; G_ema starts as an exact copy of G.
 
     Call inside ``strategy.scope()`` for distributed training. ``config.train.mixed_precision``
-    ("mixed_bfloat16") sets the layers' dtype policy (variables stay float32).
+    ("mixed_bfloat16") sets the layers' dtype policy (variables stay float32). The initial
+    weights (orthogonal kernels, App. D; SN vectors) are a function of ``config.train.seed``:
+    Keras' global seeds (Python, NumPy, TensorFlow, Keras) are set from it first.
     """
     with _dtype_policy(config.train.get("mixed_precision", "")):
         gen = build_and_init(build_generator(config.generator, feature_dim, num_speakers))
+    keras.utils.set_random_seed(train_seed(config))
         ema = build_and_init(build_generator(config.generator, feature_dim, num_speakers))
         disc = build_discriminator(config.discriminator, feature_dim)
         disc.build(None)
@@ -94,6 +97,15 @@ def build_models(config: ml_collections.ConfigDict, feature_dim: int, num_speake
 
 def _check_same_structure(a: list, b: list) -> None:
     if len(a) != len(b) or any(tuple(x.shape) != tuple(y.shape)
+def train_seed(config: ml_collections.ConfigDict) -> int:
+    """``config.train.seed``: an integer in [0, 2³¹) (seeds the initial weights, z, the RWD
+    windows and the input order)."""
+    seed = config.train.seed
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**31:
+        raise ValueError(f"config train.seed={seed!r}: expected an integer in [0, 2**31)")
+    return seed
+
+
                                    for x, y in zip(a, b, strict=False)):
         raise RuntimeError("G and G_ema have different variable structures")
 
