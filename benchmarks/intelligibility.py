@@ -258,12 +258,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _two_sentences(items: Sequence[Item]) -> list[int]:
-    """Indices of two held-out items: the first of two different speakers if there are two."""
-    firsts: dict[str, int] = {}
+    """Indices of two held-out items with different sentences (texts), from two different
+    speakers when the set has two; fewer only if the set has a single sentence."""
+    picks: list[int] = []
     for i, it in enumerate(items):
-        firsts.setdefault(it.speaker, i)
-    picks = list(firsts.values())[:2]
-    return picks + [i for i in range(len(items)) if i not in picks][: 2 - len(picks)]
+        if not picks:
+            picks.append(i)
+        elif it.text != items[picks[0]].text and it.speaker != items[picks[0]].speaker:
+            return picks + [i]
+    for i, it in enumerate(items):  # one speaker: any other sentence
+        if picks and it.text != items[picks[0]].text:
+            return picks + [i]
+    return picks
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -212,6 +212,19 @@ def test_held_out_set_comes_from_the_data_dir(tmp_path) -> None:
     assert intel._two_sentences(items) == [0, 2]  # one sentence of each speaker
 
 
+def test_spectrogram_picks_two_different_sentences() -> None:
+    def item(uid: str, text: str) -> scoring.Item:
+        return scoring.Item(uid, uid.split("/")[0], 0, text, f"{uid}.wav")
+
+    # Split by sentence: both voices render the same held-out sentences.
+    same = [item("kal/s2", "E f."), item("kal/s7", "C d."), item("slt/s2", "E f."),
+            item("slt/s7", "C d.")]
+    assert intel._two_sentences(same) == [0, 3]  # two sentences, two voices
+    one_voice = [item("slt/s2", "E f."), item("slt/s2b", "E f."), item("slt/s7", "C d.")]
+    assert intel._two_sentences(one_voice) == [0, 2]
+    assert intel._two_sentences([item("slt/s2", "E f.")]) == [0]
+
+
 class _FakeSynth:
     """The parts of tts_gan.synthesis.ExportedSynthesizer synthesize_items uses; its audio
     encodes the speaker id and the seed of each call."""
