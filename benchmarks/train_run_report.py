@@ -63,8 +63,8 @@ def read_run(model_dir: str, audio: bool = False
         span = spans.setdefault(i, [ev.wall_time, ev.wall_time])
         span[0], span[1] = min(span[0], ev.wall_time), max(span[1], ev.wall_time)
         for v in ev.summary.value:
-            if v.tag in out:
-                out[v.tag][ev.step] = float(tf.make_ndarray(v.tensor))
+            if v.tag in out or v.tag.startswith("aux/"):
+                out.setdefault(v.tag, {})[ev.step] = float(tf.make_ndarray(v.tensor))
             kind = {"eval/ema_generator": "gen", "eval/real": "real"}.get(v.tag)
             if audio and kind:
                 clips = tf.make_ndarray(v.tensor)[:, 0]
@@ -117,8 +117,11 @@ def main() -> None:
     sps = np.array(list(scalars["perf/steps_per_sec"].values()))
     if sps.size == 0:
         raise ValueError(f"{args.model_dir}: no perf/steps_per_sec scalars yet")
-    steps = sorted(scalars["d_loss"])
+    steps = sorted(scalars["g_loss"])  # every logged step (D joins at train.d_start_step)
+    if not steps:
+        raise ValueError(f"{args.model_dir}: no g_loss scalars yet")
     last = steps[-1]
+    aux = sorted(t for t in scalars if t.startswith("aux/"))
     gb = int(config.train.global_batch_size)
     frames = int(config.data.window_frames)
     flops = run_step_flops(config, feature_dim)
@@ -126,7 +129,7 @@ def main() -> None:
     best = max(ceil.values())
     med = float(np.median(sps))
     lines = [
-        f"\n## Training run `{config.name}` on the built-in corpus (issue 5) — "
+        f"\n## Training run `{config.name}` on the built-in corpus — "
         f"{datetime.date.today()}\n",
         f"Machine: nproc={os.cpu_count()}, {cpu_model()}, TF {tf.__version__}. Report: "
         "`.venv/bin/python benchmarks/train_run_report.py " + " ".join(sys.argv[1:]) + "`.\n",
@@ -140,14 +143,20 @@ def main() -> None:
         f"{flops * med / 1e9:.1f} GFLOP/s = {flops * med / 1e9 / best:.0%} of the measured "
         f"fp32 ceiling {best:.0f} GFLOP/s (" + ", ".join(f"{k}: {v:.0f}" for k, v in ceil.items())
         + "; measured after the run).\n",
-        "| step | d_loss (Σ RWDs) | g_loss_adv | ortho penalty |",
-        "|---:|---:|---:|---:|",
+        "| step | d_loss (Σ RWDs) | g_loss_adv | g_loss | ortho penalty | "
+        + "".join(f"{t[4:]} | " for t in aux),
+        "|---:|---:|---:|---:|---:|" + "---:|" * len(aux),
     ]
+
+    def cell(tag: str, s: int, fmt: str = ".3f") -> str:
+        v = scalars.get(tag, {}).get(s)
+        return "—" if v is None else format(v, fmt)  # — : not logged (G-only warm-up)
+
     picks = sorted({steps[int(round(i))] for i in np.linspace(0, len(steps) - 1, args.rows)})
     for s in picks:
-        lines.append(f"| {s} | {scalars['d_loss'][s]:.3f} | "
-                     f"{scalars['g_loss_adv'].get(s, float('nan')):.3f} | "
-                     f"{scalars['ortho_penalty'].get(s, float('nan')):.4g} |")
+        lines.append(f"| {s} | {cell('d_loss', s)} | {cell('g_loss_adv', s)} | "
+                     f"{cell('g_loss', s)} | {cell('ortho_penalty', s, '.4g')} | "
+                     + "".join(f"{cell(t, s, '.4g')} | " for t in aux))
     if args.eval_audio:
         lines += ["", f"TensorBoard samples of G_ema ({config.train.get('eval_examples', 4)} "
                   "fixed validation windows, own standing statistics) vs the real windows:", "",
