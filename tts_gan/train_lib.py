@@ -83,9 +83,9 @@ def build_models(config: ml_collections.ConfigDict, feature_dim: int, num_speake
     weights (orthogonal kernels, App. D; SN vectors) are a function of ``config.train.seed``:
     Keras' global seeds (Python, NumPy, TensorFlow, Keras) are set from it first.
     """
+    keras.utils.set_random_seed(train_seed(config))
     with _dtype_policy(config.train.get("mixed_precision", "")):
         gen = build_and_init(build_generator(config.generator, feature_dim, num_speakers))
-    keras.utils.set_random_seed(train_seed(config))
         ema = build_and_init(build_generator(config.generator, feature_dim, num_speakers))
         disc = build_discriminator(config.discriminator, feature_dim)
         disc.build(None)
@@ -95,8 +95,6 @@ def build_models(config: ml_collections.ConfigDict, feature_dim: int, num_speake
     return gen, ema, disc
 
 
-def _check_same_structure(a: list, b: list) -> None:
-    if len(a) != len(b) or any(tuple(x.shape) != tuple(y.shape)
 def train_seed(config: ml_collections.ConfigDict) -> int:
     """``config.train.seed``: an integer in [0, 2³¹) (seeds the initial weights, z, the RWD
     windows and the input order)."""
@@ -106,6 +104,8 @@ def train_seed(config: ml_collections.ConfigDict) -> int:
     return seed
 
 
+def _check_same_structure(a: list, b: list) -> None:
+    if len(a) != len(b) or any(tuple(x.shape) != tuple(y.shape)
                                    for x, y in zip(a, b, strict=False)):
         raise RuntimeError("G and G_ema have different variable structures")
 
@@ -861,6 +861,7 @@ def write_latest_weights(model_dir: str, path: str,
         raise FileNotFoundError(f"{model_dir}: no checkpoint to write weights from")
     with tf.io.gfile.GFile(os.path.join(model_dir, "config.json")) as f:
         config = ml_collections.ConfigDict(json.load(f))
+    migrate_window_entries(config.discriminator)  # config.json written before #17
     strategy = strategy or tf.distribute.get_strategy()
     trainer = GANTrainer(config, strategy, int(config.generator.feature_dim),
                          int(config.generator.num_speakers))
@@ -893,4 +894,3 @@ def weights_digest(variables: list) -> str:
 
 
 
-    migrate_window_entries(config.discriminator)  # config.json written before #17
