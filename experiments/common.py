@@ -76,6 +76,7 @@ def base_config() -> ml_collections.ConfigDict:
         adam_epsilon=1e-8,          # not given in the paper; TF1/BigGAN-era default
         d_steps_per_g_step=1,
         loss="hinge",
+        d_hinge="per_rwd",          # Σ_i relu(1 ∓ D_i); "ensemble": relu(1 ∓ Σ_i D_i) (Eq. 3)
         ortho_reg_beta=1e-4,        # off-diagonal orthogonal regularisation on G (BigGAN)
         ema_decay=0.9999,
         ema_start_step=0,

@@ -47,6 +47,7 @@ def test_table1_configs_are_the_papers_recipe(name):
     assert cfg.train.d_start_step == 0
     assert not cfg.generator.get("excitation", {}).get("enabled", False)
     assert cfg.train.adam_beta1 == 0.0 and cfg.train.adam_beta2 == 0.999
+    assert cfg.train.d_hinge == "per_rwd"  # what they trained with before the option (#17)
 
 
 def test_cpu_recipe_turns_the_aux_losses_and_excitation_on():

@@ -172,3 +172,44 @@ def test_aux_config_errors_name_the_field():
     with pytest.raises(ValueError, match="GED needs two generator samples"):
         losses.AuxLosses(ged_weight=1.0).spectral_terms(tf.zeros([1, 4800]), tf.zeros([1, 4800]),
                                                         None)
+
+
+# --- the D hinge: per discriminator vs Eq. 3's ensemble (train.d_hinge, #17) ------------------
+
+def _np_hinges(real: np.ndarray, fake: np.ndarray, batch: int):
+    """NumPy reference, example by example: per-RWD Σ_b max(0, 1 ∓ s_bi)/B (one per RWD) and
+    the ensemble's Σ_b max(0, 1 ∓ Σ_i s_bi)/B."""
+    per_real = [sum(max(0.0, 1.0 - float(r[i])) for r in real) / batch
+                for i in range(real.shape[1])]
+    per_fake = [sum(max(0.0, 1.0 + float(f[i])) for f in fake) / batch
+                for i in range(fake.shape[1])]
+    ens_real = sum(max(0.0, 1.0 - float(np.sum(r, dtype=np.float64))) for r in real) / batch
+    ens_fake = sum(max(0.0, 1.0 + float(np.sum(f, dtype=np.float64))) for f in fake) / batch
+    return (per_real, per_fake), (ens_real, ens_fake)
+
+
+def test_d_hinge_forms_match_numpy():
+    rng = np.random.default_rng(0)
+    real = rng.normal(0.5, 1.0, [6, 10]).astype(np.float32)  # 6 examples × 10 RWDs
+    fake = rng.normal(-0.5, 1.0, [6, 10]).astype(np.float32)
+    (per_r, per_f), (ens_r, ens_f) = _np_hinges(real, fake, batch=8)  # a replica's 6 of 8
+    r, f = losses.d_hinge_terms("per_rwd")(tf.constant(real), tf.constant(fake), 8)
+    np.testing.assert_allclose(r.numpy(), per_r, rtol=1e-6)
+    np.testing.assert_allclose(f.numpy(), per_f, rtol=1e-6)
+    r, f = losses.d_hinge_terms("ensemble")(tf.constant(real), tf.constant(fake), 8)
+    assert r.shape == () and f.shape == ()
+    np.testing.assert_allclose([r.numpy(), f.numpy()], [ens_r, ens_f], rtol=1e-5)
+    # The forms differ: an RWD past its margin stops the ensemble's hinge for the others too.
+    two = tf.constant([[2.0, -0.5]])
+    assert float(tf.reduce_sum(losses.hinge_d_terms(two, -two, 1)[0])) == 1.5
+    assert float(losses.hinge_d_terms_ensemble(two, -two, 1)[0]) == 0.0
+    # With one RWD they are the same function.
+    one_r, one_f = real[:, :1], fake[:, :1]
+    a = losses.hinge_d_terms(tf.constant(one_r), tf.constant(one_f), 8)
+    b = losses.hinge_d_terms_ensemble(tf.constant(one_r), tf.constant(one_f), 8)
+    np.testing.assert_allclose([float(a[0][0]), float(a[1][0])], [float(b[0]), float(b[1])])
+
+
+def test_bad_d_hinge_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"train.d_hinge='sum': expected 'per_rwd' .* 'ensemble'"):
+        losses.d_hinge_terms("sum")

@@ -21,7 +21,7 @@ gradient do not depend on how the batch is split over replicas. Audio is linear 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -47,6 +47,30 @@ def hinge_d_terms(real_scores: tf.Tensor, fake_scores: tf.Tensor, global_batch: 
     real = tf.reduce_sum(tf.nn.relu(1.0 - real_scores), axis=0) / global_batch
     fake = tf.reduce_sum(tf.nn.relu(1.0 + fake_scores), axis=0) / global_batch
     return real, fake
+
+
+def hinge_d_terms_ensemble(real_scores: tf.Tensor, fake_scores: tf.Tensor, global_batch: int
+                           ) -> tuple[tf.Tensor, tf.Tensor]:
+    """Eq. 3 read literally: D = RWD* = Σ_i D_i is *one* discriminator, so one hinge on the sum,
+    ``Σ_b relu(1 − Σ_i D_i(x_b)) / B`` and ``Σ_b relu(1 + Σ_i D_i(G(z_b))) / B`` (scalars;
+    ``train.d_hinge = "ensemble"``). Equal to :func:`hinge_d_terms` summed over i when there is
+    one RWD; otherwise an RWD stops getting gradient only when the *ensemble* clears the margin."""
+    real = tf.reduce_sum(tf.nn.relu(1.0 - tf.reduce_sum(real_scores, axis=1))) / global_batch
+    fake = tf.reduce_sum(tf.nn.relu(1.0 + tf.reduce_sum(fake_scores, axis=1))) / global_batch
+    return real, fake
+
+
+def d_hinge_terms(form: str
+                  ) -> Callable[[tf.Tensor, tf.Tensor, int], tuple[tf.Tensor, tf.Tensor]]:
+    """The D hinge of ``train.d_hinge``: ``"per_rwd"`` (Σ_i relu(1 ∓ D_i), what every Table-1
+    config trains with) or ``"ensemble"`` (relu(1 ∓ Σ_i D_i), Eq. 3 literally)."""
+    if form == "per_rwd":
+        return hinge_d_terms
+    if form == "ensemble":
+        return hinge_d_terms_ensemble
+    raise ValueError(f"config train.d_hinge={form!r}: expected 'per_rwd' (one hinge per "
+                     "discriminator, summed) or 'ensemble' (one hinge on the sum of the RWD "
+                     "outputs, Eq. 3)")
 
 
 def hinge_g_terms(fake_scores: tf.Tensor, global_batch: int) -> tf.Tensor:

@@ -171,6 +171,8 @@ class GANTrainer:
             raise ValueError("train.d_steps_per_g_step: only 1 is implemented (App. D)")
         if tcfg.get("loss", "hinge") != "hinge":
             raise ValueError(f"train.loss={tcfg.loss!r}: only 'hinge' is implemented (App. D)")
+        self.d_hinge = str(tcfg.get("d_hinge", "per_rwd"))
+        self._d_hinge_terms = losses.d_hinge_terms(self.d_hinge)  # a clear error when bad
         with strategy.scope():
             self.G, self.G_ema, self.D = build_models(config, feature_dim, num_speakers)
             self.g_opt = make_optimizer(tcfg.g_learning_rate, tcfg, "g_adam")
@@ -262,7 +264,7 @@ class GANTrainer:
             with tf.GradientTape() as tape:
                 scores = tf.cast(self.D(x, c, seed=d_seed, training=True), tf.float32)
                 real_s, fake_s = scores[:local_b], scores[local_b:]
-                d_real, d_fake = hinge_d_terms(real_s, fake_s, gb)
+                d_real, d_fake = self._d_hinge_terms(real_s, fake_s, gb)
                 d_loss = tf.reduce_sum(d_real + d_fake)
             d_grads = ctx.all_reduce(SUM, tape.gradient(d_loss, d_vars))
             self.d_opt.apply(d_grads, d_vars)
@@ -359,7 +361,9 @@ class GANTrainer:
         out: dict[str, float] = {}
         for key in ("d_loss_real", "d_loss_fake", "g_loss_adv", "score_real", "score_fake",
                     "score_fake_g_step"):
-            if key in m:  # not in G-only steps
+            if key in m and np.ndim(m[key]) == 0:  # train.d_hinge="ensemble": one D hinge
+                out[f"{key}/ensemble"] = float(m[key])
+            elif key in m:  # not in G-only steps
                 for name, v in zip(self.rwd_names, np.asarray(m[key]).reshape(-1), strict=True):
                     out[f"{key}/{name}"] = float(v)
         if "d_loss_real" in m:
