@@ -52,7 +52,7 @@ def main() -> None:
     args = ap.parse_args()
     cfg = experiments.get_config(args.config)
     gen = build_and_init(build_generator(cfg.generator, 567, 1))
-    export.standing_statistics(gen, 1, 1, 100)
+    export.standing_statistics(gen, 1, 1, 100, from_random=True)
     flops_per_sample = 2.0 * gen.macs_per_sample()
     base = tempfile.mkdtemp(prefix="synth-bench-")
     export.export_saved_model(gen, base)

@@ -15,6 +15,7 @@ from export_synthesis_helpers import (
     assert_audio_differs,
     assert_same_audio,
     make_model_dir,
+    make_prep_dir,
     tiny_config,
 )
 
@@ -38,7 +39,8 @@ def exported(tmp_path_factory):
     model_dir, base = str(root / "model"), str(root / "serving")
     g, ema = make_model_dir(model_dir)
     proc = _run_export(f"--model_dir={model_dir}", f"--export_dir={base}",
-                       f"--standing_passes={PASSES}", f"--standing_batch_size={BATCH}")
+                       f"--standing_passes={PASSES}", f"--standing_batch_size={BATCH}",
+                       "--standing_stats_from_random")
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["version"] == 1 and result["export_path"] == os.path.join(base, "1")
@@ -93,7 +95,8 @@ def test_export_is_the_ema_generator_with_standing_statistics(exported):
         gen = build_and_init(build_generator(cfg.generator, FEATURE_DIM, NUM_SPEAKERS))
         tf.train.Checkpoint(**{slot: gen}).restore(
             tf.train.latest_checkpoint(model_dir)).expect_partial()
-        export.standing_statistics(gen, PASSES, BATCH, cfg.data.window_frames, None, 0)
+        export.standing_statistics(gen, PASSES, BATCH, cfg.data.window_frames, None, 0,
+                                   from_random=True)
         y = gen((feats - mean) / std, z, speaker=spk, lengths=lengths, training=False)
         return np.clip(export.mulaw.decode(y.numpy()[:, :, 0]), -1, 1)
 
@@ -123,7 +126,8 @@ def test_config_mu_is_the_decoding_mu(exported, tmp_path):
     model_dir, _ = _model_dir_with_mu(exported, tmp_path, 255.0)
     base = str(tmp_path / "serving")
     proc = _run_export(f"--model_dir={model_dir}", f"--export_dir={base}",
-                       f"--standing_passes={PASSES}", f"--standing_batch_size={BATCH}")
+                       f"--standing_passes={PASSES}", f"--standing_batch_size={BATCH}",
+                       "--standing_stats_from_random")
     assert proc.returncode == 0, proc.stderr[-3000:]
     path = os.path.join(base, "1")
     assert export.read_export_info(path)["mu"] == 255.0
@@ -310,7 +314,7 @@ def test_tflite_parity(exported):
 def test_versions_are_never_overwritten(tmp_path):
     cfg = tiny_config()
     gen = build_and_init(build_generator(cfg.generator, 5, 1))
-    export.standing_statistics(gen, 1, 2, 8)
+    export.standing_statistics(gen, 1, 2, 8, from_random=True)
     base = str(tmp_path / "base")
     assert export.export_saved_model(gen, base).version == 1
     assert export.export_saved_model(gen, base).version == 2
@@ -338,3 +342,110 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path):
             os.remove(os.path.join(model_dir, name))
     with pytest.raises(export.ExportError, match="no checkpoint found"):
         export.load_ema_generator(model_dir)
+
+
+# --------------------------------------------------- standing statistics: data, never silently
+def _model_dir_recording(exported, tmp_path, data_dir: str) -> str:
+    """A copy of the exported run's model_dir whose config.json records ``data.data_dir``."""
+    model_dir = str(tmp_path / "model")
+    shutil.copytree(exported["model_dir"], model_dir)
+    cfg_path = os.path.join(model_dir, "config.json")
+    with open(cfg_path) as f:
+        cfg = json.load(f)
+    cfg["data"]["data_dir"] = data_dir
+    with open(cfg_path, "w") as f:
+        json.dump(cfg, f)
+    return model_dir
+
+
+def test_standing_statistics_come_from_the_data_dir_recorded_in_config_json(exported, tmp_path):
+    """Without --data_dir the export finds the training data through the data.data_dir that
+    config.json records: its standing statistics are those of the data's training windows."""
+    data_dir = str(tmp_path / "data")
+    make_prep_dir(data_dir)
+    model_dir = _model_dir_recording(exported, tmp_path, data_dir)
+    base = str(tmp_path / "serving")
+    proc = _run_export(f"--model_dir={model_dir}", f"--export_dir={base}",
+                       f"--standing_passes={PASSES}", f"--standing_batch_size={BATCH}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1])["standing_source"] == data_dir
+    assert export.read_export_info(os.path.join(base, "1"))["standing_source"] == data_dir
+    # the random-statistics export of the fixture says so, with the flag's name
+    assert export.read_export_info(exported["path"])["standing_source"] == (
+        "random N(0,1) features (--standing_stats_from_random)")
+
+    feats, lengths, spk = _inputs([20, 13])
+    z = np.random.default_rng(1).normal(size=(2, 16)).astype(np.float32)
+    out = tf.saved_model.load(os.path.join(base, "1")).signatures["synthesize_z"](
+        features=feats, lengths=lengths, speaker=spk, z=z)["audio"].numpy()
+    with open(os.path.join(data_dir, "manifest.json")) as f:
+        m = json.load(f)
+    mean, std = (np.array(m["normalisation"][k], np.float32) for k in ("mean", "std"))
+
+    def reference(data: str | None) -> np.ndarray:
+        cfg = tiny_config()
+        gen = build_and_init(build_generator(cfg.generator, FEATURE_DIM, NUM_SPEAKERS))
+        tf.train.Checkpoint(ema_generator=gen).restore(
+            tf.train.latest_checkpoint(model_dir)).expect_partial()
+        export.standing_statistics(gen, PASSES, BATCH, cfg.data.window_frames, data, 0,
+                                   from_random=data is None)
+        y = gen((feats - mean) / std, z, speaker=spk, lengths=lengths, training=False)
+        return np.clip(export.mulaw.decode(y.numpy()[:, :, 0]), -1, 1)
+
+    # Export subprocess vs in-process, both from the data's windows: float32 rounding.
+    assert_same_audio(out, reference(data_dir), "export vs in-process (data statistics)")
+    # Control: the same weights with random-feature statistics.
+    assert_audio_differs(out, reference(None), "random-feature standing statistics")
+
+
+def test_missing_data_is_one_clear_error_naming_the_path_and_the_flag(exported, tmp_path):
+    """config.json records a data_dir that is not there (a model_dir copied off its machine):
+    exit 1 with one line naming the manifest path and both flags; nothing written."""
+    missing = str(tmp_path / "gone")
+    model_dir = _model_dir_recording(exported, tmp_path, missing)
+    base = str(tmp_path / "serving")
+    proc = _run_export(f"--model_dir={model_dir}", f"--export_dir={base}",
+                       f"--standing_passes={PASSES}")
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    err = [ln for ln in proc.stderr.splitlines() if ln.startswith("tts-gan-export")]
+    assert err == [
+        f"tts-gan-export: error: {missing}/manifest.json: not found (data.data_dir recorded in "
+        f"{model_dir}/config.json); standing statistics need the training data: pass "
+        "--data_dir=DIR (the tts-gan-prep output the model was trained on) or "
+        "--standing_stats_from_random to use random N(0,1) features"], proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    assert not os.path.exists(base) or not os.listdir(base)
+
+
+def test_standing_data_dir_rules(tmp_path):
+    data_dir = str(tmp_path / "data")
+    make_prep_dir(data_dir)
+    cfg = str(tmp_path / "model" / "config.json")
+    assert export.standing_data_dir(None, data_dir, cfg) == data_dir
+    assert export.standing_data_dir(data_dir, str(tmp_path / "other"), cfg) == data_dir
+    assert export.standing_data_dir(None, None, cfg, from_random=True) is None
+    assert export.standing_data_dir(None, data_dir, cfg, from_random=True) is None
+    with pytest.raises(export.ExportError, match=rf"^standing statistics need the training "
+                       rf"data and {cfg} records no data.data_dir: pass --data_dir=DIR .* or "
+                       r"--standing_stats_from_random"):
+        export.standing_data_dir(None, None, cfg)
+    with pytest.raises(export.ExportError, match=rf"^{tmp_path}/nope/manifest.json: not found "
+                       rf"\(--data_dir={tmp_path}/nope\)"):
+        export.standing_data_dir(str(tmp_path / "nope"), data_dir, cfg)
+    with pytest.raises(export.ExportError, match=r"--data_dir=.* and "
+                       r"--standing_stats_from_random contradict each other"):
+        export.standing_data_dir(data_dir, None, cfg, from_random=True)
+    empty = tmp_path / "manifest_only"
+    empty.mkdir()
+    shutil.copy(os.path.join(data_dir, "manifest.json"), empty)
+    with pytest.raises(export.ExportError, match=rf"^{empty}/train-\?{{5}}-of-\?{{5}}"
+                       r"\.tfrecord: no training windows \(--data_dir="):
+        export.standing_data_dir(str(empty), None, cfg)
+
+    gen = build_and_init(build_generator(tiny_config().generator, 5, 1))
+    with pytest.raises(export.ExportError, match="random N.* only on request "
+                       r"\(--standing_stats_from_random\)"):
+        export.standing_statistics(gen, 1, 2, 8)
+    with pytest.raises(export.ExportError, match=rf"{data_dir}/manifest.json: 567-dim "
+                       r"features of 2 speaker\(s\), the model takes 5-dim features of 1"):
+        export.standing_statistics(gen, 1, 2, 8, data_dir)

@@ -34,7 +34,7 @@ def synth(tmp_path_factory):
     root = tmp_path_factory.mktemp("synth")
     make_model_dir(str(root / "model"))
     gen, _, manifest, _ = export.load_ema_generator(str(root / "model"))
-    export.standing_statistics(gen, 2, 2, 24)
+    export.standing_statistics(gen, 2, 2, 24, from_random=True)
     assets = {"manifest.json": str(root / "model" / "manifest.json")}
     export.export_saved_model(gen, str(root / "serving"), mean=np.array(manifest.mean),
                               std=np.array(manifest.std), assets=assets)

@@ -28,9 +28,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
-import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -44,6 +43,8 @@ EXPORT_INFO = "export_info.json"
 CONFIG_NAME = "config.json"
 SEED_SIGNATURE = "serving_default"
 Z_SIGNATURE = "synthesize_z"
+RANDOM_STANDING_FLAG = "--standing_stats_from_random"
+RANDOM_STANDING_SOURCE = f"random N(0,1) features ({RANDOM_STANDING_FLAG})"
 
 
 class ExportError(RuntimeError):
@@ -129,16 +130,69 @@ def data_standing_batches(gen: Generator, data_dir: str, batch_size: int,
         yield batch
 
 
+def standing_data_dir(data_dir: str | None, recorded: str | None, recorded_in: str, *,
+                      from_random: bool = False) -> str | None:
+    """The prepared data whose training windows feed the standing statistics (App. D).
+
+    ``data_dir`` (``--data_dir``) wins over ``recorded`` (the ``data.data_dir`` recorded in
+    ``recorded_in``, e.g. the model_dir's ``config.json``). Returns None only with
+    ``from_random`` (``--standing_stats_from_random``); anything else that finds no manifest
+    and training shards is an :class:`ExportError` naming the path and the flags, never a
+    silent fallback to random features.
+    """
+    hint = (f"pass --data_dir=DIR (the tts-gan-prep output the model was trained on) or "
+            f"{RANDOM_STANDING_FLAG} to use random N(0,1) features")
+    if from_random:
+        if data_dir:
+            raise ExportError(f"--data_dir={data_dir} and {RANDOM_STANDING_FLAG} contradict "
+                              "each other: give one of them")
+        return None
+    if data_dir:
+        candidate, where = data_dir, f"--data_dir={data_dir}"
+    elif recorded:
+        candidate, where = recorded, f"data.data_dir recorded in {recorded_in}"
+    else:
+        raise ExportError(f"standing statistics need the training data and {recorded_in} "
+                          f"records no data.data_dir: {hint}")
+    manifest = os.path.join(candidate, schema.MANIFEST_NAME)
+    if not tf.io.gfile.exists(manifest):
+        raise ExportError(f"{manifest}: not found ({where}); standing statistics need the "
+                          f"training data: {hint}")
+    pattern = os.path.join(candidate, schema.shard_pattern("train"))
+    if not tf.io.gfile.glob(pattern):
+        raise ExportError(f"{pattern}: no training windows ({where}); standing statistics "
+                          f"need the training data: {hint}")
+    return candidate
+
+
 def standing_statistics(gen: Generator, passes: int, batch_size: int, frames: int,
-                        data_dir: str | None = None, seed: int = 0) -> str:
-    """Accumulates and freezes standing statistics (App. D); returns the input source used."""
+                        data_dir: str | None = None, seed: int = 0, *,
+                        from_random: bool = False) -> str:
+    """Accumulates and freezes standing statistics (App. D); returns the input source used.
+
+    From the training windows of ``data_dir``; from random N(0,1) features only with
+    ``from_random`` (no data and no flag is an :class:`ExportError`).
+    """
     if passes <= 0:
         raise ExportError(f"--standing_passes must be positive, got {passes}")
     if data_dir:
+        if from_random:
+            raise ExportError(f"data_dir={data_dir} and from_random contradict each other")
+        manifest = schema.load_manifest(data_dir)
+        if (manifest.feature_dim, manifest.num_speakers) != (gen.feature_dim,
+                                                             gen.num_speakers):
+            raise ExportError(
+                f"{os.path.join(data_dir, schema.MANIFEST_NAME)}: {manifest.feature_dim}-dim "
+                f"features of {manifest.num_speakers} speaker(s), the model takes "
+                f"{gen.feature_dim}-dim features of {gen.num_speakers}: standing statistics "
+                "need the data the model was trained on")
         batches, source = data_standing_batches(gen, data_dir, batch_size, seed), data_dir
-    else:
+    elif from_random:
         batches = random_standing_batches(gen, batch_size, frames, seed)
-        source = "random N(0,1) features"
+        source = RANDOM_STANDING_SOURCE
+    else:
+        raise ExportError("standing statistics: no data_dir given; random N(0,1) features "
+                          f"only on request ({RANDOM_STANDING_FLAG})")
     accumulate_standing_statistics(gen, batches, num_passes=passes)
     return source
 
@@ -274,17 +328,71 @@ class ExportResult:
     info: dict[str, Any]
 
 
+def is_local(path: str) -> bool:
+    """Whether ``path`` is on the local file system (no ``scheme://`` other than file://)."""
+    return "://" not in path or path.startswith("file://")
+
+
+def _files_under(root: str) -> list[str]:
+    """Paths of every file under ``root`` relative to it (``tf.io.gfile.walk``)."""
+    out = []
+    for dirpath, _, files in tf.io.gfile.walk(root):
+        rel = dirpath[len(root):].strip("/")
+        out += [f"{rel}/{f}" if rel else f for f in files]
+    return sorted(out)
+
+
+def publish_dir(tmp: str, final: str) -> None:
+    """Moves the finished directory ``tmp`` to ``final`` (which must not exist).
+
+    Local: one ``rename(2)``, atomic. Elsewhere a directory rename is not atomic (GCS renames
+    object by object; TensorFlow's ``ram://`` renames only the directory entry and leaves the
+    files behind, measured), so every file is renamed on its own into ``final``, with
+    ``saved_model.pb`` last: the version is loadable only once it is complete.
+    """
+    if tf.io.gfile.exists(final):
+        raise ExportError(f"{final}: exists; versions are never overwritten")
+    if is_local(final):
+        tf.io.gfile.rename(tmp, final, overwrite=False)
+        return
+    files = _files_under(tmp)
+    files.sort(key=lambda f: f in ("saved_model.pb", "saved_model.pbtxt"))
+    try:
+        for d in sorted({os.path.dirname(f) for f in files}):
+            tf.io.gfile.makedirs(os.path.join(final, d) if d else final)
+        for f in files:
+            tf.io.gfile.rename(os.path.join(tmp, f), os.path.join(final, f), overwrite=False)
+    except BaseException:
+        if not tf.io.gfile.exists(os.path.join(final, "saved_model.pb")):
+            _remove_tree(final)  # never loadable: no saved_model.pb yet
+        raise
+    _remove_tree(tmp)
+
+
+def _remove_tree(path: str) -> None:
+    """Best-effort recursive delete (cleanup after a failure or a publish)."""
+    try:
+        if tf.io.gfile.exists(path):
+            tf.io.gfile.rmtree(path)
+    except tf.errors.OpError:
+        pass
+
+
 def export_saved_model(gen: Generator, export_base: str, *, version: int | None = None,
                        mean: np.ndarray | None = None, std: np.ndarray | None = None,
                        mu: float = schema.MU, assets: dict[str, str] | None = None,
+                       asset_texts: dict[str, str] | None = None,
                        info: dict[str, Any] | None = None,
                        tflite: bool = False) -> ExportResult:
     """Writes ``export_base/<version>/`` (a new integer version; never overwrites).
 
-    The SavedModel is written to a temporary directory inside ``export_base`` and renamed, so
-    TF Serving never sees a half-written version. ``assets`` (name → source path) are copied
-    into ``<version>/assets/`` together with ``export_info.json``; with ``tflite`` a
-    ``<version>/assets/gan_tts.tflite`` of the assertion-free core is written too.
+    The SavedModel is written to a temporary directory ``.tmp-<version>-<random>`` inside
+    ``export_base`` (not an integer: TF Serving ignores it) and then published under the
+    integer name (:func:`publish_dir`), so TF Serving never loads a half-written version.
+    Local or any ``tf.io.gfile`` file system (``gs://``, ``ram://``). ``assets`` (name →
+    source path) and ``asset_texts`` (name → text) go into ``<version>/assets/`` together with
+    ``export_info.json``; with ``tflite`` a ``<version>/assets/gan_tts.tflite`` of the
+    assertion-free core is written too.
     """
     d = gen.feature_dim
     try:
@@ -296,7 +404,12 @@ def export_saved_model(gen: Generator, export_base: str, *, version: int | None 
     if mean.shape != (d,) or std.shape != (d,):
         raise ExportError(f"normalisation statistics have shape {mean.shape}/{std.shape}, "
                           f"the generator's feature_dim is {d}")
-    tf.io.gfile.makedirs(export_base)
+    if tf.io.gfile.exists(export_base) and not tf.io.gfile.isdir(export_base):
+        raise ExportError(f"--export_dir={export_base}: exists and is not a directory")
+    try:
+        tf.io.gfile.makedirs(export_base)
+    except tf.errors.OpError as e:
+        raise ExportError(f"--export_dir={export_base}: cannot create it ({e.message})") from None
     versions = existing_versions(export_base)
     if version is None:
         version = (versions[-1] + 1) if versions else 1
@@ -319,7 +432,7 @@ def export_saved_model(gen: Generator, export_base: str, *, version: int | None 
                     Z_SIGNATURE: ["features", "lengths", "speaker", "z"]},
         z_rule="z_i = tf.random.stateless_normal([noise_dim], seed=[seed_i, 0])",
         exported_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-    tmp = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=export_base)
+    tmp = os.path.join(export_base, f".tmp-{version}-{uuid.uuid4().hex[:12]}")
     try:
         signatures = {
             SEED_SIGNATURE: module.synthesize_seed.get_concrete_function(),
@@ -327,21 +440,23 @@ def export_saved_model(gen: Generator, export_base: str, *, version: int | None 
         }
         tf.saved_model.save(module, tmp, signatures=signatures)
         asset_dir = os.path.join(tmp, "assets")
-        os.makedirs(asset_dir, exist_ok=True)
+        tf.io.gfile.makedirs(asset_dir)
         for name, src in (assets or {}).items():
-            shutil.copyfile(src, os.path.join(asset_dir, name))
+            tf.io.gfile.copy(src, os.path.join(asset_dir, name), overwrite=True)
+        for name, text in (asset_texts or {}).items():
+            with tf.io.gfile.GFile(os.path.join(asset_dir, name), "w") as f:
+                f.write(text)
         if tflite:
-            with open(os.path.join(asset_dir, "gan_tts.tflite"), "wb") as f:
+            with tf.io.gfile.GFile(os.path.join(asset_dir, "gan_tts.tflite"), "wb") as f:
                 f.write(tflite_model(module))
             info["tflite"] = "assets/gan_tts.tflite (inputs features, lengths, speaker, z)"
-        with open(os.path.join(asset_dir, EXPORT_INFO), "w", encoding="utf-8") as f:
-            json.dump(info, f, indent=1, sort_keys=True)
+        with tf.io.gfile.GFile(os.path.join(asset_dir, EXPORT_INFO), "w") as f:
+            f.write(json.dumps(info, indent=1, sort_keys=True))
         if tf.io.gfile.exists(final):  # a concurrent export took this version meanwhile
             raise ExportError(f"{final}: version {version} appeared during the export")
-        os.chmod(tmp, 0o755)  # mkdtemp makes it 0700; a serving user must be able to read it
-        os.rename(tmp, final)
+        publish_dir(tmp, final)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        _remove_tree(tmp)
         raise
     return ExportResult(final, version, info)
 

@@ -1,11 +1,15 @@
 """`tts-gan-export`: EMA generator + standing statistics → SavedModel for TF Serving (App. D).
 
-    tts-gan-export --model_dir=DIR --export_dir=BASE [--version=N] [--standing_passes=100]
+    tts-gan-export --model_dir=DIR --export_dir=BASE [--version=N] [--standing_passes=100] \
+        [--data_dir=PREP | --standing_stats_from_random]
     tts-gan-export --config=experiments/gan_tts.py --init=random --export_dir=BASE \
-        [--feature_dim=567 --num_speakers=1]
+        (--data_dir=PREP | --standing_stats_from_random) [--feature_dim=567 --num_speakers=1]
 
 Writes ``BASE/<version>/`` (next free integer unless ``--version``; never overwrites), see
-:mod:`tts_gan.export` for the serving signature.
+:mod:`tts_gan.export` for the serving signature. Every path may be local or on any
+``tf.io.gfile`` file system (``gs://...``). The standing statistics come from the training
+windows of ``--data_dir`` or of the ``data.data_dir`` recorded in the model_dir's
+``config.json``; from random features only with ``--standing_stats_from_random``.
 """
 
 from __future__ import annotations
@@ -13,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 
 from absl import app, flags, logging
 from ml_collections import config_flags
@@ -36,10 +39,14 @@ flags.DEFINE_integer("standing_passes", None, "Forward passes for the standing s
 flags.DEFINE_integer("standing_batch_size", 8, "Batch size of each standing-statistics pass.")
 flags.DEFINE_integer("standing_frames", None, "Frames per random standing-statistics window "
                      "(default: config.data.window_frames).")
-flags.DEFINE_string("data_dir", None, "Prepared data for the standing statistics (train "
-                    "windows). Default: config.data.data_dir when it exists, else random "
-                    "N(0,1) features.")
-flags.DEFINE_bool("standing_random", False, "Use random features even if data is available.")
+flags.DEFINE_string("data_dir", None, "Prepared data for the standing statistics (its train "
+                    "windows). Default: the data.data_dir recorded in --model_dir's config.json "
+                    "(--init=random: --config's). Missing data is an error, never a silent "
+                    "fallback to random features.")
+flags.DEFINE_bool("standing_stats_from_random", False, "Standing statistics from random N(0,1) "
+                  "features instead of the training data (only on this explicit request; the "
+                  "export records it in standing_source).")
+flags.DEFINE_alias("standing_random", "standing_stats_from_random")
 flags.DEFINE_integer("feature_dim", 567, "D for --init=random without a manifest.")
 flags.DEFINE_integer("num_speakers", 1, "Speakers for --init=random without a manifest.")
 flags.DEFINE_string("manifest", None, "manifest.json (or its directory) for --init=random: "
@@ -48,23 +55,14 @@ flags.DEFINE_bool("tflite", True, "Also write assets/gan_tts.tflite (z input, bu
 flags.DEFINE_integer("seed", 0, "Seed of the random init and the standing-statistics z.")
 
 
-def _data_dir_for_standing(cfg) -> str | None:
-    if FLAGS.standing_random:
-        return None
-    from tts_gan import schema
+def _data_dir_for_standing(cfg, recorded_in: str) -> str | None:
+    """--data_dir, else the config's data.data_dir; None only with --standing_stats_from_random
+    (export.standing_data_dir raises ExportError otherwise)."""
+    from tts_gan import export
 
-    candidate = FLAGS.data_dir
-    if candidate is None:
-        candidate = cfg.data.get("data_dir", "") if "data" in cfg else ""
-    if not candidate:
-        return None
-    if not os.path.exists(os.path.join(candidate, schema.MANIFEST_NAME)):
-        if FLAGS.data_dir:
-            raise app.UsageError(f"--data_dir={candidate}: no manifest.json there")
-        logging.warning("config data_dir %s not found; standing statistics from random "
-                        "features", candidate)
-        return None
-    return candidate
+    recorded = cfg.data.get("data_dir", "") if "data" in cfg else ""
+    return export.standing_data_dir(FLAGS.data_dir, recorded or None, recorded_in,
+                                    from_random=FLAGS.standing_stats_from_random)
 
 
 def main(argv: list[str]) -> int:
@@ -91,14 +89,18 @@ def main(argv: list[str]) -> int:
             mean, std = np.asarray(manifest.mean), np.asarray(manifest.std)
             assets = {name: os.path.join(FLAGS.model_dir, name)
                       for name in (export.CONFIG_NAME, schema.MANIFEST_NAME)}
-            info.update(checkpoint=ckpt, model_dir=os.path.abspath(FLAGS.model_dir))
+            info.update(checkpoint=ckpt, model_dir=(
+                os.path.abspath(FLAGS.model_dir) if export.is_local(FLAGS.model_dir)
+                else FLAGS.model_dir))
+            recorded_in = os.path.join(FLAGS.model_dir, export.CONFIG_NAME)
         else:
             cfg = _CONFIG.value
             if cfg is None:
                 raise app.UsageError("--init=random needs --config=experiments/<name>.py")
             dim, speakers = FLAGS.feature_dim, FLAGS.num_speakers
+            recorded_in = f"--config={config_flags.get_config_filename(FLAGS['config'])}"
             if FLAGS.manifest:
-                mdir = (FLAGS.manifest if os.path.isdir(FLAGS.manifest)
+                mdir = (FLAGS.manifest if tf.io.gfile.isdir(FLAGS.manifest)
                         else os.path.dirname(FLAGS.manifest) or ".")
                 manifest = schema.load_manifest(mdir)
                 dim, speakers = manifest.feature_dim, manifest.num_speakers
@@ -117,23 +119,22 @@ def main(argv: list[str]) -> int:
         if passes is None:
             passes = int(cfg.train.get("standing_stats_passes", 100)) if "train" in cfg else 100
         frames = FLAGS.standing_frames or int(cfg.data.window_frames)
-        data_dir = _data_dir_for_standing(cfg)
-        logging.info("standing statistics: %d passes of batch %d", passes,
-                     FLAGS.standing_batch_size)
+        data_dir = _data_dir_for_standing(cfg, recorded_in)
+        if data_dir is None:
+            logging.warning("standing statistics from %s: not the training data's BN "
+                            "statistics", export.RANDOM_STANDING_SOURCE)
+        logging.info("standing statistics: %d passes of batch %d from %s", passes,
+                     FLAGS.standing_batch_size, data_dir or export.RANDOM_STANDING_SOURCE)
         source = export.standing_statistics(gen, passes, FLAGS.standing_batch_size, frames,
-                                            data_dir, FLAGS.seed)
+                                            data_dir, FLAGS.seed,
+                                            from_random=data_dir is None)
         info.update(standing_passes=passes, standing_batch_size=FLAGS.standing_batch_size,
                     standing_source=source)
-        with tempfile.TemporaryDirectory() as tmp:
-            if init == "random":  # the config travels with the export, as for a checkpoint
-                path = os.path.join(tmp, export.CONFIG_NAME)
-                with open(path, "w", encoding="utf-8") as f:
-                    f.write(cfg.to_json(indent=1))
-                assets[export.CONFIG_NAME] = path
-            result = export.export_saved_model(
-                gen, FLAGS.export_dir, version=FLAGS.version, mean=mean, std=std,
-                mu=mu, assets=assets, info=info,
-                tflite=FLAGS.tflite)
+        # with --init=random the config travels with the export, as for a checkpoint
+        texts = {export.CONFIG_NAME: cfg.to_json(indent=1)} if init == "random" else {}
+        result = export.export_saved_model(
+            gen, FLAGS.export_dir, version=FLAGS.version, mean=mean, std=std,
+            mu=mu, assets=assets, asset_texts=texts, info=info, tflite=FLAGS.tflite)
     except (export.ExportError, schema.ManifestError) as e:
         print(f"tts-gan-export: error: {e}", file=sys.stderr)
         return 1
