@@ -22,8 +22,11 @@ the authors' released code (:mod:`tts_gan.metrics`). The paper uses N = 10,000.
 from __future__ import annotations
 
 import dataclasses
+import io
+import json
 import math
 import os
+import uuid
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -457,24 +460,56 @@ def _speaker_counts(speakers: np.ndarray, names: dict[int, str]) -> dict[str, in
     return {names.get(int(i), str(int(i))): int(c) for i, c in zip(ids, counts, strict=True)}
 
 
+def _atomic_write_bytes(path: str, data: bytes) -> None:
+    """``data`` to ``path`` (local or any tf.io.gfile file system) via a temporary name and a
+    rename, so a reader never sees a partial file."""
+    import tensorflow as tf
+
+    parent = os.path.dirname(path)
+    if parent:
+        tf.io.gfile.makedirs(parent)
+    tmp = f"{path}.tmp-{uuid.uuid4().hex[:12]}"
+    try:
+        with tf.io.gfile.GFile(tmp, "wb") as f:
+            f.write(data)
+        tf.io.gfile.rename(tmp, path, overwrite=True)
+    except BaseException:
+        if tf.io.gfile.exists(tmp):
+            tf.io.gfile.remove(tmp)
+        raise
+
+
 def save_features(prefix: str, generated: np.ndarray, real: np.ndarray) -> tuple[str, str]:
     """``PREFIX.real.npy`` (2N × d) and ``PREFIX.generated.npy`` (N × d), each written under a
-    temporary name and renamed; reusable with ``--real_features`` / ``--fake_features``."""
+    temporary name and renamed (local or ``gs://``); reusable with ``--real_features`` /
+    ``--fake_features``."""
     paths = []
     for what, arr in (("real", real), ("generated", generated)):
         path = f"{prefix}.{what}.npy"
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        tmp = path + ".tmp.npy"
-        np.save(tmp, np.asarray(arr, np.float64))
-        os.replace(tmp, path)
+        buf = io.BytesIO()
+        np.save(buf, np.asarray(arr, np.float64))
+        _atomic_write_bytes(path, buf.getvalue())
         paths.append(path)
     return paths[0], paths[1]
 
 
+def write_report(path: str, report: dict[str, Any]) -> None:
+    """The report as JSON (:func:`to_json_safe`) to ``path``, atomically (local or ``gs://``)."""
+    text = json.dumps(to_json_safe(report), indent=1, allow_nan=False) + "\n"
+    _atomic_write_bytes(path, text.encode("utf-8"))
+
+
 def load_features(path: str, what: str) -> np.ndarray:
-    """A representation matrix ``[rows, d]`` from ``.npy``; EvaluationError naming the flag."""
+    """A representation matrix ``[rows, d]`` from ``.npy`` (local or any tf.io.gfile file
+    system); EvaluationError naming the flag."""
+    import tensorflow as tf
+
     try:
-        arr = np.load(path, allow_pickle=False)
+        with tf.io.gfile.GFile(path, "rb") as f:
+            arr = np.load(io.BytesIO(f.read()), allow_pickle=False)
+    except tf.errors.OpError as e:
+        raise EvaluationError(f"--{what}={path}: cannot read a .npy array ({e.message})"
+                              ) from None
     except (OSError, ValueError) as e:
         raise EvaluationError(f"--{what}={path}: cannot read a .npy array ({e})") from None
     if arr.ndim != 2 or arr.shape[0] == 0 or not np.issubdtype(arr.dtype, np.number):

@@ -22,6 +22,7 @@ import dataclasses
 import glob
 import os
 import tempfile
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -66,8 +67,9 @@ class ExportedSynthesizer:
         self.halfwidth = int(self.info["receptive_field_halfwidth_frames"])
 
     def asset(self, name: str) -> str | None:
+        """Path of ``assets/<name>`` of the export (any tf.io.gfile file system), or None."""
         path = os.path.join(self.path, "assets", name)
-        return path if os.path.exists(path) else None
+        return path if tf.io.gfile.exists(path) else None
 
     def manifest(self) -> schema.Manifest | None:
         """The data manifest shipped with the export (None for random-init exports)."""
@@ -161,26 +163,43 @@ def synthesize_streaming(synth: ExportedSynthesizer, utt: Utterance, seed: int,
 
 # ------------------------------------------------------------------------------ wav output
 def write_wav(path: str, chunks: Iterable[np.ndarray], sample_rate: int) -> int:
-    """Writes 16-bit PCM chunk by chunk to a temporary file, then renames; returns samples."""
+    """Writes 16-bit PCM chunk by chunk to a temporary file, then renames; returns samples.
+
+    ``path`` may be on any ``tf.io.gfile`` file system (``gs://...``): the wav is written to a
+    local temporary file first (its header is rewritten at the end, which needs a seekable
+    file), copied under a temporary name next to ``path`` and renamed. Nothing is left under
+    ``path``'s directory if writing fails.
+    """
     import soundfile as sf
 
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".wav", prefix=".tmp-",
-                               dir=os.path.dirname(os.path.abspath(path)))
-    os.close(fd)
+    parent = os.path.dirname(path)
+    if parent:
+        tf.io.gfile.makedirs(parent)
+    tmp = os.path.join(parent, f".tmp-{uuid.uuid4().hex[:12]}-{os.path.basename(path)}")
+    remote = "://" in path
+    if remote:
+        fd, scratch = tempfile.mkstemp(suffix=".wav", prefix="tts-gan-")
+        os.close(fd)
+    else:
+        scratch = tmp
     n = 0
     try:
-        with sf.SoundFile(tmp, "w", samplerate=sample_rate, channels=1,
+        with sf.SoundFile(scratch, "w", samplerate=sample_rate, channels=1,
                           subtype="PCM_16", format="WAV") as f:
             for c in chunks:
                 c = np.clip(np.asarray(c, np.float32), -1.0, 1.0)
                 f.write(c)
                 n += len(c)
-        os.replace(tmp, path)
+        if remote:
+            tf.io.gfile.copy(scratch, tmp, overwrite=True)
+        tf.io.gfile.rename(tmp, path, overwrite=True)
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        if tf.io.gfile.exists(tmp):
+            tf.io.gfile.remove(tmp)
         raise
+    finally:
+        if remote and os.path.exists(scratch):
+            os.unlink(scratch)
     return n
 
 

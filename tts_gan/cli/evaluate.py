@@ -26,8 +26,6 @@ source; ``--save_features=PREFIX`` writes this run's as PREFIX.real.npy / PREFIX
 
 from __future__ import annotations
 
-import json
-import os
 import sys
 
 from absl import app, flags
@@ -121,13 +119,15 @@ def main(argv: list[str]) -> int:
         return 1
     print(evaluation.format_table(report))
     if FLAGS.output_json:
-        path = os.path.abspath(FLAGS.output_json)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(evaluation.to_json_safe(report), f, indent=1, allow_nan=False)
-            f.write("\n")
-        os.replace(tmp, path)
+        import tensorflow as tf
+
+        try:
+            evaluation.write_report(FLAGS.output_json, report)
+        except (OSError, tf.errors.OpError) as e:
+            why = e.message if isinstance(e, tf.errors.OpError) else e
+            print(f"tts-gan-eval: --output_json={FLAGS.output_json}: cannot write it ({why})",
+                  file=sys.stderr)
+            return 1
     return 0
 
 

@@ -49,6 +49,36 @@ def _default_speaker(synth) -> int:
     return 0
 
 
+def _read_text_file(path: str) -> str:
+    """UTF-8 text of ``--text_file`` (local or any tf.io.gfile file system)."""
+    import tensorflow as tf
+
+    from tts_gan import synthesis
+
+    try:
+        with tf.io.gfile.GFile(path, "rb") as f:
+            return f.read().decode("utf-8")
+    except tf.errors.OpError as e:
+        raise synthesis.SynthesisError(f"--text_file={path}: {e.message}") from None
+    except UnicodeDecodeError as e:
+        raise synthesis.SynthesisError(f"--text_file={path}: not UTF-8 text ({e})") from None
+
+
+def _make_output_dir(path: str) -> None:
+    """Creates ``--output_dir`` (local or any tf.io.gfile file system); a clear error if not."""
+    import tensorflow as tf
+
+    from tts_gan import synthesis
+
+    if tf.io.gfile.exists(path) and not tf.io.gfile.isdir(path):
+        raise synthesis.SynthesisError(f"--output_dir={path}: exists and is not a directory")
+    try:
+        tf.io.gfile.makedirs(path)
+    except tf.errors.OpError as e:
+        raise synthesis.SynthesisError(f"--output_dir={path}: cannot create it "
+                                       f"({e.message})") from None
+
+
 def main(argv: list[str]) -> int:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -79,17 +109,12 @@ def main(argv: list[str]) -> int:
                 if FLAGS.text is not None:
                     lines = FLAGS.text.splitlines()
                 else:
-                    try:
-                        with open(FLAGS.text_file, encoding="utf-8") as f:
-                            lines = f.read().splitlines()
-                    except OSError as e:
-                        raise synthesis.SynthesisError(
-                            f"--text_file={FLAGS.text_file}: {e.strerror}") from None
+                    lines = _read_text_file(FLAGS.text_file).splitlines()
                 texts = [ln.strip() for ln in lines if ln.strip()]
                 ids = [f"utt{i + 1:04d}" for i in range(len(texts))]
                 utts = synthesis.utterances_from_text(texts, ids, qfile, speaker, **fe)
         seeds = [FLAGS.seed + i for i in range(len(utts))]
-        os.makedirs(FLAGS.output_dir, exist_ok=True)
+        _make_output_dir(FLAGS.output_dir)
         start = time.perf_counter()
         total = 0
         if FLAGS.streaming:
