@@ -23,7 +23,6 @@ import functools
 import json
 import math
 import os
-import shutil
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -757,8 +756,9 @@ def train(config: ml_collections.ConfigDict, model_dir: str,
     def save(step: int) -> str:
         trainer.refresh_ema_state()
         path = manager.save(checkpoint_number=step)
-        if not is_chief:
-            shutil.rmtree(ckpt_dir, ignore_errors=True)
+        if not is_chief:  # through gfile: shutil would silently skip a gs:// directory
+            with contextlib.suppress(tf.errors.OpError):
+                tf.io.gfile.rmtree(ckpt_dir)
         return path
 
     log(f"training {config.name} from step {start} to {max_steps}: global batch "
