@@ -219,9 +219,56 @@ def _features(
     return x, f
 
 
+def _check_dir(output_dir: str) -> str:
+    """Local directory of the check pass's stored results: ``OUTPUT/_shards/check``; for an
+    output on another file system (``gs://``) a local cache keyed by it, since the workers
+    write it without TensorFlow (``$XDG_CACHE_HOME/tts-gan/prep-check/<sha256[:16]>``)."""
+    if not _remote(output_dir):
+        return os.path.join(output_dir, SHARD_INFO_DIR, CHECK_DIR)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    key = hashlib.sha256(output_dir.encode()).hexdigest()[:16]
+    return os.path.join(base, "tts-gan", "prep-check", key)
+
+
 def _check_path(output_dir: str, uid: str) -> str:
     name = hashlib.sha256(uid.encode()).hexdigest()[:32] + ".npz"
-    return os.path.join(output_dir, SHARD_INFO_DIR, CHECK_DIR, name)
+    return os.path.join(_check_dir(output_dir), name)
+
+
+def _remote(path: str) -> bool:
+    """Whether ``path`` is on a non-local file system (``gs://``...): read through gfile."""
+    return "://" in path
+
+
+def _exists(path: str) -> bool:
+    if _remote(path):
+        import tensorflow as tf
+
+        return bool(tf.io.gfile.exists(path))
+    return os.path.exists(path)
+
+
+def _makedirs(path: str) -> None:
+    if _remote(path):
+        import tensorflow as tf
+
+        tf.io.gfile.makedirs(path)
+    else:
+        os.makedirs(path, exist_ok=True)
+
+
+def _read_text(path: str) -> str:
+    """UTF-8 text of a local or ``gs://`` file; OSError if it cannot be read."""
+    if _remote(path):
+        import tensorflow as tf
+
+        try:
+            with tf.io.gfile.GFile(path, "rb") as f:
+                return f.read().decode("utf-8")
+        except tf.errors.OpError as e:
+            raise OSError(e.message) from None
+    with open(path, encoding="utf-8") as f:
+        return f.read()
 
 
 def _file_stamp(path: str) -> list[Any]:
@@ -404,13 +451,12 @@ def _info_path(cfg: PrepConfig, name: str) -> str:
 def _load_info(cfg: PrepConfig, split: str, name: str, sha: str) -> dict[str, Any] | None:
     """The summary of a completed shard with the same settings, or None."""
     try:
-        with open(_info_path(cfg, name), encoding="utf-8") as f:
-            info = json.load(f)
-    except (OSError, json.JSONDecodeError):
+        info = json.loads(_read_text(_info_path(cfg, name)))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return None
     if info.get("settings_sha256") != sha:
         return None
-    if not all(os.path.exists(p) for p in _outputs(cfg, split, name)):
+    if not all(_exists(p) for p in _outputs(cfg, split, name)):
         return None
     return info
 
@@ -469,7 +515,7 @@ def run_prep(cfg: PrepConfig) -> schema.Manifest:
         **settings_extra,
     }
 
-    os.makedirs(os.path.join(cfg.output_dir, SHARD_INFO_DIR), exist_ok=True)
+    _makedirs(os.path.join(cfg.output_dir, SHARD_INFO_DIR))
     # Check pass: which utterances are usable (features computable, long enough); the splits
     # are assigned among those only, so a bad file never empties a split it was hashed into.
     check_settings = {k: v for k, v in settings.items()

@@ -272,3 +272,64 @@ def test_bad_export_dir_is_a_clear_error(tmp_path):
     with pytest.raises(export.ExportError, match="--export_dir=ram://not-a-dir: exists and is "
                        "not a directory"):
         export.export_saved_model(gen, "ram://not-a-dir")
+
+
+def _features_corpus(root: str, n: int = 6, frames: int = 100) -> None:
+    """tts-gan-prep --format=features input: wav/ID.wav + feats/ID.npy [frames, 5]."""
+    rng = np.random.default_rng(0)
+    os.makedirs(f"{root}/wav")
+    os.makedirs(f"{root}/feats")
+    for i in range(n):
+        t = np.arange(frames * schema.SAMPLES_PER_FRAME) / schema.SAMPLE_RATE
+        sf.write(f"{root}/wav/u{i}.wav", (0.3 * np.sin(2 * np.pi * (120 + 10 * i) * t))
+                 .astype(np.float32), schema.SAMPLE_RATE, subtype="FLOAT")
+        np.save(f"{root}/feats/u{i}.npy", rng.normal(size=(frames, 5)).astype(np.float32))
+
+
+def test_prep_writes_to_ram_what_it_writes_locally(tmp_path, monkeypatch):
+    """tts-gan-prep --output_dir=ram://...: the same files, byte for byte, as a local output
+    (its check pass keeps its cache locally, under $XDG_CACHE_HOME); a rerun resumes."""
+    from data_prep import pipeline
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    corpus = str(tmp_path / "corpus")
+    _features_corpus(corpus)
+    out = f"ram://prep-{uuid.uuid4().hex[:8]}"
+
+    def run(output_dir: str) -> schema.Manifest:
+        return pipeline.run_prep(pipeline.PrepConfig(
+            fmt="features", corpus_dir=corpus, output_dir=output_dir, window_frames=40,
+            utterances_per_shard=2, progress=False, workers=1))
+
+    local = str(tmp_path / "local")
+    m_local, m_ram = run(local), run(out)
+    assert m_ram.counts == m_local.counts and m_ram.counts["train"]["windows"] > 0
+    names = [f for f in os.listdir(local) if os.path.isfile(os.path.join(local, f))]
+    assert {"manifest.json", "rejected.tsv"} < set(names) and len(names) > 4
+    assert sorted(f for f in tf.io.gfile.listdir(out) if not f.endswith("/")
+                  and not tf.io.gfile.isdir(f"{out}/{f}")) == sorted(names)
+    for name in names:
+        with open(os.path.join(local, name), "rb") as f, tf.io.gfile.GFile(f"{out}/{name}",
+                                                                         "rb") as g:
+            a, b = f.read(), g.read()
+        if name == "manifest.json":  # the output directory itself is not recorded
+            a, b = json.loads(a), json.loads(b)
+        assert a == b, name
+    assert os.listdir(tmp_path / "cache" / "tts-gan" / "prep-check")  # the check cache
+    # a rerun keeps the completed shards (their shard info is read back from ram://): no
+    # shard is written again, unless its info is gone
+    written: list[str] = []
+    real_writer = tfrecord_io.ShardWriter
+
+    def counting(path: str, *args, **kwargs):
+        written.append(path)
+        return real_writer(path, *args, **kwargs)
+
+    monkeypatch.setattr(tfrecord_io, "ShardWriter", counting)
+    run(out)
+    assert written == []
+    info = sorted(f for f in tf.io.gfile.listdir(f"{out}/_shards") if f.endswith(".json"))[0]
+    tf.io.gfile.remove(f"{out}/_shards/{info}")
+    run(out)
+    assert len(written) == 2 and all(os.path.basename(w) in names for w in written)  # control
+    tf.io.gfile.rmtree(out)
