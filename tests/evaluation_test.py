@@ -10,9 +10,9 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
+import train_testdata
 
 from data_prep import tfrecord_io
-from tests import train_testdata
 from tts_gan import data, evaluation, extractors, intelligibility, metrics, mulaw, schema
 from tts_gan.export import export_saved_model
 from tts_gan.extractors.windowed import LogMelFeatures, WindowedExtractor
