@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/train_benchmark.py [--configs=tiny,small] [--steps=N] [--xla]
         [--append]
+    .venv/bin/python benchmarks/train_benchmark.py --steps_per_loop=1,20 --steps=40 [--append]
 
 For each config: steps/s and examples/s of ``GANTrainer.train_step`` (default strategy, a fixed
 in-memory batch, after 2 warm-up steps), and the achieved GFLOP/s of the step's model FLOPs,
@@ -128,13 +129,63 @@ def bench(name: str, steps: int, xla: bool) -> dict:
                 gflops=flops / dt / 1e9, first_step_s=first, g_share=g_part / flops)
 
 
+def bench_loop(name: str, ks: list[int], steps: int, reps: int) -> list[dict]:
+    """steps/s of the training loop's device calls (:meth:`GANTrainer.run_steps`) with K steps
+    per ``tf.function`` call, metrics summed on the device and fetched once per ``steps``
+    (train()'s ``log_every``), next to ``train_step`` (NumPy metrics every step, the loop
+    before #17). Input: the fixed batch repeated by tf.data. Best of ``reps`` rounds, the
+    variants interleaved (the machine is shared)."""
+    config = get_config(name)
+    feature_dim = config.generator.feature_dim
+    batch = synthetic_batch(config, feature_dim)
+    trainer = train_lib.GANTrainer(config, tf.distribute.get_strategy(), feature_dim, 1)
+    iterator = iter(tf.data.Dataset.from_tensors(batch).repeat())
+    step = 0
+
+    def run(k: int) -> float:
+        nonlocal step
+        t = time.perf_counter()
+        if k == 0:  # train_step: one call and one device→host fetch per step
+            for _ in range(steps):
+                m = trainer.train_step(next(iterator), step)
+                step += 1
+            assert all(np.all(np.isfinite(v)) for v in m.values())
+        else:
+            sums = count = bad = None
+            for _ in range(steps // k):
+                sums, count, bad = trainer.run_steps(iterator, step, k, sums, count, bad)
+                step += k
+            assert int(bad.numpy()) < 0 and int(count.numpy()) == steps  # the fetch
+        return steps / (time.perf_counter() - t)
+
+    t0 = time.perf_counter()  # trace and warm up: one step each way (n is a tensor: one trace)
+    trainer.train_step(next(iterator), 0)
+    trainer.run_steps(iterator, 1, 1)[2].numpy()
+    first = time.perf_counter() - t0
+    best = {k: 0.0 for k in [0, *ks]}
+    for _ in range(reps):
+        for k in best:
+            best[k] = max(best[k], run(k))
+    return [dict(config=name, batch=int(config.train.global_batch_size),
+                 frames=int(config.data.window_frames),
+                 variant="train_step (fetch every step)" if k == 0 else f"run_steps K = {k}",
+                 steps_per_sec=v, vs=v / best[0], warmup_s=first) for k, v in best.items()]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--configs", default="tiny,small")
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--xla", action="store_true", help="also time jit_compile=True")
     p.add_argument("--append", action="store_true", help=f"append the table to {RESULTS}")
+    p.add_argument("--steps_per_loop", default="",
+                   help="e.g. 1,20: time the training loop's device calls with K steps per "
+                        "tf.function call instead (--steps per round, a multiple of each K)")
+    p.add_argument("--reps", type=int, default=2, help="rounds for --steps_per_loop (best)")
     args = p.parse_args()
+    if args.steps_per_loop:
+        main_loop(args)
+        return
     ceil = ceilings()
     rows = []
     for name in args.configs.split(","):
@@ -163,6 +214,36 @@ def main() -> None:
             f"{r['g_share']:.0%} | {r['first_step_s']:.0f} |")
     lines.append("\nMeasured ceiling in the same run (GFLOP/s, before / after): " + ", ".join(
         f"{k}: {ceil[k]:.0f} / {ceil2[k]:.0f}" for k in ceil) + f". Best: {best:.0f}.")
+    publish(lines, args.append)
+
+
+def main_loop(args) -> None:
+    """The ``--steps_per_loop`` table (#17)."""
+    ks = [int(k) for k in args.steps_per_loop.split(",")]
+    if any(k < 1 or args.steps % k for k in ks):
+        raise SystemExit(f"--steps={args.steps} must be a multiple of every K in {ks}")
+    with open("/proc/loadavg") as f:
+        load = " ".join(f.read().split()[:3])
+    rows = []
+    for name in args.configs.split(","):
+        for r in bench_loop(name, ks, args.steps, args.reps):
+            print(r, flush=True)
+            rows.append(r)
+    lines = [
+        f"\n## Training loop: K steps per tf.function call (#17) — {datetime.date.today()}\n",
+        f"Machine: nproc={os.cpu_count()}, {cpu_model()}, TF {tf.__version__}; load average "
+        f"before the run {load}. Command: `.venv/bin/python benchmarks/train_benchmark.py "
+        + " ".join(sys.argv[1:]) + f"`. Default strategy, the fixed in-memory batch repeated "
+        f"by tf.data, {args.steps} steps per round, best of {args.reps} rounds (variants "
+        "interleaved); `run_steps` keeps the metrics on the device and fetches them once per "
+        "round (as train() does at log_every), `train_step` fetches NumPy metrics every step "
+        "(the loop before #17).\n",
+        "| config | batch | frames | variant | steps/s | vs train_step |",
+        "|---|---:|---:|---|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(f"| {r['config']} | {r['batch']} | {r['frames']} | {r['variant']} | "
+                     f"{r['steps_per_sec']:.3f} | {r['vs']:.3f} |")
     publish(lines, args.append)
 
 

@@ -84,6 +84,7 @@ def base_config() -> ml_collections.ConfigDict:
         seed=0,
         mixed_precision="",         # "" or "mixed_bfloat16" (TPU)
         log_every=100,
+        steps_per_loop=1,           # train steps per tf.function call (e.g. 100 on a TPU)
         save_every=1000,
         eval_every=5000,
         d_start_step=0,             # G-only warm-up steps before D and the hinge term join

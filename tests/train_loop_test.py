@@ -9,8 +9,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import train_testdata as td
+from float32_bounds import exceeds, within
 from ml_collections import ConfigDict
-from train_lib_test import _all_weights
+from train_lib_test import (
+    _all_weights,
+    _metrics_difference,
+    _set_weights,
+    _step_rounding,
+    _updates_difference,
+)
 
 from tts_gan import train_lib
 
@@ -90,3 +97,101 @@ def test_d_hinge_ensemble_trains_on_the_hinge_of_the_sum(data_dir):
         m_e["d_loss_real/ensemble"] + m_e["d_loss_fake/ensemble"], rel=1e-6)
     d_kernels = [k for k in w0_p if k.startswith("D/") and k.endswith("/kernel")]
     assert any(not np.array_equal(w_p[k], w_e[k]) for k in d_kernels)
+
+
+# --- K steps per tf.function call (train.steps_per_loop) --------------------------------------
+
+def test_loop_length_stops_at_every_boundary():
+    every = (10, 25, 0)  # log, eval, save (0: off)
+    assert train_lib.loop_length(0, 20, 100, 0, every) == 10
+    assert train_lib.loop_length(20, 20, 100, 0, every) == 5  # eval at 25
+    assert train_lib.loop_length(0, 20, 100, 3, every) == 3  # G-only until d_start_step
+    assert train_lib.loop_length(3, 20, 100, 3, every) == 7
+    assert train_lib.loop_length(96, 20, 98, 0, (100,)) == 2  # max_steps
+    assert train_lib.loop_length(7, 1, 100, 3, every) == 1
+
+
+def test_bad_steps_per_loop_is_a_clear_error(data_dir):
+    for bad in (0, -3, 2.5):
+        c = td.micro_config(data_dir).to_dict()
+        c["train"]["steps_per_loop"] = bad
+        with pytest.raises(ValueError, match=r"train.steps_per_loop=.*expected an integer >= 1"):
+            train_lib.steps_per_loop(ConfigDict(c))
+
+
+def _loop_config(data_dir, k: int, **train):
+    c = td.micro_config(data_dir, random_windows=True, adam_epsilon=1.0, g_learning_rate=1.0,
+                        d_learning_rate=1.0, max_steps=5, log_every=5, save_every=0,
+                        eval_every=0, d_start_step=2, steps_per_loop=k)
+    c.train.aux.mel_weight = 1.0  # what G trains on before d_start_step
+    for key, v in train.items():
+        c.train[key] = v
+    return c
+
+
+def test_k_steps_per_call_equal_single_steps_across_d_start_step(data_dir, tmp_path):
+    """K = 4: calls [0, 2) G-only and [2, 5) full (split at d_start_step = 2, and at the log
+    step 5) give the run of K = 1 (one call per step) from the same train.seed: the same
+    kernels, in one graph. Bound: one step's float32 rounding (_step_rounding, learning rate 1
+    as in train_lib_test); measured: metrics 0, updates ≤ 1e-12 relative. Control: step 2 run
+    by the G-only graph (a K-step call crossing d_start_step with the wrong function)."""
+    quiet = dict(log=lambda s: None)
+    ref = train_lib.train(_loop_config(data_dir, 1), str(tmp_path / "k1"), **quiet)
+    tr = train_lib.GANTrainer(train_lib.resolve_config(_loop_config(data_dir, 4), data_dir),
+                              tf.distribute.get_strategy(), 8, 1)
+    w0 = _all_weights(tr)
+    opt0 = [np.array(v.numpy()) for o in (tr.g_opt, tr.d_opt) for v in o.variables]
+    res = train_lib.train(_loop_config(data_dir, 4), str(tmp_path / "k4"), trainer=tr, **quiet)
+    assert res.end_step == ref.end_step == 5
+    assert "d_loss" in res.last_metrics  # the log interval spans both step kinds
+    bound = _step_rounding(tr, td.fixed_batch(4, FRAMES))
+    w_ref, w_k = _all_weights(ref.trainer), _all_weights(tr)
+    within("metrics", _metrics_difference([ref.last_metrics], [res.last_metrics]), bound)
+    within("updates", _updates_difference(w0, w_ref, w_k), bound)
+    # Control: the same K = 4 run with step 2 in the G-only graph.
+    _set_weights(tr, w0)
+    for v, x in zip([v for o in (tr.g_opt, tr.d_opt) for v in o.variables], opt0, strict=True):
+        v.assign(x)
+    tr.step.assign(0)
+    tr.d_start_step = 3
+    bad = train_lib.train(_loop_config(data_dir, 4), str(tmp_path / "k4_wrong"), trainer=tr,
+                          **quiet)
+    exceeds("updates, step 2 G-only", _updates_difference(w0, w_ref, _all_weights(tr)), bound)
+    assert bad.end_step == 5
+
+
+class _NaNAt(train_lib.GANTrainer):
+    """A trainer whose training audio turns NaN at one step (inside a K-step call)."""
+
+    bad_step = 5
+
+    def _replica_step(self, batch, step, *, g_only=False):
+        audio = tf.where(tf.equal(step, self.bad_step), tf.fill(tf.shape(batch["audio"]),
+                                                                 float("nan")), batch["audio"])
+        return super()._replica_step(dict(batch, audio=audio), step, g_only=g_only)
+
+
+def test_nan_at_an_inner_step_stops_the_loop_without_saving(data_dir, tmp_path):
+    """K = 4, NaN audio at step 5 (the second step of the call [4, 8)): the in-graph guard
+    stops that call, the fetch at step 8 names step 5 and the terms, ckpt-4 stays the last
+    checkpoint; a call given the raised flag runs no step (weights bit-identical)."""
+    config = _loop_config(data_dir, 4, max_steps=12, log_every=8, save_every=4, d_start_step=0)
+    tr = _NaNAt(train_lib.resolve_config(config, data_dir), tf.distribute.get_strategy(), 8, 1)
+    model_dir = str(tmp_path / "model")
+    with pytest.raises(train_lib.NonFiniteLossError,
+                       match=r"non-finite loss at step 5: .*d_loss_real/cRWD_k2_w480=nan"
+                             r".*last checkpoint \(step 4\) is kept"):
+        train_lib.train(config, model_dir, trainer=tr, log=lambda s: None)
+    assert tf.train.latest_checkpoint(model_dir).endswith("ckpt-4")
+    assert not tf.io.gfile.glob(model_dir + "/ckpt-8*")
+    # The flag stays set: no step runs, nothing changes.
+    it = iter(tf.data.Dataset.from_tensors(
+        {k: tf.constant(v) for k, v in td.fixed_batch(4, FRAMES).items()}).repeat())
+    w = _all_weights(tr)
+    _, count, bad = tr.run_steps(it, 8, 4, bad_step=tf.constant(5, tf.int64))
+    assert (int(count), int(bad)) == (0, 5)
+    for k, v in _all_weights(tr).items():
+        np.testing.assert_array_equal(v, w[k], err_msg=k)
+    # From a clear flag, the (now NaN) weights make step 8 non-finite: the call stops there.
+    _, count, bad = tr.run_steps(it, 8, 4)
+    assert (int(count), int(bad)) == (1, 8)

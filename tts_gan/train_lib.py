@@ -191,13 +191,21 @@ class GANTrainer:
         self.d_start_step = int(tcfg.get("d_start_step", 0))
         if self.d_start_step < 0:
             raise ValueError(f"train.d_start_step={self.d_start_step}: expected >= 0")
-        self._dist_steps = {}
+        if self.d_start_step > 0 and not self.aux.spectral:
+            raise ValueError(f"train.d_start_step={self.d_start_step}: the G-only warm-up needs "
+                             "an auxiliary spectral loss (train.aux.stft_weight, mel_weight or "
+                             "ged_weight > 0); with none G has nothing to train on")
+        self._dist_steps, self._loops = {}, {}
         for g_only in (False, True):
             replica_fn = functools.partial(self._replica_step, g_only=g_only)
             if self.xla and not is_tpu:  # TPUStrategy compiles with XLA anyway
                 replica_fn = tf.function(replica_fn, jit_compile=True, autograph=False)
             self._dist_steps[g_only] = tf.function(
                 functools.partial(self._distributed_step, replica_fn), autograph=False)
+            # K steps per call (train.steps_per_loop), metrics summed on the device.
+            self._loops[g_only] = tf.function(
+                functools.partial(self._steps_loop, replica_fn), autograph=False)
+        self._metric_specs: dict[bool, dict[str, tf.TensorSpec]] = {}
         self._refresh_fn = tf.function(self._refresh_ema_state, autograph=False)
         self._sn_pairs = list(zip(_sn_layers(self.G), _sn_layers(self.G_ema), strict=True))
         self._bn_pairs = list(zip(self.G.batch_norms(), self.G_ema.batch_norms(), strict=True))
@@ -353,6 +361,60 @@ class GANTrainer:
         out = fn(dist_batch, tf.constant(step, tf.int64))
         return {k: v.numpy() for k, v in out.items()}
 
+    # --- K steps per call (train.steps_per_loop) -------------------------------------------------
+
+    def _steps_loop(self, replica_fn, iterator, step0: tf.Tensor, n: tf.Tensor,
+                    sums: dict[str, tf.Tensor], count: tf.Tensor, bad_step: tf.Tensor
+                    ) -> tuple[dict[str, tf.Tensor], tf.Tensor, tf.Tensor]:
+        """Up to ``n`` steps ``step0, step0 + 1, …`` in one graph (a while loop reading the
+        distributed ``iterator``): adds each step's reduced metrics to ``sums`` and counts it.
+        NaN/inf guard in the graph: ``bad_step`` (−1 while all is finite) becomes the first step
+        with a non-finite metric; that step's values are in ``sums`` (so the host can name the
+        terms) and no further step runs, in this call or any later one given this flag."""
+
+        def cond(i, sums, count, bad):
+            return tf.logical_and(i < n, bad < 0)
+
+        def body(i, sums, count, bad):
+            step = step0 + i
+            out = self._distributed_step(replica_fn, iterator.get_next(), step)
+            finite = tf.reduce_all(tf.stack([tf.reduce_all(tf.math.is_finite(v))
+                                             for v in tf.nest.flatten(out)]))
+            sums = {k: sums[k] + out[k] for k in sums}
+            return i + 1, sums, count + 1, tf.where(finite, bad, step)
+
+        _, sums, count, bad_step = tf.while_loop(
+            cond, body, (tf.constant(0, tf.int64), sums, count, bad_step))
+        return sums, count, bad_step
+
+    def zero_metrics(self, g_only: bool, iterator) -> dict[str, tf.Tensor]:
+        """Zeros shaped like the reduced metrics of one step (G-only or full), the start of
+        :meth:`run_steps`' sums. Traces the step once per kind to learn the shapes."""
+        if g_only not in self._metric_specs:
+            fn = self._dist_steps[g_only].get_concrete_function(
+                iterator.element_spec, tf.TensorSpec([], tf.int64))
+            self._metric_specs[g_only] = {
+                k: tf.TensorSpec(v.shape, v.dtype) for k, v in fn.structured_outputs.items()}
+        return {k: tf.zeros(v.shape, v.dtype) for k, v in self._metric_specs[g_only].items()}
+
+    def run_steps(self, iterator, step: int, n: int, sums: dict[str, tf.Tensor] | None = None,
+                  count: tf.Tensor | None = None, bad_step: tf.Tensor | None = None
+                  ) -> tuple[dict[str, tf.Tensor], tf.Tensor, tf.Tensor]:
+        """Steps ``step … step + n − 1`` in one ``tf.function`` call (no device→host
+        transfer): returns the device tensors (metric sums, steps counted, first non-finite step
+        or −1), to pass back in for the next call and fetch at the host's boundaries. A call
+        must not cross ``train.d_start_step``: G-only and full steps are different graphs."""
+        g_only = step < self.d_start_step
+        if n < 1 or (g_only and step + n > self.d_start_step):
+            raise ValueError(f"run_steps({step}, n={n}): expected n >= 1 steps on one side of "
+                             f"train.d_start_step={self.d_start_step}")
+        if sums is None:
+            sums, count = self.zero_metrics(g_only, iterator), tf.constant(0, tf.int64)
+        if bad_step is None:
+            bad_step = tf.constant(-1, tf.int64)
+        return self._loops[g_only](iterator, tf.constant(step, tf.int64),
+                                   tf.constant(n, tf.int64), sums, count, bad_step)
+
     # --- metrics ----------------------------------------------------------------------------------
 
     def scalar_metrics(self, m: dict[str, np.ndarray]) -> dict[str, float]:
@@ -450,10 +512,10 @@ def make_train_dataset_fn(config: ml_collections.ConfigDict, data_dir: str, seed
                 input_context=ctx, compression=config.data.get("compression") or None,
                 mu=config.data.mu, windows_per_utterance=RANDOM_WINDOWS_PER_UTTERANCE
             ).prefetch(2)
-        ds = data_lib.make_dataset(
+        ds = data_lib.make_dataset(  # deterministic: a run is a function of its config (#17)
             data_dir, "train", int(config.train.global_batch_size), shuffle=True, repeat=True,
-            seed=seed, input_context=ctx, compression=config.data.get("compression") or None,
-            mu=config.data.mu)
+            seed=seed, deterministic=True, input_context=ctx,
+            compression=config.data.get("compression") or None, mu=config.data.mu)
         base = tf.constant([seed % (2**31), ctx.input_pipeline_id], tf.int32)
 
         def crop(i, batch):
@@ -679,6 +741,30 @@ def _fmt_eta(seconds: float) -> str:
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
+def steps_per_loop(config: ml_collections.ConfigDict) -> int:
+    """``train.steps_per_loop`` K: train steps per ``tf.function`` call (1 on CPU; e.g. 100 on
+    a TPU, where a host round trip per step idles the pod)."""
+    k = config.train.get("steps_per_loop", 1)
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"config train.steps_per_loop={k!r}: expected an integer >= 1 (train "
+                         "steps per tf.function call)")
+    return k
+
+
+def loop_length(step: int, k: int, max_steps: int, d_start_step: int,
+                every: tuple[int, ...]) -> int:
+    """Steps of the next call from ``step``: at most ``k``, ending at the next multiple of
+    each positive interval in ``every`` (log/eval/save), at ``max_steps``, and at
+    ``d_start_step`` (the G-only and the full step are different graphs)."""
+    end = min(step + k, max_steps)
+    if step < d_start_step:
+        end = min(end, d_start_step)
+    for e in every:
+        if e > 0:
+            end = min(end, (step // e + 1) * e)
+    return end - step
+
+
 def check_finite(scalars: dict[str, float], step: int, last_ckpt_step: int | None) -> None:
     """NaN/inf guard: raises :class:`NonFiniteLossError` naming the step and the bad terms."""
     bad = {k: v for k, v in scalars.items() if not math.isfinite(v)}
@@ -767,32 +853,63 @@ def train(config: ml_collections.ConfigDict, model_dir: str,
     step = start
     first: dict[str, float] = {}
     last: dict[str, float] = {}
-    acc: dict[str, float] = {}
-    n_acc: dict[str, int] = {}
+    k_loop = steps_per_loop(config)
+    # Device-side state between fetches: metric sums and step counts per step kind (G-only /
+    # full), and the in-graph NaN guard's first non-finite step (−1: none).
+    pending: dict[bool, tuple[dict[str, tf.Tensor], tf.Tensor]] = {}
+    bad_step = tf.constant(-1, tf.int64)
     t_log, steps_since, train_time, run_steps = time.perf_counter(), 0, 0.0, 0
     ckpt_path = latest
     clean_exit = False
+
+    def fetch() -> dict[str, float]:
+        """Brings the metrics since the last fetch to the host (their means per key) and
+        raises :class:`NonFiniteLossError` if a step was non-finite."""
+        nonlocal pending
+        total: dict[str, float] = {}
+        count: dict[str, int] = {}
+        for sums, n in pending.values():
+            n = int(n.numpy())
+            for k, v in trainer.scalar_metrics({k: v.numpy() for k, v in sums.items()}).items():
+                total[k] = total.get(k, 0.0) + v
+                count[k] = count.get(k, 0) + n
+        pending = {}
+        means = {k: v / max(count[k], 1) for k, v in total.items()}
+        bad = int(bad_step.numpy())
+        if bad >= 0:  # the bad step's values are in the sums: its non-finite terms are named
+            check_finite(means, bad, last_saved)
+            raise NonFiniteLossError(f"non-finite loss at step {bad}; stopping without saving")
+        return means
+
+    def check_state() -> None:
+        """Before a checkpoint or an eval: the in-graph guard's flag (one scalar) is clear."""
+        if int(bad_step.numpy()) >= 0:
+            fetch()  # raises, naming the step and the terms
+
     with _StopRequest() as stop, writer.as_default():
         try:
             while step < max_steps and not stop.stop:
-                batch = next(iterator)
+                n = loop_length(step, k_loop, max_steps, trainer.d_start_step,
+                                (tcfg.log_every, tcfg.eval_every, tcfg.save_every))
+                g_only = step < trainer.d_start_step
                 t0 = time.perf_counter()
-                scalars = trainer.scalar_metrics(trainer.train_step(batch, step))
+                sums, count = pending.get(g_only, (None, None))
+                sums, count, bad_step = trainer.run_steps(iterator, step, n, sums, count,
+                                                          bad_step)
+                pending[g_only] = (sums, count)
                 train_time += time.perf_counter() - t0
-                check_finite(scalars, step, last_saved)
-                step += 1
-                run_steps += 1
+                step += n
+                run_steps += n
                 trainer.step.assign(step)
-                if not first:
-                    first = dict(scalars)
-                for k, v in scalars.items():
-                    acc[k] = acc.get(k, 0.0) + v
-                    n_acc[k] = n_acc.get(k, 0) + 1
-                steps_since += 1
+                steps_since += n
                 if step % tcfg.log_every == 0 or step == max_steps:
+                    t0 = time.perf_counter()
+                    last = fetch()
+                    train_time += time.perf_counter() - t0
+                    if not first:
+                        first = dict(last)
                     now = time.perf_counter()
                     sps = steps_since / max(now - t_log, 1e-9)
-                    last = {k: v / n_acc[k] for k, v in acc.items()}
                     for k, v in last.items():
                         tf.summary.scalar(k, v, step=step)
                     tf.summary.scalar("lr/generator", tcfg.g_learning_rate, step=step)
@@ -811,8 +928,9 @@ def train(config: ml_collections.ConfigDict, model_dir: str,
                         f"  {sps:.2f} steps/s  " + (
                             f"ETA {_fmt_eta((max_steps - step) / sps)}"
                             if run_steps > steps_since else "(includes tracing)"))
-                    acc, n_acc, steps_since, t_log = {}, {}, 0, time.perf_counter()
+                    steps_since, t_log = 0, time.perf_counter()
                 if tcfg.eval_every > 0 and step % tcfg.eval_every == 0:
+                    check_state()
                     trainer.refresh_ema_state()
                     if evals is not None:
                         values: dict[str, float] = {}
@@ -824,6 +942,7 @@ def train(config: ml_collections.ConfigDict, model_dir: str,
                                 f"{k} {v:.4g}" for k, v in sorted(values.items())))
                     writer.flush()
                 if tcfg.save_every > 0 and step % tcfg.save_every == 0:
+                    check_state()
                     ckpt_path = save(step)
                     last_saved = step
                     t_log = time.perf_counter()
@@ -833,12 +952,14 @@ def train(config: ml_collections.ConfigDict, model_dir: str,
             clean_exit = True
         finally:
             if clean_exit and step != last_saved and run_steps > 0:
+                check_state()  # raises instead of saving a non-finite state
                 ckpt_path = save(step)
                 last_saved = step
                 log(f"saved {ckpt_path}")
             writer.flush()
-    if not last:
-        last = dict(first)
+    if pending:  # steps after the last log (an early stop): checked above, kept in the result
+        last = fetch()
+        first = first or dict(last)
     return TrainResult(start, step, first, last, ckpt_path,
                        run_steps / train_time if train_time > 0 else 0.0, trainer)
 

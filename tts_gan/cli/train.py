@@ -3,6 +3,7 @@
     tts-gan-train --config=experiments/gan_tts.py --data_dir=DATA --model_dir=MODEL \\
         [--strategy=default|one_device|mirrored|multi_worker|tpu] [--tpu=NAME] [--xla] \\
         [--max_steps=N] [--log_every=N] [--save_every=N] [--eval_every=N] \\
+        [--steps_per_loop=K] \\
         [--init_checkpoint=PREFIX] [--config.train.global_batch_size=64 ...]
     tts-gan-train --config=... --data_dir=DATA --model_dir=MODEL --write_weights=PREFIX
 
@@ -42,6 +43,9 @@ flags.DEFINE_integer("max_steps", None, "Overrides config.train.max_steps.")
 flags.DEFINE_integer("log_every", None, "Overrides config.train.log_every.")
 flags.DEFINE_integer("save_every", None, "Overrides config.train.save_every.")
 flags.DEFINE_integer("eval_every", None, "Overrides config.train.eval_every.")
+flags.DEFINE_integer("steps_per_loop", None, "Overrides config.train.steps_per_loop: train "
+                     "steps per tf.function call, metrics fetched only every log_every steps "
+                     "(1 on CPU; e.g. 100 on a TPU).")
 flags.DEFINE_integer("eval_distance_samples", None, "Overrides config.train."
                      "eval_distance_samples: every eval_every steps, log cFD/cKD of G_ema "
                      "against this many valid windows with the default extractor (Fig. 4).")
@@ -77,7 +81,7 @@ def main(argv: list[str]) -> int:
         if FLAGS.data_dir:
             config.data.data_dir = FLAGS.data_dir
         for name in ("max_steps", "log_every", "save_every", "eval_every",
-                     "eval_distance_samples"):
+                     "eval_distance_samples", "steps_per_loop"):
             value = getattr(FLAGS, name)
             if value is not None:
                 config.train[name] = value
