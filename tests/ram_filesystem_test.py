@@ -72,6 +72,13 @@ def _run_cli(name: str, *args: str, capsys) -> tuple[int, str, str]:
     (--export_dir, --data_dir, ...): the module's flags exist only while it runs.
     """
     capsys.readouterr()
+    # Flags other tests' modules left defined in this process (e.g. tts-gan-prep's --seed when
+    # pytest-xdist ran a prep test here first) are hidden while the CLI runs, then restored.
+    hidden = [(module, flag) for module, fl in flags.FLAGS.flags_by_module_dict().items()
+              if module.startswith(("data_prep", "tts_gan")) for flag in fl]
+    for _, flag in hidden:
+        if flag.name in flags.FLAGS:
+            delattr(flags.FLAGS, flag.name)
     before = set(flags.FLAGS)
     module_name = f"tts_gan.cli.{'evaluate' if name == 'eval' else name}"
     try:
@@ -83,6 +90,10 @@ def _run_cli(name: str, *args: str, capsys) -> tuple[int, str, str]:
             if flag in flags.FLAGS:
                 delattr(flags.FLAGS, flag)
         sys.modules.pop(module_name, None)
+        for module, flag in hidden:
+            if flag.name not in flags.FLAGS:
+                flags.FLAGS[flag.name] = flag
+                flags.FLAGS.register_flag_by_module(module, flag)
     out = capsys.readouterr()
     return rc, out.out, out.err
 
