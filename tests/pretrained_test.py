@@ -1,0 +1,75 @@
+"""The shipped pretrained model (pretrained/cpu_sine_mel): its card describes the version that is
+shipped, it loads as TF Serving would (highest version), and its sine excitation makes voiced
+output follow the requested F0 (a property of the trained weights, checked with a NumPy
+autocorrelation pitch estimate, not with the package's own code)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+import numpy as np
+import pytest
+
+from tts_gan import synthesis
+
+BASE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "pretrained",
+                    "cpu_sine_mel")
+
+
+def _versions() -> list[int]:
+    return sorted(int(d) for d in os.listdir(BASE) if d.isdigit())
+
+
+def _info(version: int) -> dict:
+    with open(os.path.join(BASE, str(version), "assets", "export_info.json")) as f:
+        return json.load(f)
+
+
+def test_model_card_describes_the_shipped_version():
+    versions = _versions()
+    assert versions, f"{BASE}: no SavedModel version directory"
+    latest = versions[-1]
+    step = int(re.search(r"ckpt-(\d+)$", _info(latest)["checkpoint"]).group(1))
+    with open(os.path.join(BASE, "README.md"), encoding="utf-8") as f:
+        card = f.read()
+    assert f"`{latest}/`: SavedModel" in card
+    assert f"version {latest}, step {step:,}" in card  # the measured row names this model
+    assert os.path.exists(os.path.join(BASE, "resume", "weights.index"))
+
+
+@pytest.fixture(scope="module")
+def synth() -> synthesis.ExportedSynthesizer:
+    return synthesis.ExportedSynthesizer(BASE)
+
+
+def _pitch_hz(audio: np.ndarray, sr: int, lo: float = 60.0, hi: float = 400.0) -> float:
+    """F0 of a voiced segment from the normalised autocorrelation's highest peak."""
+    x = audio - audio.mean()
+    ac = np.correlate(x, x, mode="full")[len(x) - 1:]
+    lags = np.arange(int(sr / hi), int(sr / lo))
+    return sr / lags[np.argmax(ac[lags] / ac[0])]
+
+
+def test_shipped_model_loads_and_follows_the_requested_f0(synth):
+    assert synth.path == os.path.join(BASE, str(_versions()[-1]))
+    assert synth.info["sine_excitation"] and synth.num_speakers == 2
+    mean = np.asarray(synth.manifest().mean, np.float32)
+    with open(os.path.join(synth.path, "assets", "config.json")) as f:
+        exc = json.load(f)["generator"]["excitation"]
+    frames = 200
+    results = {}
+    for f0 in (110.0, 220.0):
+        feats = np.tile(mean, (frames, 1))
+        feats[:, exc["lf0_index"]] = np.log(f0)  # the prep's log-F0 column
+        feats[:, exc["vuv_index"]] = 1.0  # voiced
+        audio, lengths = synth.run(feats[None], [frames], [1], [0])
+        audio = audio[0, : lengths[0]]
+        assert lengths[0] == frames * synth.samples_per_frame
+        assert np.all(np.isfinite(audio)) and np.max(np.abs(audio)) <= 1.0
+        mid = audio[len(audio) // 4: 3 * len(audio) // 4]
+        assert np.sqrt(np.mean(mid ** 2)) > 1e-4, "silent output for voiced frames"
+        results[f0] = _pitch_hz(mid, synth.sample_rate)
+    for f0, est in results.items():
+        assert abs(np.log2(est / f0)) < 0.1, results  # within ~a semitone and a half
