@@ -107,14 +107,15 @@ def test_export_is_the_ema_generator_with_standing_statistics(exported):
     assert_audio_differs(out, reference("generator"), "G instead of G_ema weights")
 
 
-def _model_dir_with_mu(exported, tmp_path, mu) -> tuple[str, str]:
-    """A copy of the exported run's model_dir whose config.json has data.mu = ``mu``."""
+def _model_dir_with_data(exported, tmp_path, **data) -> tuple[str, str]:
+    """A copy of the exported run's model_dir whose config.json's ``data`` fields are set to
+    ``data`` (e.g. ``mu``, ``data_dir``); returns (model_dir, config.json path)."""
     model_dir = str(tmp_path / "model")
     shutil.copytree(exported["model_dir"], model_dir)
     cfg_path = os.path.join(model_dir, "config.json")
     with open(cfg_path) as f:
         cfg = json.load(f)
-    cfg["data"]["mu"] = mu
+    cfg["data"].update(data)
     with open(cfg_path, "w") as f:
         json.dump(cfg, f)
     return model_dir, cfg_path
@@ -123,7 +124,7 @@ def _model_dir_with_mu(exported, tmp_path, mu) -> tuple[str, str]:
 def test_config_mu_is_the_decoding_mu(exported, tmp_path):
     """A model trained with config data.mu = 255 (App. C's 8-bit option) is exported with a
     µ = 255 decoder: same generator output y, decoded with 255 instead of 65535."""
-    model_dir, _ = _model_dir_with_mu(exported, tmp_path, 255.0)
+    model_dir, _ = _model_dir_with_data(exported, tmp_path, mu=255.0)
     base = str(tmp_path / "serving")
     proc = _run_export(f"--model_dir={model_dir}", f"--export_dir={base}",
                        f"--standing_passes={PASSES}", f"--standing_batch_size={BATCH}",
@@ -146,7 +147,7 @@ def test_config_mu_is_the_decoding_mu(exported, tmp_path):
 def test_bad_config_mu_is_a_clear_error(exported, tmp_path):
     """A config.json whose data.mu is not a positive number: exit 1 naming the file and the
     value before any work, nothing written under the export base."""
-    model_dir, cfg_path = _model_dir_with_mu(exported, tmp_path, "abc")
+    model_dir, cfg_path = _model_dir_with_data(exported, tmp_path, mu="abc")
     base = str(tmp_path / "serving")
     proc = _run_export(f"--model_dir={model_dir}", f"--export_dir={base}")
     assert proc.returncode == 1, proc.stderr[-3000:]
@@ -345,25 +346,12 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path):
 
 
 # --------------------------------------------------- standing statistics: data, never silently
-def _model_dir_recording(exported, tmp_path, data_dir: str) -> str:
-    """A copy of the exported run's model_dir whose config.json records ``data.data_dir``."""
-    model_dir = str(tmp_path / "model")
-    shutil.copytree(exported["model_dir"], model_dir)
-    cfg_path = os.path.join(model_dir, "config.json")
-    with open(cfg_path) as f:
-        cfg = json.load(f)
-    cfg["data"]["data_dir"] = data_dir
-    with open(cfg_path, "w") as f:
-        json.dump(cfg, f)
-    return model_dir
-
-
 def test_standing_statistics_come_from_the_data_dir_recorded_in_config_json(exported, tmp_path):
     """Without --data_dir the export finds the training data through the data.data_dir that
     config.json records: its standing statistics are those of the data's training windows."""
     data_dir = str(tmp_path / "data")
     make_prep_dir(data_dir)
-    model_dir = _model_dir_recording(exported, tmp_path, data_dir)
+    model_dir, _ = _model_dir_with_data(exported, tmp_path, data_dir=data_dir)
     base = str(tmp_path / "serving")
     proc = _run_export(f"--model_dir={model_dir}", f"--export_dir={base}",
                        f"--standing_passes={PASSES}", f"--standing_batch_size={BATCH}")
@@ -402,7 +390,7 @@ def test_missing_data_is_one_clear_error_naming_the_path_and_the_flag(exported, 
     """config.json records a data_dir that is not there (a model_dir copied off its machine):
     exit 1 with one line naming the manifest path and both flags; nothing written."""
     missing = str(tmp_path / "gone")
-    model_dir = _model_dir_recording(exported, tmp_path, missing)
+    model_dir, _ = _model_dir_with_data(exported, tmp_path, data_dir=missing)
     base = str(tmp_path / "serving")
     proc = _run_export(f"--model_dir={model_dir}", f"--export_dir={base}",
                        f"--standing_passes={PASSES}")
