@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import shlex
 import sys
 import time
 
@@ -101,11 +100,11 @@ def main(argv: list[str] | None = None) -> int:
     e = embed(session, a)
     ev = {k: embed(session, v) for k, v in variants.items()}
     s0, s1 = np.flatnonzero(s == 0), np.flatnonzero(s == 1)
-    cmd = " ".join(shlex.quote(x) for x in (sys.argv[1:] if argv is None else argv))
     lines = ["", f"## DNSMOS layers as the default eval extractor — "
              f"{datetime.date.today().isoformat()}", "",
-             f"Machine: nproc={os.cpu_count()}, {machine.cpu_model()}. Command: `.venv/bin/python "
-             f"benchmarks/eval_extractor_layers.py {cmd}` ({time.perf_counter() - t0:.0f} s). "
+             f"Machine: nproc={os.cpu_count()}, {machine.cpu_model()}. Command: "
+             f"`{machine.command('eval_extractor_layers.py', argv)}` "
+             f"({time.perf_counter() - t0:.0f} s). "
              f"{len(a)} windows of {args.split!r} "
              f"({len(s0)} of speaker 0, {len(s1)} of speaker 1); A = first {h}, B = the rest. "
              "Fréchet distance (one estimate); ratio to A vs B in brackets.", "",

@@ -23,7 +23,6 @@ import argparse
 import datetime
 import json
 import os
-import shlex
 import subprocess
 import sys
 import time
@@ -153,11 +152,10 @@ def main(argv: list[str] | None = None) -> int:
         d = rep["distances"]
         rows.append((n, rss, wall, d))
         print(f"N={n}: peak RSS {rss:.2f} GiB, {wall:.0f} s", flush=True)
-    cmd = " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     lines = ["", f"## tts-gan-eval peak memory at N = {', '.join(map(str, sizes))} — "
              f"{datetime.date.today().isoformat()}", "",
              f"Machine: nproc={os.cpu_count()}, {machine.cpu_model()}, shared (a training run "
-             f"on the same cores). Command: `.venv/bin/python benchmarks/eval_memory.py {cmd}` "
+             f"on the same cores). Command: `{machine.command('eval_memory.py', argv)}` "
              f"(set-up {setup_s:.0f} s). Test split: {2 * max(sizes)} 2-s windows (567-dim "
              "features) repeated from the source data in speaker blocks; random-init `tiny` "
              "generator; default extractor (DNSMOS embedding, 64 dims); batch 8; one fresh "

@@ -23,7 +23,6 @@ import argparse
 import datetime
 import json
 import os
-import shlex
 import sys
 import time
 from collections.abc import Sequence
@@ -279,9 +278,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except IntelligibilityError as e:
         print(f"intelligibility: error: {e}", file=sys.stderr)
         return 1
-    argv = sys.argv[1:] if argv is None else list(argv)
-    cmd = ".venv/bin/python benchmarks/intelligibility.py " + " ".join(
-        shlex.quote(a) for a in argv)
+    cmd = machine.command("intelligibility.py", argv)
     what = "recordings and model" if args.export_dir else "recordings"
     load = report["loadavg_1min"]
     lines = [

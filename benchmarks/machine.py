@@ -4,8 +4,18 @@ from __future__ import annotations
 
 import os
 import platform
+import shlex
+import sys
+from collections.abc import Sequence
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "RESULTS.md")
+
+
+def command(script: str, argv: Sequence[str] | None = None) -> str:
+    """The command that reproduces a run for RESULTS.md: ``.venv/bin/python benchmarks/<script>``
+    and ``argv`` (default: this process's arguments), each argument shell-quoted."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    return shlex.join([".venv/bin/python", f"benchmarks/{script}", *args])
 
 
 def cpu_model() -> str:

@@ -64,7 +64,7 @@ def main() -> None:
         print("RESULT " + json.dumps(measure(args.config, args.data_dir, args.one, args.steps,
                                               args.warmup)), flush=True)
         return
-    from machine import cpu_model, publish
+    from machine import command, cpu_model, publish
 
     load = os.getloadavg()[0]
     rows = {}
@@ -78,8 +78,8 @@ def main() -> None:
     keys = sorted({k for r in rows.values() for k in r if k != "steps_per_sec"})
     lines = [f"\n## Train-step numeric format, `{args.config}` — {datetime.date.today()}\n",
              f"Machine: nproc={os.cpu_count()}, {cpu_model()}; 1-min load {load:.2f} at the "
-             f"start. Command: `.venv/bin/python benchmarks/train_precision_benchmark.py "
-             + " ".join(sys.argv[1:]) + f"`. {args.steps} steps after {args.warmup} warm-up on "
+             f"start. Command: `{command('train_precision_benchmark.py')}`. {args.steps} steps "
+             f"after {args.warmup} warm-up on "
              "one real training batch, same initialisation.\n",
              "| variant | steps/s | " + " | ".join(keys) + " |",
              "|---|---:|" + "---:|" * len(keys)]
