@@ -12,7 +12,7 @@ import re
 import numpy as np
 import pytest
 
-from tts_gan import synthesis
+from tts_gan import export, synthesis
 
 BASE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "pretrained",
                     "cpu_sine_mel")
@@ -22,16 +22,12 @@ def _versions() -> list[int]:
     return sorted(int(d) for d in os.listdir(BASE) if d.isdigit())
 
 
-def _info(version: int) -> dict:
-    with open(os.path.join(BASE, str(version), "assets", "export_info.json")) as f:
-        return json.load(f)
-
-
 def test_model_card_describes_the_shipped_version():
     versions = _versions()
     assert versions, f"{BASE}: no SavedModel version directory"
     latest = versions[-1]
-    step = int(re.search(r"ckpt-(\d+)$", _info(latest)["checkpoint"]).group(1))
+    checkpoint = export.read_export_info(os.path.join(BASE, str(latest)))["checkpoint"]
+    step = int(re.search(r"ckpt-(\d+)$", checkpoint).group(1))
     with open(os.path.join(BASE, "README.md"), encoding="utf-8") as f:
         card = f.read()
     assert f"`{latest}/`: SavedModel" in card

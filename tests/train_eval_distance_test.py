@@ -3,12 +3,11 @@ distance of G_ema (with its standing statistics) to TensorBoard every ``eval_eve
 
 from __future__ import annotations
 
-import glob
-
 import numpy as np
 import pytest
 import tensorflow as tf
 import train_testdata as td
+from train_lib_test import _scalars  # {tag: [(step, value)]} of model_dir/train
 
 from tts_gan import evaluation, mulaw, train_lib
 
@@ -19,18 +18,6 @@ FRAMES = 64
 def data_dir(tmp_path_factory) -> str:
     return td.write_dataset(str(tmp_path_factory.mktemp("data")), window_frames=FRAMES,
                             shards={"train": 1, "valid": 1}, windows_per_shard=6)
-
-
-def _scalars(log_dir: str) -> dict[str, list[tuple[int, float]]]:
-    out: dict[str, list[tuple[int, float]]] = {}
-    for f in glob.glob(f"{log_dir}/events*"):
-        for r in tf.data.TFRecordDataset(f):
-            e = tf.compat.v1.Event.FromString(r.numpy())
-            for v in e.summary.value:
-                value = tf.make_ndarray(v.tensor) if v.HasField("tensor") else None
-                if value is not None and value.dtype.kind == "f" and value.size == 1:
-                    out.setdefault(v.tag, []).append((e.step, float(value.reshape(-1)[0])))
-    return out
 
 
 def test_distance_runs_on_g_ema_with_standing_statistics_and_is_logged(data_dir, tmp_path):
@@ -51,7 +38,7 @@ def test_distance_runs_on_g_ema_with_standing_statistics_and_is_logged(data_dir,
         return {"cFD-test": 1.25, "cKD-test": -0.5}
 
     values: dict[str, float] = {}
-    with tf.summary.create_file_writer(str(tmp_path)).as_default():
+    with tf.summary.create_file_writer(str(tmp_path / "train")).as_default():
         train_lib.write_eval_summaries(tr, evals, 3, 24000, 65535.0, standing_passes=2,
                                        distance=distance, distances=values)
     # During the call G_ema held standing statistics (not its running ones) ...
@@ -74,7 +61,7 @@ def test_training_logs_conditional_distance_every_eval_every(data_dir, tmp_path)
     lines: list[str] = []
     model_dir = str(tmp_path / "model")
     result = train_lib.train(config, model_dir, log=lines.append)
-    scalars = _scalars(f"{model_dir}/train")
+    scalars = _scalars(model_dir)
     for key in (f"eval/cFD-{name}", f"eval/cKD-{name}"):
         assert [s for s, _ in scalars[key]] == [2, 4], key
         assert all(np.isfinite(v) for _, v in scalars[key]), scalars[key]

@@ -26,6 +26,7 @@ import os
 import signal
 import time
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import keras
 import ml_collections
@@ -50,6 +51,9 @@ from tts_gan.generator import (
 )
 from tts_gan.layers import SNConv1D, SNDense, power_iteration
 from tts_gan.losses import hinge_d_terms, hinge_g_terms  # noqa: F401  (App. D; re-exported)
+
+if TYPE_CHECKING:
+    from tts_gan.evaluation import TrainingDistance
 
 SUM, MEAN = tf.distribute.ReduceOp.SUM, tf.distribute.ReduceOp.MEAN
 
@@ -631,7 +635,8 @@ def write_eval_summaries(trainer: GANTrainer, batch: dict[str, tf.Tensor], step:
     return fake.numpy()
 
 
-def make_training_distance(config: ml_collections.ConfigDict, data_dir: str):
+def make_training_distance(config: ml_collections.ConfigDict, data_dir: str
+                           ) -> TrainingDistance | None:
     """The Fig.-4 distance of ``train.eval_distance_samples`` valid windows with extractor
     ``train.eval_distance_extractor`` (:class:`tts_gan.evaluation.TrainingDistance`), or None
     when that is 0."""
