@@ -4,6 +4,7 @@ synthesised from their text, measured with real packaged models (no download at 
     .venv/bin/python benchmarks/intelligibility.py --data_dir=PREP [--export_dir=EXPORT/N]
         [--corpus_dir=~/.cache/tts-gan/festival_corpus] [--max_sentences=0]
         [--output_json=J] [--spectrogram_png=P] [--append]
+        [--split=test|train|valid] [--conditioning=text|recorded]
 
 The held-out set is read from ``PREP`` (a ``tts-gan-prep`` output): every utterance id in its
 ``test_utterances-*.tfrecord`` shards (e.g. ``slt_hts/s0042``), whatever the prep's split rule
@@ -12,6 +13,11 @@ was. For each, the recording ``CORPUS/wav/SPK/ID.wav`` and its text ``CORPUS/tex
 also speaks the text through the project's own text path (``tts-gan-synthesize --text
 --speaker=N``: Festival's front end → HTS labels + F0 → the prep's features → the export),
 with the recording's speaker id, and its audio is scored the same way.
+
+Two diagnostics locate a failure: ``--conditioning=recorded`` conditions the model on the
+utterance's prepared features (the recording's own durations and F0: copy synthesis, no
+Festival prosody), and ``--split=train`` scores sentences the model was trained on (their
+``train_utterances`` records; use ``--max_sentences``) instead of the held-out ones.
 
 Scoring (recogniser, WER, DNSMOS, text normalisation) and the held-out set are
 :mod:`tts_gan.intelligibility`, shared with ``tts-gan-eval``; its docstring has the rules.
@@ -59,10 +65,13 @@ def load_synthesizer(export_dir: str) -> Any:
 
 
 def synthesize_items(synth: Any, items: Sequence[Item], seed: int = 0,
-                     batch_size: int = 8) -> list[np.ndarray]:
-    """The model's audio (at ``synth.sample_rate``) for each item's text with its speaker:
-    ``tts-gan-synthesize --text`` (Festival front end, the prep's features), utterance i with
-    seed ``seed + i``. Each distinct text goes through Festival once."""
+                     batch_size: int = 8, conditioning: str = "text",
+                     data_dir: str | None = None, split: str = "test") -> list[np.ndarray]:
+    """The model's audio (at ``synth.sample_rate``) for each item with its speaker, utterance i
+    with seed ``seed + i``. ``conditioning="text"``: from the item's text as
+    ``tts-gan-synthesize --text`` (Festival front end, the prep's features; each distinct text
+    goes through Festival once); ``"recorded"``: from the utterance's prepared features in
+    ``data_dir``'s ``split`` (the recording's durations and F0: copy synthesis)."""
     from tts_gan import synthesis
 
     em = synth.manifest()
@@ -71,11 +80,17 @@ def synthesize_items(synth: Any, items: Sequence[Item], seed: int = 0,
     if missing:
         raise IntelligibilityError(f"{synth.path}: the export's manifest has no speaker "
                                    f"{missing[0]!r} (it has {sorted(ids)})")
-    texts = sorted({it.text for it in items})
-    feats = dict(zip(texts, (u.features for u in synthesis.utterances_from_text(
-        texts, [f"t{i:05d}" for i in range(len(texts))],
-        synthesis.default_question_file(em), 0)), strict=True))
-    utts = [synthesis.Utterance(it.utterance_id, feats[it.text],
+    if conditioning == "recorded":
+        prepared = synthesis.utterances_from_prep(data_dir, split,
+                                                  ids=[it.utterance_id for it in items])
+        feats = {it.utterance_id: u.features for it, u in zip(items, prepared, strict=True)}
+    else:
+        texts = sorted({it.text for it in items})
+        by_text = dict(zip(texts, (u.features for u in synthesis.utterances_from_text(
+            texts, [f"t{i:05d}" for i in range(len(texts))],
+            synthesis.default_question_file(em), 0)), strict=True))
+        feats = {it.utterance_id: by_text[it.text] for it in items}
+    utts = [synthesis.Utterance(it.utterance_id, feats[it.utterance_id],
                                 ids[it.speaker] if ids is not None else it.speaker_id)
             for it in items]
     out: list[np.ndarray] = [np.zeros(0, np.float32)] * len(utts)
@@ -180,7 +195,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="tts-gan-export SavedModel (version dir or base); without it only the "
                         "recordings are scored")
     p.add_argument("--max_sentences", type=int, default=0,
-                   help="at most this many held-out utterances per speaker (0: all)")
+                   help="at most this many utterances per speaker (0: all)")
+    p.add_argument("--split", default="test", choices=("test", "train", "valid"),
+                   help="whose utterances: test = held out for both voices (the acceptance "
+                        "set); train = sentences the model saw (diagnostic)")
+    p.add_argument("--conditioning", default="text", choices=("text", "recorded"),
+                   help="text: the model speaks the text through the Festival front end; "
+                        "recorded: the utterance's prepared features (copy synthesis)")
     p.add_argument("--seed", type=int, default=0, help="z seed of the first synthesised "
                    "utterance (utterance i uses seed + i)")
     p.add_argument("--output_json", default=None, help="per-utterance rows and summaries")
@@ -213,7 +234,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     load_start = os.getloadavg()
     t0 = time.perf_counter()
     try:
-        items = corpus_items(args.data_dir, args.corpus_dir, args.max_sentences)
+        items = corpus_items(args.data_dir, args.corpus_dir, args.max_sentences, args.split)
         synth = load_synthesizer(args.export_dir) if args.export_dir else None
     except schema.ManifestError as e:
         raise IntelligibilityError(str(e)) from None
@@ -224,7 +245,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     generated: list[np.ndarray] = []
     if synth is not None:
         try:
-            generated = synthesize_items(synth, items, args.seed)
+            generated = synthesize_items(synth, items, args.seed,
+                                         conditioning=args.conditioning,
+                                         data_dir=args.data_dir, split=args.split)
         except synthesis.SynthesisError as e:
             raise IntelligibilityError(str(e)) from None
         rows["model"] = [score(recognizer, it, a, synth.sample_rate)
@@ -232,7 +255,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     report = {
         "data_dir": args.data_dir, "corpus_dir": args.corpus_dir,
         "export_dir": synth.path if synth is not None else None,
-        "held_out_utterances": len(items), "seed": args.seed,
+        "held_out_utterances": len(items), "seed": args.seed, "split": args.split,
+        "conditioning": args.conditioning,
         "split_by": schema.load_manifest(args.data_dir).extra.get("splits", {}).get("split_by"),
         "summary": {k: summarise(v) for k, v in rows.items()}, "utterances": rows,
         "seconds": time.perf_counter() - t0, "loadavg_1min": [load_start[0],
@@ -247,9 +271,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             panels.append((f"{it.utterance_id} recording: \u201c{it.text}\u201d",
                            *recordings[i]))
             if generated:
-                panels.append((f"{it.utterance_id} generated by the model from the text "
-                               f"(speaker {it.speaker}; Festival slt front end)", generated[i],
-                               synth.sample_rate))
+                how = ("from the text (Festival slt front end)" if args.conditioning == "text"
+                       else "from the recording's prepared features")
+                panels.append((f"{it.utterance_id} generated by the model {how} "
+                               f"(speaker {it.speaker})", generated[i], synth.sample_rate))
         write_spectrogram_png(args.spectrogram_png, panels)
     if args.output_json:
         write_json(args.output_json, report)
@@ -280,18 +305,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     cmd = machine.command("intelligibility.py", argv)
     what = "recordings and model" if args.export_dir else "recordings"
+    whose = "held-out" if args.split == "test" else f"{args.split}-split"
+    speaks = ("speaking each utterance's text" if args.conditioning == "text" else
+              "conditioned on each utterance's prepared features (copy synthesis)")
     load = report["loadavg_1min"]
     lines = [
-        "", f"## Intelligibility and quality of the held-out {what} — "
+        "", f"## Intelligibility and quality of the {whose} {what} — "
         f"{datetime.date.today().isoformat()}", "",
         f"Machine: nproc={os.cpu_count()}, {machine.cpu_model()}; 1-min load average "
         f"{load[0]:.2f} at the start, {load[1]:.2f} at the end (shared). {versions()}. "
-        f"Command: `{cmd}` ({report['seconds']:.0f} s). Held-out set: the "
-        f"{report['held_out_utterances']} utterances of the data dir's test_utterances shards"
-        f" (split by {report['split_by'] or 'utterance'})"
+        f"Command: `{cmd}` ({report['seconds']:.0f} s). Set: the "
+        f"{report['held_out_utterances']} utterances of the data dir's "
+        f"{args.split}_utterances shards (split by {report['split_by'] or 'utterance'})"
         + (f" (first {args.max_sentences} per speaker)" if args.max_sentences else "")
-        + (f"; model: `{report['export_dir']}`, speaking each utterance's text with its "
-           f"speaker id, seeds {args.seed}+i" if args.export_dir else "")
+        + (f"; model: `{report['export_dir']}`, {speaks} with its speaker id, seeds "
+           f"{args.seed}+i" if args.export_dir else "")
         + ". WER: pocketsphinx 5 en-us on 16-kHz audio, jiwer, corpus-level over the "
         "sentences of a row, normalised text (lower case, no punctuation, apostrophes kept "
         "inside words, Mrs = missus, British → American spellings); OOV: reference words "

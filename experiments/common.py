@@ -54,6 +54,8 @@ def base_config() -> ml_collections.ConfigDict:
         bn_momentum=0.99,
         bn_epsilon=1e-4,
         cross_replica_bn=True,
+        linear_output=False,        # the paper: tanh output is the µ-law sample (App. C);
+                                    # True (not in the paper): it is linear audio, µ-law encoded
     ))
 
     c.discriminator = ml_collections.ConfigDict(dict(

@@ -46,6 +46,7 @@ def test_table1_configs_are_the_papers_recipe(name):
     assert (aux.stft_weight, aux.mel_weight, aux.ged_weight, aux.fm_weight) == (0, 0, 0, 0)
     assert cfg.train.d_start_step == 0
     assert not cfg.generator.get("excitation", {}).get("enabled", False)
+    assert cfg.generator.linear_output is False  # tanh output is the µ-law sample (App. C)
     assert cfg.train.adam_beta1 == 0.0 and cfg.train.adam_beta2 == 0.999
     assert cfg.train.d_hinge == "per_rwd"  # what they trained with before the option (#17)
 
@@ -56,3 +57,12 @@ def test_cpu_recipe_turns_the_aux_losses_and_excitation_on():
     assert cfg.train.aux.fm_weight > 0 and cfg.train.d_start_step > 0
     assert cfg.generator.excitation.enabled
     assert cfg.discriminator.rwds == experiments.get_config("gan_tts").discriminator.rwds
+
+
+def test_cpu_recipe_2_changes_only_the_output_domain():
+    one = experiments.get_config("cpu_sine_mel").to_dict()
+    two = experiments.get_config("cpu_sine_mel_linear").to_dict()
+    assert two["generator"].pop("linear_output") is True
+    assert one["generator"].pop("linear_output") is False
+    assert two.pop("name") == "cpu_sine_mel_linear" and one.pop("name") == "cpu_sine_mel"
+    assert one == two

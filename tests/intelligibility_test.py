@@ -4,6 +4,7 @@ the held-out set read from a data dir, and its errors."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -159,14 +160,16 @@ def test_scores_festival_speech_well_and_noise_badly(tmp_path, capsys, recognize
 
 
 # ------------------------------------------------------------------------------ inputs
-def _data_dir(path, uids: list[tuple[str, int]], count: int | None = None) -> str:
-    """A minimal prep dir: manifest.json + one test_utterances shard with ``uids``."""
+def _data_dir(path, uids: list[tuple[str, int]], count: int | None = None,
+              split: str = "test") -> str:
+    """A minimal prep dir: manifest.json + one ``split``_utterances shard with ``uids``; the
+    k-th utterance's features are all k (identity normalisation)."""
     os.makedirs(path, exist_ok=True)
     w = tfrecord_io.ShardWriter(os.path.join(path, schema.shard_name(
-        schema.TEST_UTTERANCES, 0, 1)))
-    for uid, spk in uids:
+        schema.utterance_prefix(split), 0, 1)))
+    for k, (uid, spk) in enumerate(uids):
         w.write(tfrecord_io.utterance_example(np.zeros(240, np.float32),
-                                              np.zeros((2, 3), np.float32), spk, uid))
+                                              np.full((2, 3), k, np.float32), spk, uid))
     w.publish()
     n = len(uids) if count is None else count
     manifest = {
@@ -174,7 +177,7 @@ def _data_dir(path, uids: list[tuple[str, int]], count: int | None = None) -> st
         "feature_breakdown": [{"name": "x", "start": 0, "size": 3, "kind": schema.NUMERIC}],
         "sample_rate": schema.SAMPLE_RATE, "frame_rate": schema.FRAME_RATE, "mu": schema.MU,
         "window_frames": 400, "hop_frames": 400, "compression": "",
-        "counts": {s: {"shards": 1, "utterances": n if s == "test" else 0, "windows": 0}
+        "counts": {s: {"shards": 1, "utterances": n if s == split else 0, "windows": 0}
                    for s in schema.SPLITS},
         "hours": {}, "speakers": {"kal_diphone": 0, "slt_hts": 1}, "num_speakers": 2,
         "normalisation": {"mean": [0.0] * 3, "std": [1.0] * 3}, "rejected": 0,
@@ -270,6 +273,26 @@ def test_synthesize_items_speaks_each_text_with_the_exports_speaker_id(monkeypat
     assert len(calls) == 1  # checked before Festival runs
 
 
+def test_recorded_conditioning_on_the_train_split(tmp_path) -> None:
+    """--split=train --conditioning=recorded: the train_utterances records' own features
+    (copy synthesis), with the export's speaker ids; no Festival."""
+    uids = [("slt_hts/s0003", 1), ("kal_diphone/s0003", 0)]
+    data = _data_dir(tmp_path / "data", uids, split="train")
+    corpus = _corpus(tmp_path / "corpus", [u for u, _ in uids], ["A b.", "A b."])
+    with pytest.raises(scoring.IntelligibilityError, match="no test utterance shards"):
+        scoring.corpus_items(data, corpus)
+    items = scoring.corpus_items(data, corpus, split="train")
+    assert [i.utterance_id for i in items] == ["kal_diphone/s0003", "slt_hts/s0003"]
+    out = intel.synthesize_items(_FakeSynth({"slt_hts": 0, "kal_diphone": 1}), items, seed=10,
+                                 conditioning="recorded", data_dir=data, split="train")
+    # value = 1000 * export speaker id + (seed + i) + features (k of the record)
+    assert [float(a[0]) for a in out] == [1000 + 10 + 1, 0 + 11 + 0]
+    with pytest.raises(synthesis.SynthesisError, match="no utterance 'slt_hts/s0009'"):
+        intel.synthesize_items(_FakeSynth({"slt_hts": 0, "kal_diphone": 1}),
+                               [dataclasses.replace(items[1], utterance_id="slt_hts/s0009")],
+                               conditioning="recorded", data_dir=data, split="train")
+
+
 def _error(capsys, argv: list[str]) -> str:
     assert intel.main(argv) == 1
     return capsys.readouterr().err
@@ -302,4 +325,4 @@ def test_errors_name_the_input(tmp_path, capsys) -> None:
 
     short = _data_dir(tmp_path / "short", [("slt_hts/s0001", 1)], count=2)
     err = _error(capsys, [f"--data_dir={short}", f"--corpus_dir={corpus2}"])
-    assert "1 held-out utterances" in err and "test.utterances = 2" in err
+    assert "1 test utterances" in err and "test.utterances = 2" in err

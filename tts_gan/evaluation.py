@@ -380,18 +380,11 @@ def quality_report(synth: Any, data_dir: str, items: Sequence[Any], speaker_ids:
     (:mod:`tts_gan.intelligibility`) of each recording and of the model resynthesising it from
     its prepared features (the recording's durations and F0), utterance i with seed
     ``seed + i``. Per speaker and pooled."""
-    from tts_gan import data as data_lib
     from tts_gan import intelligibility, synthesis
 
-    wanted = {it.utterance_id: k for k, it in enumerate(items)}
-    manifest = schema.load_manifest(data_dir)
-    utts: list[Any] = [None] * len(items)
-    for ex in data_lib.make_utterance_dataset(data_dir, "test"):
-        uid = ex["utterance_id"].numpy().decode("utf-8")
-        if uid in wanted:
-            feats = schema.denormalize(ex["features"].numpy(), manifest)
-            utts[wanted[uid]] = synthesis.Utterance(uid, feats,
-                                                    speaker_ids[int(ex["speaker"])])
+    utts = [dataclasses.replace(u, speaker=speaker_ids[u.speaker])
+            for u in synthesis.utterances_from_prep(data_dir, "test",
+                                                    ids=[it.utterance_id for it in items])]
     recognizer = intelligibility.Recognizer()
     rows: dict[str, list[dict[str, Any]]] = {"recording": [], "model": []}
     for it in items:

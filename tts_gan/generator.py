@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import keras
 import tensorflow as tf
 
-from tts_gan import ops
+from tts_gan import mulaw, ops
 from tts_gan.layers import (
     CheckpointListsMixin,
     ConditionalBatchNorm,
@@ -203,8 +203,14 @@ class Generator(CheckpointListsMixin, keras.Model):
                  dilations: Sequence[int] = GBLOCK_DILATIONS, spectral_norm: bool = True,
                  bn_momentum: float = 0.99, bn_epsilon: float = 1e-4,
                  cross_replica_bn: bool = True, excitation: ExcitationSpec | None = None,
-                 **kwargs):
+                 output_mu: float = 0.0, **kwargs):
         super().__init__(**kwargs)
+        # 0: the paper (tanh output is the µ-law sample); > 0: tanh output is linear audio in
+        # [-1, 1], µ-law encoded with this µ, so G's output contract (µ-law) stays the same.
+        self.output_mu = float(output_mu)
+        if self.output_mu < 0:
+            raise ValueError(f"generator output_mu={output_mu}: expected 0 (the paper) or the "
+                             "data's µ > 0")
         ops.check_positive_ints("generator.blocks", [v for b in blocks for v in b])
         self.excitation = excitation
         if excitation is not None:
@@ -284,6 +290,8 @@ class Generator(CheckpointListsMixin, keras.Model):
                       excitation=exc)
             mask = mask_out
         audio = tf.tanh(self.conv_out(h, seq_mask=mask, training=training))
+        if self.output_mu > 0:  # linear waveform → the µ-law domain G models (not in the paper)
+            audio = mulaw.encode(audio, self.output_mu)
         return ops.apply_mask(audio, mask)
 
     # --- introspection: the numbers of Table 2 / §5.2 ------------------------------------
@@ -354,8 +362,21 @@ def build_generator(cfg, feature_dim: int | None = None, num_speakers: int | Non
         kernel_size=cfg.kernel_size, dilations=tuple(cfg.dilations),
         spectral_norm=cfg.spectral_norm, bn_momentum=cfg.bn_momentum, bn_epsilon=cfg.bn_epsilon,
         cross_replica_bn=cfg.cross_replica_bn, excitation=excitation_spec(cfg),
-        name="generator")
+        output_mu=output_mu(cfg), name="generator")
     return gen
+
+
+def output_mu(cfg) -> float:
+    """µ of the linear-output generator (``generator.linear_output``; ``output_mu`` is filled
+    in with ``data.mu`` by ``resolve_config``), or 0 for the paper's µ-law output."""
+    get = cfg.get if hasattr(cfg, "get") else (lambda k, d=None: d)
+    if not get("linear_output", False):
+        return 0.0
+    mu = get("output_mu", None)
+    if not mu:
+        raise ValueError("generator.linear_output is set but generator.output_mu is not: it is "
+                         "data.mu, filled in by resolve_config")
+    return float(mu)
 
 
 def excitation_spec(cfg) -> ExcitationSpec | None:

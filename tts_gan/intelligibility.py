@@ -148,17 +148,20 @@ class Item:
     wav: str
 
 
-def held_out_ids(data_dir: str) -> tuple[Any, list[tuple[str, int]]]:
-    """(manifest, [(utterance id, speaker id)] sorted by id) of the prep's test utterances."""
+def held_out_ids(data_dir: str, split: str = "test") -> tuple[Any, list[tuple[str, int]]]:
+    """(manifest, [(utterance id, speaker id)] sorted by id) of the prep's whole-utterance
+    records of ``split`` (``test``: the held-out set; ``train``: sentences the model saw)."""
     import tensorflow as tf
 
     from tts_gan import schema
 
+    if split not in schema.SPLITS:
+        raise IntelligibilityError(f"split {split!r}: expected one of {schema.SPLITS}")
     manifest = schema.load_manifest(data_dir)
-    pattern = os.path.join(data_dir, schema.shard_pattern(schema.TEST_UTTERANCES))
+    pattern = os.path.join(data_dir, schema.shard_pattern(schema.utterance_prefix(split)))
     files = sorted(tf.io.gfile.glob(pattern))
     if not files:
-        raise IntelligibilityError(f"{pattern}: no held-out utterance shards (a tts-gan-prep "
+        raise IntelligibilityError(f"{pattern}: no {split} utterance shards (a tts-gan-prep "
                                    "output directory was expected)")
     spec = {schema.UTTERANCE_ID: tf.io.FixedLenFeature([], tf.string),
             schema.SPEAKER: tf.io.FixedLenFeature([], tf.int64)}
@@ -170,18 +173,20 @@ def held_out_ids(data_dir: str) -> tuple[Any, list[tuple[str, int]]]:
                         int(ex[schema.SPEAKER])))
     except tf.errors.OpError as e:
         raise IntelligibilityError(f"{pattern}: cannot read the records ({e.message})") from None
-    expected = manifest.counts.get("test", {}).get("utterances")
+    expected = manifest.counts.get(split, {}).get("utterances")
     if expected is not None and expected != len(ids):
-        raise IntelligibilityError(f"{pattern}: {len(ids)} held-out utterances, but "
+        raise IntelligibilityError(f"{pattern}: {len(ids)} {split} utterances, but "
                                    f"{os.path.join(data_dir, schema.MANIFEST_NAME)} counts "
-                                   f"test.utterances = {expected}")
+                                   f"{split}.utterances = {expected}")
     return manifest, sorted(ids)
 
 
-def corpus_items(data_dir: str, corpus_dir: str, max_sentences: int = 0) -> list[Item]:
-    """The held-out utterances of ``data_dir`` with their text and wav in ``corpus_dir``;
-    ``max_sentences > 0`` keeps the first that many of each speaker (id order)."""
-    manifest, ids = held_out_ids(data_dir)
+def corpus_items(data_dir: str, corpus_dir: str, max_sentences: int = 0,
+                 split: str = "test") -> list[Item]:
+    """The utterances of ``data_dir``'s ``split`` (default the held-out set) with their text
+    and wav in ``corpus_dir``; ``max_sentences > 0`` keeps the first that many of each speaker
+    (id order)."""
+    manifest, ids = held_out_ids(data_dir, split)
     names = {v: k for k, v in manifest.speakers.items()}
     items: list[Item] = []
     per_speaker: dict[int, int] = {}
@@ -197,7 +202,7 @@ def corpus_items(data_dir: str, corpus_dir: str, max_sentences: int = 0) -> list
         txt = os.path.join(corpus_dir, "text", uid + ".txt")
         for path in (wav, txt):
             if not os.path.isfile(path):
-                raise IntelligibilityError(f"{path}: missing (held-out utterance {uid} of "
+                raise IntelligibilityError(f"{path}: missing ({split} utterance {uid} of "
                                            f"{data_dir}; --corpus_dir must be the corpus the "
                                            "data was prepared from)")
         with open(txt, encoding="utf-8") as f:

@@ -330,17 +330,30 @@ def utterances_from_text(texts: Sequence[str], ids: Sequence[str], question_file
                 for uid, (lab, wav) in zip(ids, rendered, strict=True)]
 
 
-def utterances_from_prep(data_dir: str, split: str = "test",
-                         speaker: int | None = None) -> list[Utterance]:
-    """Whole utterances of a prepared split, de-normalised back to RAW features."""
+def utterances_from_prep(data_dir: str, split: str = "test", speaker: int | None = None,
+                         ids: Sequence[str] | None = None) -> list[Utterance]:
+    """Whole utterances of a prepared split, de-normalised back to RAW features (the
+    recording's own durations and F0: copy synthesis). ``ids``: only these utterance ids, in
+    this order (each must be in the split); ``speaker``: this id instead of the recorded one."""
     from tts_gan.data import make_utterance_dataset
 
     manifest = schema.load_manifest(data_dir)
+    wanted = None if ids is None else set(ids)
     utts = []
     for ex in make_utterance_dataset(data_dir, split):
+        uid = ex["utterance_id"].numpy().decode("utf-8")
+        if wanted is not None and uid not in wanted:
+            continue
         feats = schema.denormalize(ex["features"].numpy(), manifest)
         spk = int(ex["speaker"]) if speaker is None else speaker
-        utts.append(Utterance(ex["utterance_id"].numpy().decode("utf-8"), feats, spk))
+        utts.append(Utterance(uid, feats, spk))
+    if ids is not None:
+        by_id = {u.utterance_id: u for u in utts}
+        missing = [i for i in ids if i not in by_id]
+        if missing:
+            raise SynthesisError(f"{data_dir}: the {split} split has no utterance "
+                                 f"{missing[0]!r} ({len(missing)} of {len(ids)} missing)")
+        return [by_id[i] for i in ids]
     if not utts:
         raise SynthesisError(f"{data_dir}: the {split} split has no utterances")
     return utts

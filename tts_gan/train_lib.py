@@ -681,6 +681,8 @@ def resolve_config(config: ml_collections.ConfigDict, data_dir: str) -> ml_colle
     exc = config.generator.get("excitation")
     if exc is not None and exc.get("enabled", False):
         fill_excitation_columns(exc, manifest, data_dir)
+    if config.generator.get("linear_output", False):
+        config.generator.output_mu = config.data.mu  # G encodes its linear output with it
     config.generator.feature_dim = manifest.feature_dim
     config.generator.num_speakers = manifest.num_speakers
     if not config.data.get("compression"):

@@ -106,6 +106,8 @@ def main(argv: list[str]) -> int:
                 dim, speakers = manifest.feature_dim, manifest.num_speakers
                 mean, std = np.asarray(manifest.mean), np.asarray(manifest.std)
                 assets[schema.MANIFEST_NAME] = os.path.join(mdir, schema.MANIFEST_NAME)
+            if cfg.generator.get("linear_output", False):
+                cfg.generator.output_mu = cfg.data.mu  # as resolve_config does for training
             gen = build_and_init(build_generator(cfg.generator, dim, speakers))
             info.update(config_name=cfg.get("name", ""), normalisation=(
                 "manifest" if mean is not None else "identity"))
