@@ -88,7 +88,7 @@ def synthesize_items(synth: Any, items: Sequence[Item], seed: int = 0,
         texts = sorted({it.text for it in items})
         by_text = dict(zip(texts, (u.features for u in synthesis.utterances_from_text(
             texts, [f"t{i:05d}" for i in range(len(texts))],
-            synthesis.default_question_file(em), 0)), strict=True))
+            synth.question_file(), 0)), strict=True))
         feats = {it.utterance_id: by_text[it.text] for it in items}
     utts = [synthesis.Utterance(it.utterance_id, feats[it.utterance_id],
                                 ids[it.speaker] if ids is not None else it.speaker_id)

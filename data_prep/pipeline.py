@@ -406,11 +406,6 @@ def merge_stats(a: tuple | None, b: tuple) -> tuple:
     return n, ma + delta * (nb / n), m2a + m2b + delta**2 * (na * nb / n)
 
 
-def _file_sha(path: str) -> str:
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
-
-
 def _first_feature_dim(utts: list[corpus_lib.Utterance]) -> int:
     for u in utts:
         try:
@@ -493,7 +488,7 @@ def run_prep(cfg: PrepConfig) -> schema.Manifest:
             raise PrepError(str(e)) from None
         dim = qset.dim + feat_lib.NUM_FRAME_FEATURES + feat_lib.NUM_PITCH_FEATURES
         settings_extra = {
-            "questions_sha256": _file_sha(qfile), "frontend_version": FRONTEND_VERSION,
+            "questions_sha256": questions.file_sha256(qfile), "frontend_version": FRONTEND_VERSION,
         }
     else:
         dim = _first_feature_dim(utts)
@@ -746,6 +741,11 @@ def _write_manifest(
             "f0_method": cfg.f0_method if qset else None,
             "question_file": (
                 os.path.abspath(cfg.question_file or DEFAULT_QUESTION_FILE) if qset else None
+            ),
+            # identifies the question set where the path does not exist (another machine)
+            "question_file_sha256": (
+                questions.file_sha256(cfg.question_file or DEFAULT_QUESTION_FILE) if qset
+                else None
             ),
             "rejected_by_reason": by_reason,
             "seed": cfg.seed,

@@ -121,6 +121,40 @@ def _model_dir_with_data(exported, tmp_path, **data) -> tuple[str, str]:
     return model_dir, cfg_path
 
 
+def test_the_preps_question_file_ships_with_the_model(exported, tmp_path):
+    """The manifest's question file goes into assets/questions.hed (serving computes features
+    of new text with it, wherever the export is loaded); a recorded question file that is gone
+    and is not the packaged default is a clear error, nothing written."""
+    from tts_gan import synthesis
+
+    model_dir, _ = _model_dir_with_data(exported, tmp_path)
+    qfile = tmp_path / "my_questions.hed"
+    qfile.write_text('QS "C-pau" {-pau+}\nCQS "C-Syl_Num-Segs" {/C:(\\d+)+}\n')
+    man_path = os.path.join(model_dir, "manifest.json")
+    with open(man_path) as f:
+        man = json.load(f)
+    with open(man_path, "w") as f:
+        json.dump(dict(man, question_file=str(qfile)), f)
+    base = str(tmp_path / "serving")
+    proc = _run_export(f"--model_dir={model_dir}", f"--export_dir={base}", "--notflite",
+                       "--standing_passes=1", f"--standing_batch_size={BATCH}",
+                       "--standing_stats_from_random")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    shipped = os.path.join(base, "1", "assets", "questions.hed")
+    with open(shipped, "rb") as f:
+        assert f.read() == qfile.read_bytes()
+    qfile.unlink()  # the export is self-contained
+    assert synthesis.ExportedSynthesizer(base).question_file() == shipped
+
+    with open(man_path, "w") as f:
+        json.dump(dict(man, question_file=str(qfile), question_file_sha256="0" * 64), f)
+    base2 = str(tmp_path / "serving2")
+    proc = _run_export(f"--model_dir={model_dir}", f"--export_dir={base2}")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert f"question_file {qfile}, which does not exist here" in proc.stderr
+    assert not os.path.exists(base2) or not os.listdir(base2)
+
+
 def test_config_mu_is_the_decoding_mu(exported, tmp_path):
     """A model trained with config data.mu = 255 (App. C's 8-bit option) is exported with a
     µ = 255 decoder: same generator output y, decoded with 255 instead of 65535."""

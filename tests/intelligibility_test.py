@@ -243,6 +243,9 @@ class _FakeSynth:
     def check(self, utt) -> None:
         pass
 
+    def question_file(self) -> str:
+        return "questions.hed"
+
     def run(self, features, lengths, speakers, seeds):
         audio = np.zeros((len(lengths), 120 * features.shape[1]), np.float32)
         for b, (spk, seed) in enumerate(zip(speakers, seeds, strict=True)):

@@ -40,6 +40,7 @@ from tts_gan import mulaw, schema
 from tts_gan.generator import Generator, accumulate_standing_statistics, build_and_init
 
 EXPORT_INFO = "export_info.json"
+QUESTIONS_NAME = "questions.hed"  # the prep's HTS question file (front end of the features)
 CONFIG_NAME = "config.json"
 SEED_SIGNATURE = "serving_default"
 Z_SIGNATURE = "synthesize_z"

@@ -76,6 +76,11 @@ class ExportedSynthesizer:
         path = self.asset(schema.MANIFEST_NAME)
         return schema.load_manifest(os.path.dirname(path)) if path else None
 
+    def question_file(self) -> str:
+        """The question file of the model's training features (:func:`default_question_file`:
+        the export's ``assets/questions.hed`` first)."""
+        return default_question_file(self.manifest(), self.asset(export_lib.QUESTIONS_NAME))
+
     def run(self, features: np.ndarray, lengths: Sequence[int], speakers: Sequence[int],
             seeds: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         """One call of the signature: padded RAW features ``[B, T, D]`` → (audio, lengths)."""
@@ -204,13 +209,42 @@ def write_wav(path: str, chunks: Iterable[np.ndarray], sample_rate: int) -> int:
 
 
 # ------------------------------------------------------------------------------ front ends
-def default_question_file(manifest: schema.Manifest | None) -> str:
-    """The prep question file: the manifest's ``question_file`` if present, else the default."""
-    if manifest is not None:
-        q = manifest.extra.get("question_file")
-        if q and os.path.exists(q):
-            return q
-    return frontend.DEFAULT_QUESTION_FILE
+def default_question_file(manifest: schema.Manifest | None, shipped: str | None = None) -> str:
+    """The question file the model's training features were computed with.
+
+    In order: ``shipped`` (the export's ``assets/questions.hed``); the packaged default for a
+    random-init export (no manifest) or data prepared without questions; the manifest's
+    ``question_file`` where it exists (its ``question_file_sha256``, when recorded, must
+    match); the packaged default where the manifest shows it is the same question set (equal
+    ``question_file_sha256``, or for manifests without one, the default produces exactly the
+    manifest's ``feature_breakdown``). Anything else is a :class:`SynthesisError`: the features
+    would silently differ from the training data's (pass ``--question_file``)."""
+    if shipped:
+        return shipped
+    default = frontend.DEFAULT_QUESTION_FILE
+    if manifest is None or not manifest.extra.get("question_file"):
+        return default
+    recorded = str(manifest.extra["question_file"])
+    want_hash = manifest.extra.get("question_file_sha256")
+    if os.path.exists(recorded):
+        if want_hash and questions.file_sha256(recorded) != want_hash:
+            raise SynthesisError(f"the model's manifest.json: question_file {recorded} has "
+                                 "changed since the data was prepared (its SHA-256 is not the "
+                                 "recorded question_file_sha256); pass --question_file with "
+                                 "the file the data was prepared with")
+        return recorded
+    if want_hash:
+        same = questions.file_sha256(default) == want_hash
+    else:
+        blocks = feat_lib.hts_feature_breakdown(feat_lib.load_questions_for(
+            default, frontend_version(manifest)))
+        same = [dataclasses.asdict(b) for b in blocks] == [
+            dataclasses.asdict(b) for b in manifest.feature_breakdown]
+    if same:
+        return default
+    raise SynthesisError(f"the model's manifest.json names question_file {recorded}, which "
+                         "does not exist here and is not the packaged default question set; "
+                         "pass --question_file with the file the data was prepared with")
 
 
 def frontend_version(manifest: schema.Manifest | None) -> int:

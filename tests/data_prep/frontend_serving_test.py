@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import glob
+import hashlib
 import os
 
 import numpy as np
@@ -52,12 +53,20 @@ def _utterance_features(out: str, dim: int) -> dict[str, np.ndarray]:
     return feats
 
 
-def test_serving_features_equal_the_prepared_ones_and_version_1_is_kept(tmp_path) -> None:
-    root, out = str(tmp_path / "c"), str(tmp_path / "out")
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory) -> tuple[str, str, schema.Manifest]:
+    """(corpus, prep output, manifest) of a harvest-F0 hts prep with the default questions."""
+    tmp = tmp_path_factory.mktemp("serving")
+    root, out = str(tmp / "c"), str(tmp / "out")
     _corpus(root)
     m = pipeline.run_prep(pipeline.PrepConfig(
         fmt="hts", corpus_dir=root, output_dir=out, window_frames=40, valid_fraction=0,
         test_fraction=0, f0_method="harvest", progress=False))
+    return root, out, m
+
+
+def test_serving_features_equal_the_prepared_ones_and_version_1_is_kept(prepared) -> None:
+    root, out, m = prepared
     assert m.extra["frontend_version"] == features.FRONTEND_VERSION == 2
     assert m.extra["f0_method"] == "harvest" and synthesis.f0_method(m) == "harvest"
     assert synthesis.frontend_version(m) == 2
@@ -88,6 +97,44 @@ def test_serving_features_equal_the_prepared_ones_and_version_1_is_kept(tmp_path
         np.testing.assert_allclose(pos1[:, 8], pos[:, 7] - 0.5 / n, rtol=1e-6)
     # phone boundaries round to the nearest frame: 20.2469 -> 20, 51.74 -> 52
     assert np.nonzero(np.diff(prepared["u0"][:, 556 + 5]))[0].tolist() == [19, 51]
+
+
+def test_question_file_is_found_or_a_clear_error(prepared, tmp_path) -> None:
+    """The prep records the question file's path and SHA-256; serving uses the export's
+    shipped copy, else the recorded path, else the packaged default only where it is provably
+    the same question set; otherwise it refuses (never silently another front end)."""
+    m = prepared[2]
+    with open(DEFAULT_QUESTION_FILE, "rb") as f:
+        default_bytes = f.read()
+    default_sha = hashlib.sha256(default_bytes).hexdigest()
+    assert m.extra["question_file"] == os.path.abspath(DEFAULT_QUESTION_FILE)
+    assert m.extra["question_file_sha256"] == default_sha
+
+    def moved(**extra) -> schema.Manifest:
+        return dataclasses.replace(m, extra={**m.extra, **extra})
+
+    gone = str(tmp_path / "elsewhere" / "default_questions.hed")  # trained on another machine
+    assert synthesis.default_question_file(moved(question_file=gone)) == DEFAULT_QUESTION_FILE
+    assert synthesis.default_question_file(moved(question_file=gone),
+                                           shipped="ram://x/assets/q.hed") == "ram://x/assets/q.hed"
+    with pytest.raises(synthesis.SynthesisError, match=f"{gone}, which does not exist"):
+        synthesis.default_question_file(moved(question_file=gone, question_file_sha256="0" * 64))
+    # manifests written before the hash was recorded: the feature breakdown decides
+    legacy = moved(question_file=gone, question_file_sha256=None)
+    assert synthesis.default_question_file(legacy) == DEFAULT_QUESTION_FILE
+    other = dataclasses.replace(legacy, feature_breakdown=[
+        dataclasses.replace(b, name=b.name + "_x") if i == 0 else b
+        for i, b in enumerate(legacy.feature_breakdown)])
+    with pytest.raises(synthesis.SynthesisError, match="pass --question_file"):
+        synthesis.default_question_file(other)
+    # a custom question file that still exists, edited after the prep
+    custom = tmp_path / "q.hed"
+    custom.write_bytes(default_bytes)
+    mine = moved(question_file=str(custom), question_file_sha256=default_sha)
+    assert synthesis.default_question_file(mine) == str(custom)
+    custom.write_text('QS "C-pau" {-pau+}\n')
+    with pytest.raises(synthesis.SynthesisError, match="has changed since the data was prep"):
+        synthesis.default_question_file(mine)
 
 
 def test_unknown_frontend_version_is_a_clear_error(tmp_path) -> None:

@@ -81,6 +81,7 @@ def main(argv: list[str]) -> int:
     assets: dict[str, str] = {}
     info: dict = {"init": init}
     mean = std = None
+    manifest = None
     try:
         if init == "checkpoint":
             if not FLAGS.model_dir:
@@ -111,6 +112,15 @@ def main(argv: list[str]) -> int:
             gen = build_and_init(build_generator(cfg.generator, dim, speakers))
             info.update(config_name=cfg.get("name", ""), normalisation=(
                 "manifest" if mean is not None else "identity"))
+        if manifest is not None and manifest.extra.get("question_file"):
+            # the front end travels with the model: serving computes features of new text or
+            # labels with the question set the training data was prepared with
+            from tts_gan import synthesis
+
+            try:
+                assets[export.QUESTIONS_NAME] = synthesis.default_question_file(manifest)
+            except synthesis.SynthesisError as e:
+                raise export.ExportError(str(e)) from None
         try:  # before the standing-statistics passes, so a bad config fails fast
             mu = mulaw.check_mu(cfg.data.get("mu", schema.MU), "config data.mu" + (
                 f" in {os.path.join(FLAGS.model_dir, export.CONFIG_NAME)}"

@@ -93,7 +93,7 @@ def main(argv: list[str]) -> int:
     try:
         synth = synthesis.ExportedSynthesizer(FLAGS.export_dir)
         manifest = synth.manifest()
-        qfile = FLAGS.question_file or synthesis.default_question_file(manifest)
+        qfile = FLAGS.question_file or synth.question_file()
         # the front end of the model's training data (tts_gan.frontend)
         fe = {"f0_method": synthesis.f0_method(manifest),
               "frontend_version": synthesis.frontend_version(manifest)}

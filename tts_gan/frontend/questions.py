@@ -220,8 +220,27 @@ def parse_question_text(
     return QuestionSet(questions, path, cqs_unmatched)
 
 
+def file_sha256(path: str) -> str:
+    """Hex SHA-256 of a question file's bytes: recorded by the prep in manifest.json
+    (``question_file_sha256``) so serving can tell which question set the features came from."""
+    import hashlib
+
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
 def load_questions(path: str, cqs_unmatched: float = CQS_UNMATCHED) -> QuestionSet:
-    """Reads a ``.hed`` question file."""
+    """Reads a ``.hed`` question file (local, or ``gs://`` / ``ram://`` through tf.io.gfile:
+    an export's ``assets/questions.hed``)."""
+    if "://" in path:
+        import tensorflow as tf
+
+        try:
+            with tf.io.gfile.GFile(path, "r") as f:
+                text = f.read()
+        except tf.errors.OpError as e:
+            raise QuestionError(f"{path}: cannot read question file ({e.message})") from None
+        return parse_question_text(text, path, cqs_unmatched)
     try:
         with open(path, encoding="utf-8") as f:
             text = f.read()
