@@ -56,6 +56,8 @@ def base_config() -> ml_collections.ConfigDict:
         cross_replica_bn=True,
         linear_output=False,        # the paper: tanh output is the µ-law sample (App. C);
                                     # True (not in the paper): it is linear audio, µ-law encoded
+        stem_mel_bins=0,            # >0 (not in the paper): a training-only log-mel head on the
+        stem_mel_after=2,           # 200 Hz stem after this GBlock (train.aux.stem_mel_weight)
     ))
 
     c.discriminator = ml_collections.ConfigDict(dict(
@@ -97,6 +99,7 @@ def base_config() -> ml_collections.ConfigDict:
             mel_weight=0.0,
             ged_weight=0.0,
             fm_weight=0.0,
+            stem_mel_weight=0.0,    # needs generator.stem_mel_bins = the mel term's bins
         )),
         eval_examples=4,            # fixed valid windows sampled by G_ema for TensorBoard
         eval_standing_passes=10,    # standing-statistics passes before those samples

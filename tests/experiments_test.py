@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 
 import experiments
+from tts_gan import losses
 from tts_gan.discriminator import build_discriminator, rwd_specs
 from tts_gan.generator import build_generator
 
@@ -43,7 +44,9 @@ def test_table1_configs_are_the_papers_recipe(name):
     cfg = experiments.get_config(name)
     aux = cfg.train.aux
     assert aux.adversarial_weight == 1.0
-    assert (aux.stft_weight, aux.mel_weight, aux.ged_weight, aux.fm_weight) == (0, 0, 0, 0)
+    assert (aux.stft_weight, aux.mel_weight, aux.ged_weight, aux.fm_weight,
+            aux.stem_mel_weight) == (0, 0, 0, 0, 0)
+    assert cfg.generator.stem_mel_bins == 0  # no training head
     assert cfg.train.d_start_step == 0
     assert not cfg.generator.get("excitation", {}).get("enabled", False)
     assert cfg.generator.linear_output is False  # tanh output is the µ-law sample (App. C)
@@ -66,3 +69,15 @@ def test_cpu_recipe_2_changes_only_the_output_domain():
     assert one["generator"].pop("linear_output") is False
     assert two.pop("name") == "cpu_sine_mel_linear" and one.pop("name") == "cpu_sine_mel"
     assert one == two
+
+
+def test_cpu_recipe_3_adds_only_the_stem_head():
+    two = experiments.get_config("cpu_sine_mel_linear").to_dict()
+    three = experiments.get_config("cpu_sine_mel_linear_stem").to_dict()
+    # the head predicts the mel term's frames (train.aux.mel_bins, default 80)
+    assert three["generator"].pop("stem_mel_bins") == losses.AuxLosses().mel_bins == 80
+    assert three["train"]["aux"].pop("stem_mel_weight") > 0
+    assert two["generator"].pop("stem_mel_bins") == 0 and two["train"]["aux"].pop(
+        "stem_mel_weight") == 0
+    assert three.pop("name") == "cpu_sine_mel_linear_stem" and two.pop("name")
+    assert two == three

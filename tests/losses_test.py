@@ -79,6 +79,29 @@ def test_log_mel_l1_matches_librosa():
     np.testing.assert_allclose(got, want, rtol=1e-4)
 
 
+def test_frame_log_mel_has_one_frame_per_feature_frame_centred_on_it():
+    """Frame t of :func:`losses.frame_log_mel` is centred on sample 120·t + 60 (the middle of
+    feature frame t): librosa's centred frames of the signal without its first 60 samples
+    (zero padding; the test signal starts with 60 zeros so both see the same samples)."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(2, 20 * 120)).astype(np.float32) * 0.1
+    x[:, :60] = 0.0
+    got = losses.frame_log_mel(tf.constant(x), 120, SR, 1024, 1024, 80, 1e-5, 0.0,
+                               12000.0).numpy()
+    assert got.shape == (2, 20, 80)
+    mel = librosa.feature.melspectrogram(
+        y=x[:, 60:].astype(np.float64), sr=SR, n_fft=1024, hop_length=120, win_length=1024,
+        window="hann", center=True, pad_mode="constant", power=1.0, n_mels=80, fmin=0.0,
+        fmax=12000.0)
+    want = np.log(np.maximum(mel, 1e-5)).transpose(0, 2, 1)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    stem = rng.normal(size=got.shape).astype(np.float32)
+    aux = losses.AuxLosses(stem_mel_weight=1.0, mel_bins=80, mel_fft_size=1024,
+                           mel_win_length=1024)
+    term = aux.stem_mel_term(tf.constant(x), tf.constant(stem), 120).numpy()
+    np.testing.assert_allclose(term, np.mean(np.abs(want - stem), axis=(1, 2)), rtol=1e-4)
+
+
 def _np_spectral_distance(a, b, windows, floor):
     total = 0.0
     for w in windows:

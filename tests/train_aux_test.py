@@ -163,6 +163,28 @@ def test_train_logs_every_aux_term_to_tensorboard(data_dir, tmp_path):
     assert ("d_loss", 2) not in tags
 
 
+def test_stem_mel_head_trains_on_its_own_term(data_dir):
+    """train.aux.stem_mel_weight: the term is logged, enters g_loss with its weight, and
+    trains the head; a head whose bins differ from the mel term's is a clear error."""
+    c = td.micro_config(data_dir, adam_epsilon=1.0)
+    c.generator.stem_mel_bins, c.generator.stem_mel_after = 80, 0  # micro G upsamples at once
+    c.train.aux = ConfigDict(dict(c.train.aux.to_dict(), mel_weight=45.0, stem_mel_weight=3.0))
+    c.train.d_start_step = 5
+    config = train_lib.resolve_config(c, data_dir)
+    w0, metrics, w = _run_steps(config, tf.distribute.get_strategy(),
+                                td.fixed_batch(4, FRAMES), 1)
+    m = metrics[0]
+    assert m["aux/stem_mel"] > 0
+    assert m["g_loss"] == pytest.approx(45 * m["aux/mel"] + 3 * m["aux/stem_mel"]
+                                        + m["ortho_penalty"], rel=1e-6)
+    head = [k for k in w0 if "stem_mel_head" in k and k.startswith("G/")]
+    assert head and all(np.any(w[k] != w0[k]) for k in head)
+    c.generator.stem_mel_bins = 40
+    with pytest.raises(ValueError, match="needs generator.stem_mel_bins = train.aux.mel_bins"):
+        train_lib.GANTrainer(train_lib.resolve_config(c, data_dir),
+                             tf.distribute.get_strategy(), 8, 1)
+
+
 def test_bad_d_start_step_is_a_clear_error(data_dir):
     with pytest.raises(ValueError, match=r"train.d_start_step=-1: expected >= 0"):
         train_lib.GANTrainer(_config(data_dir, d_start_step=-1), tf.distribute.get_strategy(),

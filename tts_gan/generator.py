@@ -203,7 +203,8 @@ class Generator(CheckpointListsMixin, keras.Model):
                  dilations: Sequence[int] = GBLOCK_DILATIONS, spectral_norm: bool = True,
                  bn_momentum: float = 0.99, bn_epsilon: float = 1e-4,
                  cross_replica_bn: bool = True, excitation: ExcitationSpec | None = None,
-                 output_mu: float = 0.0, **kwargs):
+                 output_mu: float = 0.0, stem_mel_bins: int = 0, stem_mel_after: int = 2,
+                 **kwargs):
         super().__init__(**kwargs)
         # 0: the paper (tanh output is the µ-law sample); > 0: tanh output is linear audio in
         # [-1, 1], µ-law encoded with this µ, so G's output contract (µ-law) stays the same.
@@ -246,6 +247,22 @@ class Generator(CheckpointListsMixin, keras.Model):
                                                             if i >= first_exc else 0)))
             channels = out_ch
         self.conv_out = SNConv1D(1, kernel_size, spectral_norm=spectral_norm, name="conv_out")
+        # Opt-in training head (not in the paper): a 1x1 projection of the 200 Hz hidden state
+        # after GBlock ``stem_mel_after`` to a log-mel frame, supervised by the recording's
+        # log-mel (train.aux.stem_mel_weight); unused at sampling time.
+        self.stem_mel_bins, self.stem_mel_after = int(stem_mel_bins), int(stem_mel_after)
+        self.stem_head = None
+        if self.stem_mel_bins:
+            rates = [1]
+            for f in self.upsample_factors:
+                rates.append(rates[-1] * f)
+            if not 0 <= self.stem_mel_after <= len(self.blocks_spec) or \
+                    rates[self.stem_mel_after] != 1:
+                raise ValueError(f"generator.stem_mel_after={stem_mel_after}: expected a GBlock "
+                                 "(1-based; 0 = the input conv) that still runs at the 200 Hz "
+                                 "frame rate")
+            self.stem_head = SNConv1D(self.stem_mel_bins, 1, spectral_norm=False,
+                                      name="stem_mel_head")
 
     def build(self, input_shape=None):
         self.conv_in.build((None, None, self.feature_dim))
@@ -254,6 +271,9 @@ class Generator(CheckpointListsMixin, keras.Model):
             block.build((None, None, channels))
             channels = block.out_channels
         self.conv_out.build((None, None, channels))
+        if self.stem_head is not None:
+            self.stem_head.build((None, None, self.conv_in.units if self.stem_mel_after == 0
+                                  else self.blocks_spec[self.stem_mel_after - 1][0]))
 
     @property
     def cond_dim(self) -> int:
@@ -269,7 +289,10 @@ class Generator(CheckpointListsMixin, keras.Model):
         one_hot = tf.one_hot(tf.cast(speaker, tf.int32), self.num_speakers, dtype=z.dtype)
         return tf.concat([z, one_hot], axis=-1)
 
-    def call(self, features, z, speaker=None, lengths=None, training=None, start_cycles=None):
+    def call(self, features, z, speaker=None, lengths=None, training=None, start_cycles=None,
+             return_stem=False):
+        """µ-law audio ``[B, 120·T, 1]``; with ``return_stem`` (a model with a stem head) also
+        the head's log-mel frames ``[B, T, stem_mel_bins]``."""
         if features.shape.rank != 3 or (features.shape[-1] is not None
                                          and features.shape[-1] != self.feature_dim):
             raise ValueError(f"generator features: expected [batch, frames, {self.feature_dim}], "
@@ -281,7 +304,10 @@ class Generator(CheckpointListsMixin, keras.Model):
         rate = 1
         mask = ops.length_mask(lengths, frames, rate, features.dtype)
         h = self.conv_in(features, seq_mask=mask, training=training)
-        for block in self.gblocks:
+        stem = None
+        if return_stem and self.stem_mel_after == 0 and self.stem_head is not None:
+            stem = self.stem_head(h, seq_mask=mask, training=training)
+        for i, block in enumerate(self.gblocks):
             rate *= block.upsample_factor
             mask_out = ops.length_mask(lengths, frames, rate, features.dtype)
             exc = (sine_excitation(features, self.excitation, rate, start_cycles)
@@ -289,10 +315,18 @@ class Generator(CheckpointListsMixin, keras.Model):
             h = block(h, cond, mask_in=mask, mask_out=mask_out, training=training,
                       excitation=exc)
             mask = mask_out
+            if return_stem and i + 1 == self.stem_mel_after and self.stem_head is not None:
+                stem = self.stem_head(h, seq_mask=mask, training=training)
         audio = tf.tanh(self.conv_out(h, seq_mask=mask, training=training))
         if self.output_mu > 0:  # linear waveform → the µ-law domain G models (not in the paper)
             audio = mulaw.encode(audio, self.output_mu)
-        return ops.apply_mask(audio, mask)
+        audio = ops.apply_mask(audio, mask)
+        if return_stem:
+            if stem is None:
+                raise ValueError("return_stem: this generator has no stem head "
+                                 "(generator.stem_mel_bins = 0)")
+            return audio, stem
+        return audio
 
     # --- introspection: the numbers of Table 2 / §5.2 ------------------------------------
 
@@ -345,7 +379,7 @@ class Generator(CheckpointListsMixin, keras.Model):
         """Weights the off-diagonal orthogonal regulariser applies to (App. D): every conv and
         linear kernel of G."""
         return [layer.kernel for layer in self._flatten_layers()
-                if isinstance(layer, SNConv1D | SNDense)]
+                if isinstance(layer, SNConv1D | SNDense) and layer is not self.stem_head]
 
     def batch_norms(self) -> list[MaskedSyncBatchNorm]:
         return [layer for layer in self._flatten_layers() if isinstance(layer, MaskedSyncBatchNorm)]
@@ -362,7 +396,8 @@ def build_generator(cfg, feature_dim: int | None = None, num_speakers: int | Non
         kernel_size=cfg.kernel_size, dilations=tuple(cfg.dilations),
         spectral_norm=cfg.spectral_norm, bn_momentum=cfg.bn_momentum, bn_epsilon=cfg.bn_epsilon,
         cross_replica_bn=cfg.cross_replica_bn, excitation=excitation_spec(cfg),
-        output_mu=output_mu(cfg), name="generator")
+        output_mu=output_mu(cfg), stem_mel_bins=int(cfg.get("stem_mel_bins", 0)),
+        stem_mel_after=int(cfg.get("stem_mel_after", 2)), name="generator")
     return gen
 
 

@@ -119,6 +119,21 @@ def log_mel_spectrogram(audio: tf.Tensor, sample_rate: int, fft_size: int, hop: 
     return tf.math.log(tf.maximum(mel, floor))
 
 
+def frame_log_mel(audio: tf.Tensor, samples_per_frame: int, sample_rate: int, fft_size: int,
+                  win_length: int, num_mels: int, floor: float, fmin: float = 0.0,
+                  fmax: float | None = None) -> tf.Tensor:
+    """Log-mel ``[B, T, num_mels]`` with one frame per feature frame: the signal ``[B, T·r]``
+    (r = ``samples_per_frame``) zero-padded by ``fft_size/2 − r/2`` on each side and framed with
+    hop r, so frame t is centred on the middle of feature frame t."""
+    pad = fft_size // 2 - samples_per_frame // 2
+    if pad < 0:
+        raise ValueError(f"frame_log_mel: fft_size {fft_size} < samples_per_frame "
+                         f"{samples_per_frame}")
+    padded = tf.pad(tf.convert_to_tensor(audio), [[0, 0], [pad, pad]])
+    return log_mel_spectrogram(padded, sample_rate, fft_size, samples_per_frame, win_length,
+                               num_mels, floor, fmin, fmax)
+
+
 # ----------------------------------------------------------------------------------------------
 # Auxiliary generator losses (per example)
 # ----------------------------------------------------------------------------------------------
@@ -229,6 +244,7 @@ class AuxLosses:
     ged_weight: float = 0.0
     ged_windows: tuple[int, ...] = GED_WINDOWS
     fm_weight: float = 0.0
+    stem_mel_weight: float = 0.0
     floor: float = 1e-5
     sample_rate: int = 24000
 
@@ -250,7 +266,7 @@ class AuxLosses:
             aux["ged_windows"] = tuple(int(w) for w in aux["ged_windows"])
         out = cls(**aux, sample_rate=int(config.data.get("sample_rate", 24000)))
         for name in ("adversarial_weight", "stft_weight", "mel_weight", "ged_weight",
-                     "fm_weight"):
+                     "fm_weight", "stem_mel_weight"):
             if not getattr(out, name) >= 0:
                 raise ValueError(f"config train.aux.{name}={getattr(out, name)!r}: expected a "
                                  "number >= 0")
@@ -264,7 +280,8 @@ class AuxLosses:
     @property
     def spectral(self) -> bool:
         """Whether any term that compares spectrograms is on."""
-        return self.stft_weight > 0 or self.mel_weight > 0 or self.ged_weight > 0
+        return (self.stft_weight > 0 or self.mel_weight > 0 or self.ged_weight > 0
+                or self.stem_mel_weight > 0)
 
     @property
     def any(self) -> bool:
@@ -274,7 +291,16 @@ class AuxLosses:
         """The weight of a logged term ``name`` (see the class docstring)."""
         return {"stft_sc": self.stft_weight, "stft_mag": self.stft_weight,
                 "mel": self.mel_weight, "ged": self.ged_weight,
-                "feature_matching": self.fm_weight}[name]
+                "feature_matching": self.fm_weight, "stem_mel": self.stem_mel_weight}[name]
+
+    def stem_mel_term(self, real: tf.Tensor, stem: tf.Tensor, samples_per_frame: int
+                      ) -> tf.Tensor:
+        """Per-example L1 between the generator's stem log-mel frames ``[B, T, bins]`` and the
+        recording's :func:`frame_log_mel` (the ``mel`` term's filterbank, floor and window)."""
+        target = frame_log_mel(real, samples_per_frame, self.sample_rate, self.mel_fft_size,
+                               self.mel_win_length, self.mel_bins, self.floor, self.mel_fmin,
+                               self.mel_fmax)
+        return tf.reduce_mean(tf.abs(target - tf.cast(stem, target.dtype)), axis=[1, 2])
 
     def spectral_terms(self, real: tf.Tensor, fake: tf.Tensor, fake2: tf.Tensor | None
                        ) -> dict[str, tuple[float, tf.Tensor]]:

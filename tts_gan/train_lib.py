@@ -197,8 +197,13 @@ class GANTrainer:
             raise ValueError(f"train.d_start_step={self.d_start_step}: expected >= 0")
         if self.d_start_step > 0 and not self.aux.spectral:
             raise ValueError(f"train.d_start_step={self.d_start_step}: the G-only warm-up needs "
-                             "an auxiliary spectral loss (train.aux.stft_weight, mel_weight or "
-                             "ged_weight > 0); with none G has nothing to train on")
+                             "an auxiliary spectral loss (train.aux.stft_weight, mel_weight, "
+                             "ged_weight or stem_mel_weight > 0); with none G has nothing to "
+                             "train on")
+        if self.aux.stem_mel_weight > 0 and self.G.stem_mel_bins != self.aux.mel_bins:
+            raise ValueError(f"train.aux.stem_mel_weight={self.aux.stem_mel_weight} needs "
+                             f"generator.stem_mel_bins = train.aux.mel_bins "
+                             f"({self.aux.mel_bins}), got {self.G.stem_mel_bins}")
         self._dist_steps, self._loops = {}, {}
         for g_only in (False, True):
             replica_fn = functools.partial(self._replica_step, g_only=g_only)
@@ -289,8 +294,17 @@ class GANTrainer:
         g_vars = self.G.trainable_variables
         beta = float(tcfg.ortho_reg_beta)
         with tf.GradientTape() as tape:
-            fake_g = self.G(feats, z_g, speaker=speaker, training=True)
+            if aux.stem_mel_weight > 0:
+                fake_g, stem = self.G(feats, z_g, speaker=speaker, training=True,
+                                      return_stem=True)
+                per_example = aux.stem_mel_term(self._loss_view(audio), stem,
+                                                self.G.samples_per_frame)
+                out_sum["aux/stem_mel"] = tf.reduce_sum(per_example) / gb
+            else:
+                fake_g = self.G(feats, z_g, speaker=speaker, training=True)
             g_loss = tf.constant(0.0)
+            if "aux/stem_mel" in out_sum:
+                g_loss += aux.stem_mel_weight * out_sum["aux/stem_mel"]
             if not g_only:
                 d_fake_in = self.d_view(fake_g[..., 0])
                 if aux.fm_weight > 0:
