@@ -15,7 +15,7 @@ One change from recipe 2 (``cpu_sine_mel_linear``), so that the two compare at e
   upsampling blocks the vocoder's job of rendering an envelope they can read.
 
 Everything else is recipe 2 (and recipe 1's deviations from App. D, ``cpu_sine_mel.py``).
-Measured: ``benchmarks/RESULTS.md``, "CPU recipes 2 and 3".
+Measured: ``benchmarks/RESULTS.md``, "CPU recipe 3".
 """
 
 from experiments import cpu_sine_mel_linear
