@@ -305,7 +305,8 @@ class Generator(CheckpointListsMixin, keras.Model):
         mask = ops.length_mask(lengths, frames, rate, features.dtype)
         h = self.conv_in(features, seq_mask=mask, training=training)
         stem = None
-        if return_stem and self.stem_mel_after == 0 and self.stem_head is not None:
+        stem_at = self.stem_mel_after if return_stem and self.stem_head is not None else -1
+        if stem_at == 0:
             stem = self.stem_head(h, seq_mask=mask, training=training)
         for i, block in enumerate(self.gblocks):
             rate *= block.upsample_factor
@@ -315,7 +316,7 @@ class Generator(CheckpointListsMixin, keras.Model):
             h = block(h, cond, mask_in=mask, mask_out=mask_out, training=training,
                       excitation=exc)
             mask = mask_out
-            if return_stem and i + 1 == self.stem_mel_after and self.stem_head is not None:
+            if i + 1 == stem_at:
                 stem = self.stem_head(h, seq_mask=mask, training=training)
         audio = tf.tanh(self.conv_out(h, seq_mask=mask, training=training))
         if self.output_mu > 0:  # linear waveform → the µ-law domain G models (not in the paper)
@@ -401,16 +402,23 @@ def build_generator(cfg, feature_dim: int | None = None, num_speakers: int | Non
     return gen
 
 
+def fill_output_mu(config) -> None:
+    """Sets ``generator.output_mu`` to ``data.mu`` for a linear-output generator
+    (``generator.linear_output``): G µ-law encodes its output with the µ it models."""
+    if config.generator.get("linear_output", False):
+        config.generator.output_mu = config.data.mu
+
+
 def output_mu(cfg) -> float:
     """µ of the linear-output generator (``generator.linear_output``; ``output_mu`` is filled
-    in with ``data.mu`` by ``resolve_config``), or 0 for the paper's µ-law output."""
+    in with ``data.mu`` by :func:`fill_output_mu`), or 0 for the paper's µ-law output."""
     get = cfg.get if hasattr(cfg, "get") else (lambda k, d=None: d)
     if not get("linear_output", False):
         return 0.0
     mu = get("output_mu", None)
     if not mu:
         raise ValueError("generator.linear_output is set but generator.output_mu is not: it is "
-                         "data.mu, filled in by resolve_config")
+                         "data.mu, filled in by fill_output_mu (resolve_config)")
     return float(mu)
 
 

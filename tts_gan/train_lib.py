@@ -48,6 +48,7 @@ from tts_gan.generator import (
     accumulate_standing_statistics,
     build_and_init,
     build_generator,
+    fill_output_mu,
 )
 from tts_gan.layers import SNConv1D, SNDense, power_iteration
 from tts_gan.losses import hinge_d_terms, hinge_g_terms  # noqa: F401  (App. D; re-exported)
@@ -294,17 +295,16 @@ class GANTrainer:
         g_vars = self.G.trainable_variables
         beta = float(tcfg.ortho_reg_beta)
         with tf.GradientTape() as tape:
+            g_loss = tf.constant(0.0)
             if aux.stem_mel_weight > 0:
                 fake_g, stem = self.G(feats, z_g, speaker=speaker, training=True,
                                       return_stem=True)
                 per_example = aux.stem_mel_term(self._loss_view(audio), stem,
                                                 self.G.samples_per_frame)
                 out_sum["aux/stem_mel"] = tf.reduce_sum(per_example) / gb
+                g_loss += aux.stem_mel_weight * out_sum["aux/stem_mel"]
             else:
                 fake_g = self.G(feats, z_g, speaker=speaker, training=True)
-            g_loss = tf.constant(0.0)
-            if "aux/stem_mel" in out_sum:
-                g_loss += aux.stem_mel_weight * out_sum["aux/stem_mel"]
             if not g_only:
                 d_fake_in = self.d_view(fake_g[..., 0])
                 if aux.fm_weight > 0:
@@ -695,8 +695,7 @@ def resolve_config(config: ml_collections.ConfigDict, data_dir: str) -> ml_colle
     exc = config.generator.get("excitation")
     if exc is not None and exc.get("enabled", False):
         fill_excitation_columns(exc, manifest, data_dir)
-    if config.generator.get("linear_output", False):
-        config.generator.output_mu = config.data.mu  # G encodes its linear output with it
+    fill_output_mu(config)
     config.generator.feature_dim = manifest.feature_dim
     config.generator.num_speakers = manifest.num_speakers
     if not config.data.get("compression"):

@@ -72,7 +72,7 @@ def main(argv: list[str]) -> int:
     import tensorflow as tf
 
     from tts_gan import export, mulaw, schema
-    from tts_gan.generator import build_and_init, build_generator
+    from tts_gan.generator import build_and_init, build_generator, fill_output_mu
 
     if not FLAGS.export_dir:
         raise app.UsageError("--export_dir is required")
@@ -107,8 +107,7 @@ def main(argv: list[str]) -> int:
                 dim, speakers = manifest.feature_dim, manifest.num_speakers
                 mean, std = np.asarray(manifest.mean), np.asarray(manifest.std)
                 assets[schema.MANIFEST_NAME] = os.path.join(mdir, schema.MANIFEST_NAME)
-            if cfg.generator.get("linear_output", False):
-                cfg.generator.output_mu = cfg.data.mu  # as resolve_config does for training
+            fill_output_mu(cfg)  # as resolve_config does for training
             gen = build_and_init(build_generator(cfg.generator, dim, speakers))
             info.update(config_name=cfg.get("name", ""), normalisation=(
                 "manifest" if mean is not None else "identity"))

@@ -240,10 +240,10 @@ def load_questions(path: str, cqs_unmatched: float = CQS_UNMATCHED) -> QuestionS
                 text = f.read()
         except tf.errors.OpError as e:
             raise QuestionError(f"{path}: cannot read question file ({e.message})") from None
-        return parse_question_text(text, path, cqs_unmatched)
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except OSError as e:
-        raise QuestionError(f"{path}: cannot read question file ({e.strerror})") from None
+    else:
+        try:
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
+        except OSError as e:
+            raise QuestionError(f"{path}: cannot read question file ({e.strerror})") from None
     return parse_question_text(text, path, cqs_unmatched)
