@@ -35,6 +35,7 @@ import keras
 import tensorflow as tf
 
 from tts_gan import mulaw, ops
+from tts_gan.harmonic_noise import HarmonicNoiseSpec, noise_from_z, noise_table, synthesize
 from tts_gan.layers import (
     CheckpointListsMixin,
     ConditionalBatchNorm,
@@ -97,13 +98,15 @@ class ExcitationSpec:
         return self.harmonics + 1
 
 
-def sine_excitation(features: tf.Tensor, spec: ExcitationSpec, steps_per_frame: int,
-                    start_cycles: tf.Tensor | None = None) -> tf.Tensor:
-    """``[B, T·r, harmonics + 1]`` at r = ``steps_per_frame`` steps per feature frame.
+def excitation_phase(features: tf.Tensor, spec: ExcitationSpec, steps_per_frame: int,
+                     start_cycles: tf.Tensor | None = None
+                     ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """The fundamental's phase ``[B, T, r]`` in cycles at r = ``steps_per_frame`` steps per
+    feature frame, F0 ``[B, T]`` in Hz and the 0/1 voicing ``[B, T]`` of the conditioning.
 
     F0 is constant within a frame and the phase is its running integral from the first frame
     (plus ``start_cycles`` [B], in cycles), so it is continuous across frames and a frame's
-    excitation depends only on the frames before it (masked padding never changes it).
+    phase depends only on the frames before it (masked padding never changes it).
     """
     rate_hz = float(spec.frame_rate * steps_per_frame)
     feats = tf.cast(features, tf.float32)
@@ -119,7 +122,15 @@ def sine_excitation(features: tf.Tensor, spec: ExcitationSpec, steps_per_frame: 
         frame_start += tf.expand_dims(tf.cast(start_cycles, tf.float32), 1)
     frame_start -= tf.floor(frame_start)
     steps = tf.range(steps_per_frame, dtype=tf.float32)
-    cycles = tf.expand_dims(frame_start, 2) + tf.expand_dims(inc, 2) * steps  # [B, T, r]
+    return tf.expand_dims(frame_start, 2) + tf.expand_dims(inc, 2) * steps, f0, voiced
+
+
+def sine_excitation(features: tf.Tensor, spec: ExcitationSpec, steps_per_frame: int,
+                    start_cycles: tf.Tensor | None = None) -> tf.Tensor:
+    """``[B, T·r, harmonics + 1]`` at r = ``steps_per_frame`` steps per feature frame: sines at
+    k·F0 on the phase of :func:`excitation_phase`, and the V/UV flag."""
+    rate_hz = float(spec.frame_rate * steps_per_frame)
+    cycles, f0, voiced = excitation_phase(features, spec, steps_per_frame, start_cycles)
     k = tf.range(1, spec.harmonics + 1, dtype=tf.float32)
     sines = tf.sin(2.0 * math.pi * tf.expand_dims(cycles, 3) * k)  # [B, T, r, H]
     audible = (tf.cast(tf.expand_dims(f0, 2) * k < 0.5 * rate_hz, tf.float32)
@@ -204,7 +215,7 @@ class Generator(CheckpointListsMixin, keras.Model):
                  bn_momentum: float = 0.99, bn_epsilon: float = 1e-4,
                  cross_replica_bn: bool = True, excitation: ExcitationSpec | None = None,
                  output_mu: float = 0.0, stem_mel_bins: int = 0, stem_mel_after: int = 2,
-                 **kwargs):
+                 harmonic_noise: HarmonicNoiseSpec | None = None, **kwargs):
         super().__init__(**kwargs)
         # 0: the paper (tanh output is the µ-law sample); > 0: tanh output is linear audio in
         # [-1, 1], µ-law encoded with this µ, so G's output contract (µ-law) stays the same.
@@ -253,16 +264,38 @@ class Generator(CheckpointListsMixin, keras.Model):
         self.stem_mel_bins, self.stem_mel_after = int(stem_mel_bins), int(stem_mel_after)
         self.stem_head = None
         if self.stem_mel_bins:
-            rates = [1]
-            for f in self.upsample_factors:
-                rates.append(rates[-1] * f)
-            if not 0 <= self.stem_mel_after <= len(self.blocks_spec) or \
-                    rates[self.stem_mel_after] != 1:
-                raise ValueError(f"generator.stem_mel_after={stem_mel_after}: expected a GBlock "
-                                 "(1-based; 0 = the input conv) that still runs at the 200 Hz "
-                                 "frame rate")
+            self._check_frame_rate_block("stem_mel_after", self.stem_mel_after)
             self.stem_head = SNConv1D(self.stem_mel_bins, 1, spectral_norm=False,
                                       name="stem_mel_head")
+        # Opt-in harmonic-plus-noise output (not in the paper; tts_gan/harmonic_noise.py): a
+        # 1x1 head on the 200 Hz stem controls sines at k·F0 and filtered noise, added to the
+        # upsampling stack's linear waveform.
+        self.harmonic_noise = harmonic_noise
+        self.hn_head = None
+        if harmonic_noise is not None:
+            if excitation is None or self.output_mu <= 0:
+                raise ValueError("generator.harmonic_noise needs generator.excitation (its F0 "
+                                 "and V/UV columns) and generator.linear_output (it adds "
+                                 "linear audio)")
+            ops.check_positive_ints("generator.harmonic_noise harmonics/noise_bands",
+                                    [harmonic_noise.harmonics, harmonic_noise.noise_bands - 1])
+            self._check_frame_rate_block("harmonic_noise.after", harmonic_noise.after)
+            self.hn_head = SNConv1D(harmonic_noise.controls, 1, spectral_norm=False,
+                                    name="harmonic_noise_head")
+            self._noise_table = noise_table()
+
+    def _check_frame_rate_block(self, name: str, after: int) -> None:
+        """A ValueError naming ``generator.<name>`` unless GBlock ``after`` (1-based; 0 = the
+        input conv) still runs at the 200 Hz frame rate."""
+        rates = [1]
+        for f in self.upsample_factors:
+            rates.append(rates[-1] * f)
+        if not 0 <= after <= len(self.blocks_spec) or rates[after] != 1:
+            raise ValueError(f"generator.{name}={after}: expected a GBlock (1-based; 0 = the "
+                             "input conv) that still runs at the 200 Hz frame rate")
+
+    def _stem_channels(self, after: int) -> int:
+        return self.conv_in.units if after == 0 else self.blocks_spec[after - 1][0]
 
     def build(self, input_shape=None):
         self.conv_in.build((None, None, self.feature_dim))
@@ -272,8 +305,9 @@ class Generator(CheckpointListsMixin, keras.Model):
             channels = block.out_channels
         self.conv_out.build((None, None, channels))
         if self.stem_head is not None:
-            self.stem_head.build((None, None, self.conv_in.units if self.stem_mel_after == 0
-                                  else self.blocks_spec[self.stem_mel_after - 1][0]))
+            self.stem_head.build((None, None, self._stem_channels(self.stem_mel_after)))
+        if self.hn_head is not None:
+            self.hn_head.build((None, None, self._stem_channels(self.harmonic_noise.after)))
 
     @property
     def cond_dim(self) -> int:
@@ -304,10 +338,14 @@ class Generator(CheckpointListsMixin, keras.Model):
         rate = 1
         mask = ops.length_mask(lengths, frames, rate, features.dtype)
         h = self.conv_in(features, seq_mask=mask, training=training)
-        stem = None
+        stem = controls = None
         stem_at = self.stem_mel_after if return_stem and self.stem_head is not None else -1
+        hn_at = self.harmonic_noise.after if self.hn_head is not None else -1
+        frame_mask = mask
         if stem_at == 0:
             stem = self.stem_head(h, seq_mask=mask, training=training)
+        if hn_at == 0:
+            controls = self.hn_head(h, seq_mask=mask, training=training)
         for i, block in enumerate(self.gblocks):
             rate *= block.upsample_factor
             mask_out = ops.length_mask(lengths, frames, rate, features.dtype)
@@ -318,7 +356,16 @@ class Generator(CheckpointListsMixin, keras.Model):
             mask = mask_out
             if i + 1 == stem_at:
                 stem = self.stem_head(h, seq_mask=mask, training=training)
+            if i + 1 == hn_at:
+                controls = self.hn_head(h, seq_mask=mask, training=training)
         audio = tf.tanh(self.conv_out(h, seq_mask=mask, training=training))
+        if controls is not None:  # harmonic + noise from the stem (not in the paper)
+            cycles, f0, voiced = excitation_phase(features, self.excitation, rate, start_cycles)
+            noise = noise_from_z(z, frames, rate, tf.constant(self._noise_table))
+            hn = synthesize(controls, cycles, f0, voiced, self.harmonic_noise,
+                            float(self.excitation.frame_rate * rate), noise, frame_mask)
+            audio = tf.clip_by_value(audio + tf.cast(tf.expand_dims(hn, 2), audio.dtype),
+                                     -1.0, 1.0)
         if self.output_mu > 0:  # linear waveform → the µ-law domain G models (not in the paper)
             audio = mulaw.encode(audio, self.output_mu)
         audio = ops.apply_mask(audio, mask)
@@ -351,6 +398,8 @@ class Generator(CheckpointListsMixin, keras.Model):
             if block.exc_proj is not None:
                 specs.append(spec(block.exc_proj, rate))
             specs.extend(spec(c, rate) for c in block.convs[2:])
+        if self.hn_head is not None:  # its sines and noise filters are not convolutions
+            specs.append(spec(self.hn_head, 1))
         specs.append(spec(self.conv_out, rate))
         return specs
 
@@ -380,7 +429,8 @@ class Generator(CheckpointListsMixin, keras.Model):
         """Weights the off-diagonal orthogonal regulariser applies to (App. D): every conv and
         linear kernel of G."""
         return [layer.kernel for layer in self._flatten_layers()
-                if isinstance(layer, SNConv1D | SNDense) and layer is not self.stem_head]
+                if isinstance(layer, SNConv1D | SNDense)
+                and layer is not self.stem_head and layer is not self.hn_head]
 
     def batch_norms(self) -> list[MaskedSyncBatchNorm]:
         return [layer for layer in self._flatten_layers() if isinstance(layer, MaskedSyncBatchNorm)]
@@ -398,8 +448,27 @@ def build_generator(cfg, feature_dim: int | None = None, num_speakers: int | Non
         spectral_norm=cfg.spectral_norm, bn_momentum=cfg.bn_momentum, bn_epsilon=cfg.bn_epsilon,
         cross_replica_bn=cfg.cross_replica_bn, excitation=excitation_spec(cfg),
         output_mu=output_mu(cfg), stem_mel_bins=int(cfg.get("stem_mel_bins", 0)),
-        stem_mel_after=int(cfg.get("stem_mel_after", 2)), name="generator")
+        stem_mel_after=int(cfg.get("stem_mel_after", 2)),
+        harmonic_noise=harmonic_noise_spec(cfg), name="generator")
     return gen
+
+
+def harmonic_noise_spec(cfg) -> HarmonicNoiseSpec | None:
+    """The ``generator.harmonic_noise`` config as a spec (None when absent or not enabled);
+    unknown keys are errors naming the field."""
+    hn = cfg.get("harmonic_noise") if hasattr(cfg, "get") else None
+    if not hn or not hn.get("enabled", False):
+        return None
+    known = {"enabled", "harmonics", "noise_bands", "after", "noise_bias"}
+    unknown = sorted(set(hn.keys()) - known)
+    if unknown:
+        raise ValueError(f"config generator.harmonic_noise: unknown field(s) {unknown}; known: "
+                         f"{sorted(known)}")
+    d = HarmonicNoiseSpec()
+    return HarmonicNoiseSpec(harmonics=int(hn.get("harmonics", d.harmonics)),
+                             noise_bands=int(hn.get("noise_bands", d.noise_bands)),
+                             after=int(hn.get("after", d.after)),
+                             noise_bias=float(hn.get("noise_bias", d.noise_bias)))
 
 
 def fill_output_mu(config) -> None:

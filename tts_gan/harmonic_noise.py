@@ -1,0 +1,206 @@
+"""Harmonic-plus-noise synthesis driven by frame-rate controls (not in the paper).
+
+The differentiable source of DDSP (Engel et al. 2020, "DDSP: Differentiable Digital Signal
+Processing", §3): a sum of sinusoids at k·F0 whose per-frame amplitudes are a network's output,
+plus white noise shaped per frame by a linear-phase FIR filter whose magnitude response is a
+network's output. Here F0 and V/UV come from the conditioning (neural source-filter models,
+Wang et al. 2019) and the controls from the GAN-TTS generator's 200 Hz stem, so the spectral
+envelope is multiplied into the waveform instead of having to emerge from the upsampling
+stack (``experiments/cpu_harmonic_noise.py``, recipe 4 of issue 14).
+
+Small pure functions; ``tests/harmonic_noise_test.py`` checks them against NumPy/SciPy.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+
+
+@dataclass(frozen=True)
+class HarmonicNoiseSpec:
+    """``harmonics`` sinusoids at k·F0 (silenced above Nyquist and on unvoiced frames) and
+    filtered noise with ``noise_bands`` linearly spaced magnitudes from 0 Hz to Nyquist, all
+    controlled per feature frame by a 1×1 head on the hidden state after GBlock ``after``
+    (0 = the input conv; a block still at the 200 Hz frame rate). ``noise_bias`` starts the
+    noise quiet (DDSP's initial bias, −5)."""
+
+    harmonics: int = 80
+    noise_bands: int = 65
+    after: int = 2
+    noise_bias: float = -5.0
+
+    @property
+    def controls(self) -> int:
+        """Channels of the control head: overall amplitude, harmonic distribution, noise."""
+        return 1 + self.harmonics + self.noise_bands
+
+    @property
+    def ir_length(self) -> int:
+        return 2 * (self.noise_bands - 1)
+
+
+def exp_sigmoid(x: tf.Tensor, max_value: float = 2.0, exponent: float = math.log(10.0),
+                threshold: float = 1e-7) -> tf.Tensor:
+    """DDSP's positive amplitude nonlinearity ``max·sigmoid(x)^ln 10 + threshold``: a
+    log-like response over a wide range, bounded above, with gradients at small values."""
+    return max_value * tf.math.pow(tf.sigmoid(x), exponent) + threshold
+
+
+def frames_to_samples(x: tf.Tensor, steps_per_frame: int,
+                      frame_mask: tf.Tensor | None = None) -> tf.Tensor:
+    """Linear interpolation ``[B, T, C] -> [B, T, r, C]`` between frame centres (frame t covers
+    samples ``[t·r, (t+1)·r)``, its centre at ``t·r + r/2``); the edges hold the first / last
+    frame. With ``frame_mask`` ``[B, T, 1]`` the last valid frame holds too (masked padding
+    never reaches valid samples)."""
+    r = int(steps_per_frame)
+    prev = tf.concat([x[:, :1], x[:, :-1]], axis=1)
+    nxt = tf.concat([x[:, 1:], x[:, -1:]], axis=1)
+    if frame_mask is not None:
+        m_next = tf.concat([frame_mask[:, 1:], tf.zeros_like(frame_mask[:, :1])], axis=1)
+        nxt = nxt * m_next + x * (1.0 - m_next)
+    pos = (tf.range(r, dtype=x.dtype) + 0.5) / float(r) - 0.5  # in (-0.5, 0.5)
+    w_prev = tf.reshape(tf.nn.relu(-pos), [1, 1, r, 1])
+    w_next = tf.reshape(tf.nn.relu(pos), [1, 1, r, 1])
+    w_self = 1.0 - w_prev - w_next
+    return (tf.expand_dims(x, 2) * w_self + tf.expand_dims(prev, 2) * w_prev
+            + tf.expand_dims(nxt, 2) * w_next)
+
+
+def harmonic_amplitudes(amplitude: tf.Tensor, distribution_logits: tf.Tensor, f0: tf.Tensor,
+                        voiced: tf.Tensor, sample_rate: float) -> tf.Tensor:
+    """Per-frame amplitudes ``[B, T, H]`` of harmonics k = 1..H: ``amplitude`` ``[B, T, 1]``
+    times a softmax distribution over the harmonics below Nyquist (DDSP §B.5), zero on
+    unvoiced frames (``voiced`` 0/1 ``[B, T]``) and for k·F0 ≥ sample_rate / 2."""
+    h = distribution_logits.shape[-1]
+    k = tf.range(1, h + 1, dtype=f0.dtype)
+    audible = tf.cast(tf.expand_dims(f0, 2) * k < 0.5 * sample_rate, distribution_logits.dtype)
+    weights = tf.exp(distribution_logits - tf.reduce_max(distribution_logits, axis=2,
+                                                         keepdims=True)) * audible
+    dist = weights / (tf.reduce_sum(weights, axis=2, keepdims=True) + 1e-7)
+    return amplitude * dist * tf.expand_dims(tf.cast(voiced, dist.dtype), 2)
+
+
+def harmonic_synth(amplitudes: tf.Tensor, cycles: tf.Tensor,
+                   frame_mask: tf.Tensor | None = None) -> tf.Tensor:
+    """``Σ_k A_k(n)·sin(2π·k·φ(n))`` as ``[B, T·r]``: ``amplitudes`` ``[B, T, H]`` per frame
+    (linearly interpolated to samples), ``cycles`` ``[B, T, r]`` the fundamental's phase φ in
+    cycles at each sample."""
+    shape = tf.shape(cycles)
+    r = cycles.shape[-1]
+    h = amplitudes.shape[-1]
+    amps = frames_to_samples(amplitudes, r, frame_mask)  # [B, T, r, H]
+    k = tf.range(1, h + 1, dtype=cycles.dtype)
+    sines = tf.sin(2.0 * math.pi * tf.expand_dims(cycles, 3) * k)
+    out = tf.reduce_sum(amps * sines, axis=3)
+    return tf.reshape(out, [shape[0], shape[1] * r])
+
+
+def _fir_matrix(bins: int) -> np.ndarray:
+    """``[N, 2(N−1)]``: zero-phase magnitudes (N bins, 0 Hz to Nyquist) → the linear-phase
+    FIR of :func:`noise_impulse_responses` (inverse real DFT, centred, periodic Hann)."""
+    taps = 2 * (bins - 1)
+    k = np.arange(bins)[:, None]
+    m = np.arange(taps)[None, :]
+    weight = np.where((k == 0) | (k == bins - 1), 1.0, 2.0) / taps
+    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(taps) / taps)
+    return weight * np.cos(2 * np.pi * k * (m - (bins - 1)) / taps) * window
+
+
+def _dft_matrices(length: int, fft: int) -> tuple[np.ndarray, np.ndarray]:
+    """Real and imaginary parts ``[length, fft/2 + 1]`` of the real DFT of size ``fft`` of a
+    zero-padded ``length``-sample signal, as matrices."""
+    phase = 2 * np.pi * np.arange(length)[:, None] * np.arange(fft // 2 + 1)[None, :] / fft
+    return np.cos(phase), -np.sin(phase)
+
+
+def _inverse_dft_matrices(fft: int) -> tuple[np.ndarray, np.ndarray]:
+    """``[fft/2 + 1, fft]`` matrices taking a real signal's half spectrum (real, imaginary
+    parts) back to its ``fft`` samples."""
+    k = np.arange(fft // 2 + 1)[:, None]
+    weight = np.where((k == 0) | (k == fft // 2), 1.0, 2.0) / fft
+    phase = 2 * np.pi * k * np.arange(fft)[None, :] / fft
+    return weight * np.cos(phase), -weight * np.sin(phase)
+
+
+def _const(x: np.ndarray, dtype: tf.DType) -> tf.Tensor:
+    return tf.constant(x.astype(np.float32), dtype)
+
+
+def noise_impulse_responses(magnitudes: tf.Tensor) -> tf.Tensor:
+    """Linear-phase FIR filters ``[B, T, 2(N−1)]`` from zero-phase magnitude responses
+    ``[B, T, N]`` (N bins from 0 Hz to Nyquist): inverse real DFT, centred (delay N−1
+    samples) and Hann windowed (DDSP ``frequency_impulse_response``)."""
+    return tf.matmul(magnitudes, _const(_fir_matrix(magnitudes.shape[-1]), magnitudes.dtype))
+
+
+def filtered_noise(magnitudes: tf.Tensor, noise: tf.Tensor) -> tf.Tensor:
+    """Noise frames ``[B, T, r]`` each filtered by its frame's FIR (from ``magnitudes``
+    ``[B, T, N]``) and overlap-added: ``[B, T·r]``, the filters' N−1-sample delay removed.
+
+    The DFTs are constant matrices (MatMul only: the SavedModel, XLA and the TFLite export
+    need no FFT or complex kernels); fast convolution by a 2^k-point DFT ≥ r + taps − 1.
+    """
+    shape = tf.shape(noise)
+    r = noise.shape[-1]
+    bins = magnitudes.shape[-1]
+    taps = 2 * (bins - 1)
+    fft = 1 << int(math.ceil(math.log2(r + taps - 1)))
+    dt = noise.dtype
+    n_re, n_im = (_const(m, dt) for m in _dft_matrices(r, fft))
+    fir = _fir_matrix(bins)
+    h_re, h_im = (_const(fir @ m, dt) for m in _dft_matrices(taps, fft))
+    i_re, i_im = (_const(m, dt) for m in _inverse_dft_matrices(fft))
+    x_re, x_im = tf.matmul(noise, n_re), tf.matmul(noise, n_im)
+    f_re, f_im = tf.matmul(magnitudes, h_re), tf.matmul(magnitudes, h_im)
+    frames = (tf.matmul(x_re * f_re - x_im * f_im, i_re)
+              + tf.matmul(x_re * f_im + x_im * f_re, i_im))  # [B, T, fft]
+    out = tf.signal.overlap_and_add(frames, r)  # [B, (T − 1)·r + fft]
+    return out[:, bins - 1:bins - 1 + shape[1] * r]
+
+
+NOISE_TABLE_LENGTH = 1 << 17  # 5.5 s at 24 kHz
+NOISE_TABLE_SEED = 20200220  # fixed: the table is part of the model, like a weight
+
+
+def noise_table() -> np.ndarray:
+    """The fixed uniform white-noise table ``[NOISE_TABLE_LENGTH]`` in [−1, 1) that
+    :func:`noise_from_z` reads (NumPy's PCG64 with a fixed seed, so exports and training agree)."""
+    rng = np.random.default_rng(NOISE_TABLE_SEED)
+    return rng.uniform(-1.0, 1.0, NOISE_TABLE_LENGTH).astype(np.float32)
+
+
+def noise_from_z(z: tf.Tensor, frames: tf.Tensor, steps_per_frame: int,
+                 table: tf.Tensor) -> tf.Tensor:
+    """Per-example white noise ``[B, frames, r]``: the noise table read from an offset that
+    each example's latent z picks. Deterministic given z (a seed's audio is reproducible and
+    independent of what else is in the batch), fresh for every random z in training."""
+    z0 = tf.abs(tf.cast(tf.gather(z, [0], axis=1), tf.float32))  # [B, 1]
+    length = int(table.shape[0])
+    offset = tf.cast(tf.floor((z0 * 4096.0 - tf.floor(z0 * 4096.0)) * length), tf.int32)
+    n = tf.range(frames * steps_per_frame, dtype=tf.int32)
+    idx = tf.math.floormod(offset + tf.expand_dims(n, 0), length)
+    return tf.reshape(tf.gather(table, idx), [tf.shape(z)[0], frames, steps_per_frame])
+
+
+def synthesize(controls: tf.Tensor, cycles: tf.Tensor, f0: tf.Tensor, voiced: tf.Tensor,
+               spec: HarmonicNoiseSpec, sample_rate: float, noise: tf.Tensor,
+               frame_mask: tf.Tensor | None = None) -> tf.Tensor:
+    """Harmonic + filtered-noise waveform ``[B, T·r]`` from the head's raw ``controls``
+    ``[B, T, spec.controls]`` and white ``noise`` ``[B, T, r]``."""
+    controls = tf.cast(controls, tf.float32)
+    if frame_mask is not None:
+        controls = controls * tf.cast(frame_mask, controls.dtype)
+    amp_logit, dist_logits, noise_logits = tf.split(
+        controls, [1, spec.harmonics, spec.noise_bands], axis=2)
+    amps = harmonic_amplitudes(exp_sigmoid(amp_logit), dist_logits, f0, voiced, sample_rate)
+    if frame_mask is not None:
+        amps = amps * tf.cast(frame_mask, amps.dtype)
+    harmonic = harmonic_synth(amps, cycles, frame_mask)
+    mags = exp_sigmoid(noise_logits + spec.noise_bias)
+    if frame_mask is not None:
+        mags = mags * tf.cast(frame_mask, mags.dtype)
+    return harmonic + filtered_noise(mags, tf.cast(noise, tf.float32))
