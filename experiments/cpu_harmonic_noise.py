@@ -29,4 +29,5 @@ def get_config():
     c.name = "cpu_harmonic_noise"
     c.generator.harmonic_noise = ml_collections.ConfigDict(
         dict(enabled=True, harmonics=80, noise_bands=65, after=2))
+    c.generator.dc_block_frames = 9
     return c

@@ -51,6 +51,7 @@ def test_table1_configs_are_the_papers_recipe(name):
     assert not cfg.generator.get("excitation", {}).get("enabled", False)
     assert cfg.generator.linear_output is False  # tanh output is the µ-law sample (App. C)
     assert not cfg.generator.get("harmonic_noise", {}).get("enabled", False)
+    assert cfg.generator.get("dc_block_frames", 0) == 0
     assert cfg.train.adam_beta1 == 0.0 and cfg.train.adam_beta2 == 0.999
     assert cfg.train.d_hinge == "per_rwd"  # what they trained with before the option (#17)
 
@@ -84,10 +85,11 @@ def test_cpu_recipe_3_adds_only_the_stem_head():
     assert two == three
 
 
-def test_cpu_recipe_4_adds_only_the_harmonic_noise_output():
+def test_cpu_recipe_4_adds_only_the_harmonic_noise_output_and_its_dc_block():
     three = experiments.get_config("cpu_sine_mel_linear_stem").to_dict()
     four = experiments.get_config("cpu_harmonic_noise").to_dict()
     hn = four["generator"].pop("harmonic_noise")
+    assert four["generator"].pop("dc_block_frames") == 9
     assert hn["enabled"] and hn["after"] == three["generator"]["stem_mel_after"]
     assert "harmonic_noise" not in three["generator"]
     assert four.pop("name") == "cpu_harmonic_noise" and three.pop("name")

@@ -238,3 +238,52 @@ def test_harmonic_noise_generator_exports_to_savedmodel_and_tflite(tmp_path):
     # the µ-law decode's relative slope is ln(1 + µ) ≈ 11: a float32 kernel difference Δy in
     # G's output is a relative error ~11·Δy of the linear sample (this random G is loud)
     np.testing.assert_allclose(runner(**inputs)["audio"], served, atol=1e-4, rtol=1e-3)
+
+
+@pytest.mark.parametrize("freq, low, high", [(0, 0.0, 1e-5), (50, 0.95, 1.03),
+                                             (100, 0.97, 1.03), (1000, 0.999, 1.001)])
+def test_remove_dc_is_a_high_pass(freq, low, high):
+    """Gain of a DC-offset sinusoid through remove_dc (r = 120, 9 frames): the offset is gone
+    and speech frequencies pass (SciPy's periodogram of the output, away from the edges)."""
+    n = np.arange(120 * 200)
+    x = 0.5 + 0.3 * (np.sin(2 * np.pi * freq * n / RATE) if freq else 0.0 * n)
+    y = hn.remove_dc(tf.constant(x.reshape(1, -1, 1), tf.float32), 120, 9).numpy().ravel()
+    mid = y[4800:-4800]
+    assert abs(mid.mean()) < 1e-4
+    if freq:
+        f, p = scipy.signal.periodogram(mid, fs=RATE, window="hann", scaling="spectrum")
+        amp = np.sqrt(2 * p[np.abs(f - freq) < 3].sum() / 1.5)  # Hann: 1.5 bins of power
+        assert low < amp / 0.3 < high
+    else:
+        assert np.abs(mid).max() < high
+
+
+def test_remove_dc_ignores_masked_frames_and_blocks_the_generators_offset():
+    rng = np.random.default_rng(10)
+    x = rng.normal(size=(2, 20 * 30, 1)).astype(np.float32) + 3.0
+    mask = np.ones((2, 20, 1), np.float32)
+    mask[1, 12:] = 0
+    padded = x.copy()
+    padded[1, 12 * 30:] = -50.0
+    got = hn.remove_dc(tf.constant(padded), 30, 5, tf.constant(mask)).numpy()
+    alone = hn.remove_dc(tf.constant(x[1:, :12 * 30]), 30, 5).numpy()
+    np.testing.assert_allclose(got[1, :12 * 30], alone[0], atol=1e-5)
+    with pytest.raises(ValueError, match="frames=4, expected an odd number"):
+        hn.remove_dc(tf.constant(x), 30, 4)
+    # in the generator: a constant offset out of the last conv no longer saturates the output
+    spec = hn.HarmonicNoiseSpec(harmonics=10, noise_bands=17)
+    for frames, saturated in ((0, True), (9, False)):
+        tf.keras.utils.set_random_seed(11)
+        gen = build_and_init(Generator(**TINY, excitation=EXC, output_mu=255.0,
+                                       harmonic_noise=spec, dc_block_frames=frames,
+                                       spectral_norm=False))  # a zero kernel stays zero
+        gen.conv_out.kernel.assign(tf.zeros_like(gen.conv_out.kernel))
+        gen.conv_out.bias.assign([5.0])
+        gen.hn_head.kernel.assign(tf.zeros_like(gen.hn_head.kernel))  # harmonics, noise ≈ 0
+        gen.hn_head.bias.assign(tf.fill(gen.hn_head.bias.shape, -20.0))
+        feats = rng.normal(size=(1, 30, 5)).astype(np.float32)
+        out = mulaw.decode(gen(tf.constant(feats), tf.zeros([1, 4])).numpy(), 255.0)
+        assert (np.abs(out).min() > 0.99) if saturated else (np.abs(out).max() < 1e-3), (
+            frames, np.abs(out).min(), np.abs(out).max())
+    with pytest.raises(ValueError, match="dc_block_frames=4: expected 0"):
+        Generator(**TINY, dc_block_frames=4)

@@ -35,7 +35,13 @@ import keras
 import tensorflow as tf
 
 from tts_gan import mulaw, ops
-from tts_gan.harmonic_noise import HarmonicNoiseSpec, noise_from_z, noise_table, synthesize
+from tts_gan.harmonic_noise import (
+    HarmonicNoiseSpec,
+    noise_from_z,
+    noise_table,
+    remove_dc,
+    synthesize,
+)
 from tts_gan.layers import (
     CheckpointListsMixin,
     ConditionalBatchNorm,
@@ -215,7 +221,8 @@ class Generator(CheckpointListsMixin, keras.Model):
                  bn_momentum: float = 0.99, bn_epsilon: float = 1e-4,
                  cross_replica_bn: bool = True, excitation: ExcitationSpec | None = None,
                  output_mu: float = 0.0, stem_mel_bins: int = 0, stem_mel_after: int = 2,
-                 harmonic_noise: HarmonicNoiseSpec | None = None, **kwargs):
+                 harmonic_noise: HarmonicNoiseSpec | None = None, dc_block_frames: int = 0,
+                 **kwargs):
         super().__init__(**kwargs)
         # 0: the paper (tanh output is the µ-law sample); > 0: tanh output is linear audio in
         # [-1, 1], µ-law encoded with this µ, so G's output contract (µ-law) stays the same.
@@ -271,6 +278,14 @@ class Generator(CheckpointListsMixin, keras.Model):
         # 1x1 head on the 200 Hz stem controls sines at k·F0 and filtered noise, added to the
         # upsampling stack's linear waveform.
         self.harmonic_noise = harmonic_noise
+        # Opt-in (not in the paper): the last conv's output minus its slow trend before the
+        # tanh (harmonic_noise.remove_dc over this many frames; 0 = off). The spectral losses
+        # barely see 0 Hz, so without it a linear-output G drifts to a DC offset that
+        # saturates the tanh (measured: mean ≈ ±0.94 in recipes 2–4, benchmarks/RESULTS.md).
+        self.dc_block_frames = int(dc_block_frames)
+        if self.dc_block_frames < 0 or (self.dc_block_frames and self.dc_block_frames % 2 == 0):
+            raise ValueError(f"generator.dc_block_frames={dc_block_frames}: expected 0 (off) "
+                             "or an odd number of frames")
         self.hn_head = None
         if harmonic_noise is not None:
             if excitation is None or self.output_mu <= 0:
@@ -358,7 +373,10 @@ class Generator(CheckpointListsMixin, keras.Model):
                 stem = self.stem_head(h, seq_mask=mask, training=training)
             if i + 1 == hn_at:
                 controls = self.hn_head(h, seq_mask=mask, training=training)
-        audio = tf.tanh(self.conv_out(h, seq_mask=mask, training=training))
+        out = self.conv_out(h, seq_mask=mask, training=training)
+        if self.dc_block_frames:
+            out = remove_dc(out, rate, self.dc_block_frames, frame_mask)
+        audio = tf.tanh(out)
         if controls is not None:  # harmonic + noise from the stem (not in the paper)
             cycles, f0, voiced = excitation_phase(features, self.excitation, rate, start_cycles)
             noise = noise_from_z(z, frames, rate, tf.constant(self._noise_table))
@@ -449,7 +467,8 @@ def build_generator(cfg, feature_dim: int | None = None, num_speakers: int | Non
         cross_replica_bn=cfg.cross_replica_bn, excitation=excitation_spec(cfg),
         output_mu=output_mu(cfg), stem_mel_bins=int(cfg.get("stem_mel_bins", 0)),
         stem_mel_after=int(cfg.get("stem_mel_after", 2)),
-        harmonic_noise=harmonic_noise_spec(cfg), name="generator")
+        harmonic_noise=harmonic_noise_spec(cfg),
+        dc_block_frames=int(cfg.get("dc_block_frames", 0)), name="generator")
     return gen
 
 

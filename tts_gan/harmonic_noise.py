@@ -204,3 +204,28 @@ def synthesize(controls: tf.Tensor, cycles: tf.Tensor, f0: tf.Tensor, voiced: tf
     if frame_mask is not None:
         mags = mags * tf.cast(frame_mask, mags.dtype)
     return harmonic + filtered_noise(mags, tf.cast(noise, tf.float32))
+
+
+def remove_dc(x: tf.Tensor, steps_per_frame: int, frames: int,
+              frame_mask: tf.Tensor | None = None) -> tf.Tensor:
+    """``x`` ``[B, T·r, 1]`` minus its slow trend: per-frame means, smoothed by a triangular
+    window of ``frames`` (odd) centred frames and interpolated back to samples
+    (:func:`frames_to_samples`). For r = 120, frames = 9 (45 ms): 0 Hz removed, ≥ 100 Hz
+    passed within 3 % (``tests/harmonic_noise_test.py``). Masked frames count neither in the
+    means nor in the smoothing."""
+    if frames < 1 or frames % 2 != 1:
+        raise ValueError(f"remove_dc: frames={frames}, expected an odd number")
+    shape = tf.shape(x)
+    r = int(steps_per_frame)
+    means = tf.reduce_mean(tf.reshape(x, [shape[0], shape[1] // r, r]), axis=2,
+                           keepdims=True)  # [B, T, 1]
+    mask = (tf.ones_like(means) if frame_mask is None
+            else tf.cast(frame_mask, means.dtype))
+    half = (frames + 1) // 2
+    tri = np.concatenate([np.arange(1, half + 1), np.arange(half - 1, 0, -1)])
+    window = tf.constant(tri.reshape(frames, 1, 1), means.dtype)
+    total = tf.nn.conv1d(means * mask, window, stride=1, padding="SAME")
+    weight = tf.nn.conv1d(mask, window, stride=1, padding="SAME")
+    trend = total / tf.maximum(weight, 1.0)
+    trend = frames_to_samples(trend, r, frame_mask)  # [B, T, r, 1]
+    return x - tf.reshape(trend, tf.shape(x))
