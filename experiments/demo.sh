@@ -12,7 +12,7 @@ mkdir -p "$OUT"
 t0=$(date +%s)
 step() { echo; echo "== [$(( $(date +%s) - t0 )) s] $*"; }
 
-PRETRAINED=${PRETRAINED:-pretrained/cpu_sine_mel}
+PRETRAINED=${PRETRAINED:-pretrained/cpu_harmonic_noise}
 if [ -d "$PRETRAINED" ]; then
   step "0/5 tts-gan-synthesize: the shipped model ($PRETRAINED, see its README.md) speaks from text"
   "$BIN/tts-gan-synthesize" --export_dir="$PRETRAINED" --output_dir="$OUT/wav_pretrained" \

@@ -1,5 +1,5 @@
-"""The shipped pretrained model (pretrained/cpu_sine_mel): its card describes the version that is
-shipped, it loads as TF Serving would (highest version), and its sine excitation makes voiced
+"""The shipped pretrained model (pretrained/cpu_harmonic_noise): its card describes the version
+that is shipped, it loads as TF Serving would (highest version), and its F0-driven sines make voiced
 output follow the requested F0 (a property of the trained weights, checked with a NumPy
 autocorrelation pitch estimate, not with the package's own code)."""
 
@@ -15,7 +15,7 @@ import pytest
 from tts_gan import export, synthesis
 
 BASE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "pretrained",
-                    "cpu_sine_mel")
+                    "cpu_harmonic_noise")
 
 
 def _versions() -> list[int]:
