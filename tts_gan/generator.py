@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import keras
 import tensorflow as tf
@@ -478,16 +478,14 @@ def harmonic_noise_spec(cfg) -> HarmonicNoiseSpec | None:
     hn = cfg.get("harmonic_noise") if hasattr(cfg, "get") else None
     if not hn or not hn.get("enabled", False):
         return None
-    known = {"enabled", "harmonics", "noise_bands", "after", "noise_bias"}
+    defaults = asdict(HarmonicNoiseSpec())  # field → default (its type, too)
+    known = {"enabled", *defaults}
     unknown = sorted(set(hn.keys()) - known)
     if unknown:
         raise ValueError(f"config generator.harmonic_noise: unknown field(s) {unknown}; known: "
                          f"{sorted(known)}")
-    d = HarmonicNoiseSpec()
-    return HarmonicNoiseSpec(harmonics=int(hn.get("harmonics", d.harmonics)),
-                             noise_bands=int(hn.get("noise_bands", d.noise_bands)),
-                             after=int(hn.get("after", d.after)),
-                             noise_bias=float(hn.get("noise_bias", d.noise_bias)))
+    return HarmonicNoiseSpec(**{name: type(default)(hn.get(name, default))
+                                for name, default in defaults.items()})
 
 
 def fill_output_mu(config) -> None:

@@ -38,10 +38,6 @@ class HarmonicNoiseSpec:
         """Channels of the control head: overall amplitude, harmonic distribution, noise."""
         return 1 + self.harmonics + self.noise_bands
 
-    @property
-    def ir_length(self) -> int:
-        return 2 * (self.noise_bands - 1)
-
 
 def exp_sigmoid(x: tf.Tensor, max_value: float = 2.0, exponent: float = math.log(10.0),
                 threshold: float = 1e-7) -> tf.Tensor:
@@ -190,10 +186,9 @@ def synthesize(controls: tf.Tensor, cycles: tf.Tensor, f0: tf.Tensor, voiced: tf
                spec: HarmonicNoiseSpec, sample_rate: float, noise: tf.Tensor,
                frame_mask: tf.Tensor | None = None) -> tf.Tensor:
     """Harmonic + filtered-noise waveform ``[B, T·r]`` from the head's raw ``controls``
-    ``[B, T, spec.controls]`` and white ``noise`` ``[B, T, r]``."""
+    ``[B, T, spec.controls]`` and white ``noise`` ``[B, T, r]``; masked frames (``frame_mask``)
+    get zero harmonic amplitudes and zero noise magnitudes."""
     controls = tf.cast(controls, tf.float32)
-    if frame_mask is not None:
-        controls = controls * tf.cast(frame_mask, controls.dtype)
     amp_logit, dist_logits, noise_logits = tf.split(
         controls, [1, spec.harmonics, spec.noise_bands], axis=2)
     amps = harmonic_amplitudes(exp_sigmoid(amp_logit), dist_logits, f0, voiced, sample_rate)
