@@ -23,17 +23,13 @@ import sys
 from tts_gan.frontend.festival import (  # noqa: F401
     BATCH,
     HTS_VOICE,
+    VOICES,
     FestivalError,
     festival_binary,
     render_batch,
 )
 
 SENTENCES_FILE = os.path.join(os.path.dirname(__file__), "sentences.txt")
-# speaker name -> Festival voice function
-VOICES: dict[str, str] = {
-    "kal_diphone": "voice_kal_diphone",
-    "slt_hts": HTS_VOICE,
-}
 
 
 def load_sentences(path: str = SENTENCES_FILE) -> list[str]:

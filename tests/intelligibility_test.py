@@ -238,7 +238,8 @@ class _FakeSynth:
         self.speakers = speakers
 
     def manifest(self):
-        return types.SimpleNamespace(speakers=self.speakers, extra={})
+        return types.SimpleNamespace(speakers=self.speakers,
+                                     extra={"f0_method": "harvest", "frontend_version": 1})
 
     def check(self, utt) -> None:
         pass
@@ -256,8 +257,10 @@ class _FakeSynth:
 def test_synthesize_items_speaks_each_text_with_the_exports_speaker_id(monkeypatch) -> None:
     calls = []
 
-    def fake_text(texts, ids, qfile, speaker=0):
-        calls.append(list(texts))
+    def fake_text(texts, ids, qfile, speaker=0, *, voice, f0_method, frontend_version):
+        # the export's training-data front end, as tts-gan-synthesize passes it
+        assert (f0_method, frontend_version) == ("harvest", 1)
+        calls.append((voice, list(texts)))
         return [synthesis.Utterance(u, np.full((2 + k, 3), 0.5 * k, np.float32), speaker)
                 for k, u in enumerate(ids)]
 
@@ -267,13 +270,15 @@ def test_synthesize_items_speaks_each_text_with_the_exports_speaker_id(monkeypat
              scoring.Item("slt_hts/s0007", "slt_hts", 1, "A text.", "w")]
     # The export numbers the speakers the other way round than the data dir.
     out = intel.synthesize_items(_FakeSynth({"slt_hts": 0, "kal_diphone": 1}), items, seed=10)
-    assert calls == [["A text.", "B text."]]  # each distinct text through Festival once
-    # value = 1000 * export speaker id + (seed + i) + 0.5 * (index of the text)
+    # each speaker's distinct texts through its own Festival voice, once
+    assert calls == [("voice_cmu_us_slt_arctic_hts", ["A text."]),
+                     ("voice_kal_diphone", ["A text.", "B text."])]
+    # value = 1000 * export speaker id + (seed + i) + 0.5 * (index of the text in its call)
     assert [float(a[0]) for a in out] == [1010.5, 1011.0, 12.0]
     assert [len(a) for a in out] == [120 * 3, 120 * 2, 120 * 2]
     with pytest.raises(scoring.IntelligibilityError, match="no speaker 'slt_hts'"):
         intel.synthesize_items(_FakeSynth({"kal_diphone": 0}), items)
-    assert len(calls) == 1  # checked before Festival runs
+    assert len(calls) == 2  # checked before Festival runs
 
 
 def test_recorded_conditioning_on_the_train_split(tmp_path) -> None:

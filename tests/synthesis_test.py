@@ -166,6 +166,8 @@ def test_text_and_label_front_ends_match_and_cli_writes_wavs(synth, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     assert summary["utterances"] == 2
+    # default speaker slt_hts (id 1) speaks with its own Festival voice
+    assert (summary["speaker"], summary["festival_voice"]) == (1, "voice_cmu_us_slt_arctic_hts")
     assert sorted(os.listdir(out)) == ["utt0001.wav", "utt0002.wav"]
     info = sf.info(str(out / "utt0001.wav"))
     assert (info.samplerate, info.subtype, info.frames) == (24000, "PCM_16", 120 * frames)
@@ -186,6 +188,28 @@ def test_text_and_label_front_ends_match_and_cli_writes_wavs(synth, tmp_path):
             audio_difference(got, other, 65535.0, quantisation), tiny_export_rounding())
     # default speaker for text: the manifest's slt_hts id
     assert synthesis.ExportedSynthesizer(synth.path).manifest().speakers["slt_hts"] == 1
+
+
+def test_festival_voice_is_the_speakers_own() -> None:
+    """kal_diphone speaks text with kal's durations and F0, slt_hts with slt's; a speaker the
+    built-in corpus does not have gets the slt HTS voice; --festival_voice overrides."""
+    from tts_gan import schema
+
+    m = schema.manifest_from_json(manifest_dict(speakers=4))
+    assert [synthesis.festival_voice(m, i) for i in range(4)] == [
+        "voice_kal_diphone", "voice_cmu_us_slt_arctic_hts", "voice_cmu_us_slt_arctic_hts",
+        "voice_cmu_us_slt_arctic_hts"]
+    assert synthesis.festival_voice(None, 0) == "voice_cmu_us_slt_arctic_hts"
+    assert synthesis.festival_voice(m, 1, "voice_kal_diphone") == "voice_kal_diphone"
+    with pytest.raises(synthesis.SynthesisError, match="--festival_voice='kal\\)'"):
+        synthesis.festival_voice(m, 0, "kal)")
+    # only the text front ends have a Festival voice to choose
+    proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), "tts-gan-synthesize"),
+                           "--export_dir=x", "--labels=x/*.lab", "--output_dir=y",
+                           "--festival_voice=voice_kal_diphone"],
+                          capture_output=True, text=True, env=ENV, timeout=300)
+    assert proc.returncode != 0
+    assert "--festival_voice applies to --text/--text_file only" in proc.stderr
 
 
 def test_clear_errors(synth, tmp_path):

@@ -11,9 +11,9 @@
   memory bounded by the chunk size.
 * Front ends, all producing RAW prep features (the export normalises in its graph) with the
   same code and question file as ``tts-gan-prep`` (both use :mod:`tts_gan.frontend`): a prep
-  test split, aligned HTS label files + F0 from a wav, or plain text → Festival (its HTS voice
-  predicts durations and F0, standing in for the paper's separate duration and pitch models,
-  §3.1) → HTS labels + wav → labels/F0 features.
+  test split, aligned HTS label files + F0 from a wav, or plain text → Festival (a voice of
+  the speaker's own predicts durations and F0, standing in for the paper's separate duration
+  and pitch models, §3.1; :func:`festival_voice`) → HTS labels + wav → labels/F0 features.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import glob
 import os
+import re
 import tempfile
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
@@ -327,6 +328,25 @@ def utterances_from_labels(pattern: str, f0_from_wav: str | None, question_file:
 
 
 FESTIVAL_VOICE = festival_lib.HTS_VOICE
+_VOICE_NAME = re.compile(r"voice_[A-Za-z0-9_]+")
+
+
+def festival_voice(manifest: schema.Manifest | None, speaker: int,
+                   voice: str | None = None) -> str:
+    """The Festival voice whose durations and F0 condition ``speaker`` speaking text.
+
+    ``voice`` (a Festival voice function, ``voice_…``) if given; else the voice that rendered
+    the speaker in the built-in corpus (``festival.VOICES`` by the manifest's speaker name:
+    ``kal_diphone`` speaks with kal's prosody, not slt's); else the slt HTS voice, the
+    front end's duration and pitch model for any other speaker (§3.1 uses separate duration
+    and pitch models; Festival's stand in)."""
+    if voice is not None:
+        if not _VOICE_NAME.fullmatch(voice):
+            raise SynthesisError(f"--festival_voice={voice!r}: expected a Festival voice "
+                                 "function name such as voice_kal_diphone")
+        return voice
+    names = {i: n for n, i in manifest.speakers.items()} if manifest is not None else {}
+    return festival_lib.VOICES.get(names.get(speaker, ""), FESTIVAL_VOICE)
 
 
 def festival_render(texts: Sequence[str], work_dir: str,
@@ -351,14 +371,14 @@ def festival_render(texts: Sequence[str], work_dir: str,
 
 def utterances_from_text(texts: Sequence[str], ids: Sequence[str], question_file: str,
                          speaker: int = 0, *, f0_method: str = "dio",
-                         frontend_version: int = feat_lib.FRONTEND_VERSION
-                         ) -> list[Utterance]:
-    """Plain text → Festival (labels + F0 via its HTS voice) → RAW features
-    (:func:`features_from_labels`)."""
+                         frontend_version: int = feat_lib.FRONTEND_VERSION,
+                         voice: str = FESTIVAL_VOICE) -> list[Utterance]:
+    """Plain text → Festival (labels, durations and F0 of ``voice``; see
+    :func:`festival_voice`) → RAW features (:func:`features_from_labels`)."""
     if not texts:
         raise SynthesisError("no text to synthesise")
     with tempfile.TemporaryDirectory(prefix="tts-gan-festival-") as tmp:
-        rendered = festival_render([t.strip() for t in texts], tmp)
+        rendered = festival_render([t.strip() for t in texts], tmp, voice)
         return [Utterance(uid, features_from_labels(lab, wav, question_file, f0_method,
                                                     frontend_version), speaker)
                 for uid, (lab, wav) in zip(ids, rendered, strict=True)]

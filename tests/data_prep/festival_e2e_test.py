@@ -43,3 +43,26 @@ def test_festival_corpus_to_567_dim_windows(tmp_path, monkeypatch) -> None:
     stamp = (tmp_path / "cache" / "wav" / "slt_hts" / "s0001.wav").stat().st_mtime_ns
     festival_corpus.render_corpus(str(tmp_path / "cache"), max_sentences=3, progress=False)
     assert (tmp_path / "cache" / "wav" / "slt_hts" / "s0001.wav").stat().st_mtime_ns == stamp
+
+    # From text, each built-in speaker gets its own voice's durations and F0: the text path
+    # reproduces the prepared features of its held-out utterance (same Festival render, same
+    # front end); the other voice's prosody does not.
+    import numpy as np
+
+    from tts_gan import synthesis
+
+    fe = {"f0_method": synthesis.f0_method(m), "frontend_version": synthesis.frontend_version(m)}
+    qfile = synthesis.default_question_file(m)
+    for spk in ("kal_diphone", "slt_hts"):
+        voice = synthesis.festival_voice(m, m.speakers[spk])
+        assert voice == festival_corpus.VOICES[spk]
+        (prepared,) = [u for u in synthesis.utterances_from_prep(str(out), "test")
+                       if u.utterance_id.startswith(spk + "/")]
+        text = (tmp_path / "cache" / "text" / f"{prepared.utterance_id}.txt").read_text()
+        (own,) = synthesis.utterances_from_text([text], ["t"], qfile, voice=voice, **fe)
+        assert own.features.shape == prepared.features.shape
+        np.testing.assert_allclose(own.features, prepared.features, atol=1e-4, rtol=1e-5)
+        other = festival_corpus.VOICES["slt_hts" if spk == "kal_diphone" else "kal_diphone"]
+        (wrong,) = synthesis.utterances_from_text([text], ["t"], qfile, voice=other, **fe)
+        assert wrong.features.shape != prepared.features.shape or not np.allclose(
+            wrong.features, prepared.features, atol=1e-2)

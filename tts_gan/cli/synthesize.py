@@ -2,7 +2,7 @@
 
     tts-gan-synthesize --export_dir=DIR \
         (--text="..." | --text_file=F | --labels=GLOB [--f0_from_wav=DIR|FILE] | --data_dir=PREP)
-        --output_dir=OUT [--speaker=N] [--seed=N] [--batch_size=8]
+        --output_dir=OUT [--speaker=N] [--festival_voice=voice_…] [--seed=N] [--batch_size=8]
         [--streaming --chunk_frames=400 [--overlap_frames=H]]
 
 Utterance i gets z from seed ``--seed + i`` (see tts_gan.export); files are named by
@@ -40,6 +40,9 @@ flags.DEFINE_integer("chunk_frames", 400, "Frames per streaming chunk (200 Hz)."
 flags.DEFINE_integer("overlap_frames", None, "Context frames on each side of a chunk "
                      "(default: the receptive-field half-width from the export).")
 flags.DEFINE_string("question_file", None, "HTS question file (default: the prep's).")
+flags.DEFINE_string("festival_voice", None, "Festival voice function whose durations and F0 "
+                    "the text gets (default: the speaker's own voice in the built-in corpus, "
+                    "e.g. voice_kal_diphone for kal_diphone; else the slt HTS voice).")
 
 
 def _default_speaker(synth) -> int:
@@ -88,6 +91,8 @@ def main(argv: list[str]) -> int:
         raise app.UsageError("give exactly one of --text, --text_file, --labels, --data_dir")
     if not FLAGS.export_dir or not FLAGS.output_dir:
         raise app.UsageError("--export_dir and --output_dir are required")
+    if FLAGS.festival_voice is not None and sources[0] not in ("text", "text_file"):
+        raise app.UsageError("--festival_voice applies to --text/--text_file only")
     from tts_gan import export, schema, synthesis
 
     try:
@@ -98,6 +103,7 @@ def main(argv: list[str]) -> int:
         fe = {"f0_method": synthesis.f0_method(manifest),
               "frontend_version": synthesis.frontend_version(manifest)}
         speaker = FLAGS.speaker
+        voice = None
         if FLAGS.data_dir is not None:
             utts = synthesis.utterances_from_prep(FLAGS.data_dir, FLAGS.split, speaker)
         else:
@@ -112,7 +118,9 @@ def main(argv: list[str]) -> int:
                     lines = _read_text_file(FLAGS.text_file).splitlines()
                 texts = [ln.strip() for ln in lines if ln.strip()]
                 ids = [f"utt{i + 1:04d}" for i in range(len(texts))]
-                utts = synthesis.utterances_from_text(texts, ids, qfile, speaker, **fe)
+                voice = synthesis.festival_voice(manifest, speaker, FLAGS.festival_voice)
+                utts = synthesis.utterances_from_text(texts, ids, qfile, speaker, voice=voice,
+                                                      **fe)
         seeds = [FLAGS.seed + i for i in range(len(utts))]
         _make_output_dir(FLAGS.output_dir)
         start = time.perf_counter()
@@ -134,7 +142,8 @@ def main(argv: list[str]) -> int:
         print(f"tts-gan-synthesize: error: {e}", file=sys.stderr)
         return 1
     audio_s = total / synth.sample_rate
-    print(json.dumps({"export": synth.path, "utterances": len(utts), "audio_seconds": audio_s,
+    print(json.dumps({"export": synth.path, "utterances": len(utts), "speaker": speaker,
+                      "festival_voice": voice, "audio_seconds": audio_s,
                       "synthesis_seconds": secs,
                       "real_time_factor": audio_s / secs if secs > 0 else None,
                       "output_dir": FLAGS.output_dir}))

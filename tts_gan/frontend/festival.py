@@ -18,6 +18,12 @@ import uuid
 
 HTS_VOICE = "voice_cmu_us_slt_arctic_hts"
 BATCH = 16  # sentences per Festival process
+# The built-in corpus' speakers (:mod:`data_prep.festival_corpus`) → the Festival voice
+# function that rendered them: their durations and F0 when they speak new text.
+VOICES: dict[str, str] = {
+    "kal_diphone": "voice_kal_diphone",
+    "slt_hts": HTS_VOICE,
+}
 
 
 class FestivalError(RuntimeError):
