@@ -82,27 +82,27 @@ def synthesize_items(synth: Any, items: Sequence[Item], seed: int = 0,
     if missing:
         raise IntelligibilityError(f"{synth.path}: the export's manifest has no speaker "
                                    f"{missing[0]!r} (it has {sorted(ids)})")
+    speaker = {it.utterance_id: ids[it.speaker] if ids is not None else it.speaker_id
+               for it in items}  # the export's id of each item's speaker
     if conditioning == "recorded":
         prepared = synthesis.utterances_from_prep(data_dir, split,
                                                   ids=[it.utterance_id for it in items])
         feats = {it.utterance_id: u.features for it, u in zip(items, prepared, strict=True)}
     else:  # each speaker's text with its own Festival voice (synthesis.festival_voice)
-        voice = {it.utterance_id: synthesis.festival_voice(
-            em, ids[it.speaker] if ids is not None else it.speaker_id) for it in items}
-        # the front end of the model's training data, as tts-gan-synthesize uses it
-        fe = {"f0_method": synthesis.f0_method(em),
-              "frontend_version": synthesis.frontend_version(em)}
+        voice = {it.utterance_id: synthesis.festival_voice(em, speaker[it.utterance_id])
+                 for it in items}
+        fe = synthesis.training_front_end(em)  # as tts-gan-synthesize
+        qfile = synth.question_file()
         feats = {}
         for v in sorted(set(voice.values())):
             texts = sorted({it.text for it in items if voice[it.utterance_id] == v})
             by_text = dict(zip(texts, (u.features for u in synthesis.utterances_from_text(
                 texts, [f"t{i:05d}" for i in range(len(texts))],
-                synth.question_file(), 0, voice=v, **fe)), strict=True))
+                qfile, 0, voice=v, **fe)), strict=True))
             feats.update({it.utterance_id: by_text[it.text] for it in items
                           if voice[it.utterance_id] == v})
     utts = [synthesis.Utterance(it.utterance_id, feats[it.utterance_id],
-                                ids[it.speaker] if ids is not None else it.speaker_id)
-            for it in items]
+                                speaker[it.utterance_id]) for it in items]
     out: list[np.ndarray] = [np.zeros(0, np.float32)] * len(utts)
     for i, audio in synthesis.synthesize_batched(synth, utts, [seed + i for i in
                                                                range(len(utts))], batch_size):

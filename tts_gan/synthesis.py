@@ -268,6 +268,12 @@ def f0_method(manifest: schema.Manifest | None) -> str:
     return str(manifest.extra.get("f0_method") or "dio") if manifest is not None else "dio"
 
 
+def training_front_end(manifest: schema.Manifest | None) -> dict[str, Any]:
+    """``f0_method`` and ``frontend_version`` keyword arguments of :func:`utterances_from_text`
+    and :func:`utterances_from_labels` that reproduce the model's training features."""
+    return {"f0_method": f0_method(manifest), "frontend_version": frontend_version(manifest)}
+
+
 def features_from_labels(lab_path: str, wav_path: str, question_file: str,
                          f0_method: str = "dio",
                          frontend_version: int = feat_lib.FRONTEND_VERSION) -> np.ndarray:

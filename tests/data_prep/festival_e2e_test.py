@@ -51,13 +51,13 @@ def test_festival_corpus_to_567_dim_windows(tmp_path, monkeypatch) -> None:
 
     from tts_gan import synthesis
 
-    fe = {"f0_method": synthesis.f0_method(m), "frontend_version": synthesis.frontend_version(m)}
+    fe = synthesis.training_front_end(m)
     qfile = synthesis.default_question_file(m)
+    held_out = synthesis.utterances_from_prep(str(out), "test")
     for spk in ("kal_diphone", "slt_hts"):
         voice = synthesis.festival_voice(m, m.speakers[spk])
         assert voice == festival_corpus.VOICES[spk]
-        (prepared,) = [u for u in synthesis.utterances_from_prep(str(out), "test")
-                       if u.utterance_id.startswith(spk + "/")]
+        (prepared,) = [u for u in held_out if u.utterance_id.startswith(spk + "/")]
         text = (tmp_path / "cache" / "text" / f"{prepared.utterance_id}.txt").read_text()
         (own,) = synthesis.utterances_from_text([text], ["t"], qfile, voice=voice, **fe)
         assert own.features.shape == prepared.features.shape

@@ -100,8 +100,7 @@ def main(argv: list[str]) -> int:
         manifest = synth.manifest()
         qfile = FLAGS.question_file or synth.question_file()
         # the front end of the model's training data (tts_gan.frontend)
-        fe = {"f0_method": synthesis.f0_method(manifest),
-              "frontend_version": synthesis.frontend_version(manifest)}
+        fe = synthesis.training_front_end(manifest)
         speaker = FLAGS.speaker
         voice = None
         if FLAGS.data_dir is not None:
