@@ -68,6 +68,7 @@ def base_config() -> ml_collections.ConfigDict:
         cond_channel_multiplier=2,  # conditional DBlock: 256 -> 512
         spectral_norm=True,
         input_mu=0.0,               # 0: D sees G's µ-law domain (the paper); >0: re-encoded
+        input_domain="mulaw",       # "linear" (not in the paper): D sees the decoded waveform
     ))
 
     c.train = ml_collections.ConfigDict(dict(
@@ -92,6 +93,7 @@ def base_config() -> ml_collections.ConfigDict:
         save_every=1000,
         eval_every=5000,
         d_start_step=0,             # G-only warm-up steps before D and the hinge term join
+        log_grad_norms=False,       # True: grad_norm/<term> of G's objective every log_every
         aux=ml_collections.ConfigDict(dict(  # auxiliary losses (tts_gan/losses.py): all off
             adversarial_weight=1.0,
             domain="linear",

@@ -217,17 +217,24 @@ class GANTrainer:
                 functools.partial(self._steps_loop, replica_fn), autograph=False)
         self._metric_specs: dict[bool, dict[str, tf.TensorSpec]] = {}
         self._refresh_fn = tf.function(self._refresh_ema_state, autograph=False)
+        self._grad_norm_fn: Callable | None = None
         self._sn_pairs = list(zip(_sn_layers(self.G), _sn_layers(self.G_ema), strict=True))
         self._bn_pairs = list(zip(self.G.batch_norms(), self.G_ema.batch_norms(), strict=True))
         d_mu = float(config.discriminator.get("input_mu", 0.0) or config.data.mu)
         self._d_mu = (float(config.data.mu), d_mu)
+        self._d_linear = d_input_domain(config) == "linear"
 
     def d_view(self, audio: tf.Tensor) -> tf.Tensor:
         """The waveform as the discriminators see it: G's µ-law domain (``data.mu``, the paper),
-        or re-encoded with ``discriminator.input_mu`` when that is set (not in the paper: with
+        re-encoded with ``discriminator.input_mu`` when that is set, or the linear waveform
+        (``discriminator.input_domain = "linear"``). Neither alternative is in the paper: with
         16-bit µ-law, sample-level errors that are loud broadband noise once decoded are small
-        next to the companding's own high-frequency content, see BUILD_NOTES.md)."""
+        next to the companding's own high-frequency content (BUILD_NOTES.md), and the hinge and
+        feature-matching gradients reach a linear-output G scaled by µ-law's slope (~5,900 at
+        silence, ~0.09 at full scale; issue 25)."""
         mu_g, mu_d = self._d_mu
+        if self._d_linear:
+            return mulaw.decode(tf.cast(audio, tf.float32), mu_g)
         if mu_g == mu_d:
             return audio
         return mulaw.transcode(tf.cast(audio, tf.float32), mu_g, mu_d)  # float32: expm1 of ~11
@@ -263,11 +270,8 @@ class GANTrainer:
                              f"global batch {gb} (static shapes needed)")
         speaker = batch["speaker"] if self.G.num_speakers > 1 else None
         tcfg = self.config.train
-        aux = self.aux
         d_seed = tf.random.experimental.stateless_fold_in(
             self._step_seed(step, 2), tf.cast(rid, tf.int32), alg="philox")
-        g_seed = tf.random.experimental.stateless_fold_in(
-            self._step_seed(step, 3), tf.cast(rid, tf.int32), alg="philox")
         out_sum: dict[str, tf.Tensor] = {}
         out_mean: dict[str, tf.Tensor] = {}
 
@@ -291,51 +295,14 @@ class GANTrainer:
             out_mean["d_grad_norm"] = tf.linalg.global_norm(d_grads)
 
         # ---- G step: one update against the updated D (+ auxiliary losses) ----
-        z_g = self._noise(step, 1, rid, local_b)
         g_vars = self.G.trainable_variables
-        beta = float(tcfg.ortho_reg_beta)
         with tf.GradientTape() as tape:
+            terms, g_metrics, ortho = self._g_terms(batch, step, with_d=not g_only,
+                                                    training=True)
             g_loss = tf.constant(0.0)
-            if aux.stem_mel_weight > 0:
-                fake_g, stem = self.G(feats, z_g, speaker=speaker, training=True,
-                                      return_stem=True)
-                per_example = aux.stem_mel_term(self._loss_view(audio), stem,
-                                                self.G.samples_per_frame)
-                out_sum["aux/stem_mel"] = tf.reduce_sum(per_example) / gb
-                g_loss += aux.stem_mel_weight * out_sum["aux/stem_mel"]
-            else:
-                fake_g = self.G(feats, z_g, speaker=speaker, training=True)
-            if not g_only:
-                d_fake_in = self.d_view(fake_g[..., 0])
-                if aux.fm_weight > 0:
-                    g_scores, fake_acts = self.D.score_and_activations(
-                        d_fake_in, feats, seed=g_seed, training=False)
-                    _, real_acts = self.D.score_and_activations(
-                        self.d_view(audio), feats, seed=g_seed, training=False)
-                    fm = losses.feature_matching(
-                        [tf.stop_gradient(tf.cast(a, tf.float32)) for a in real_acts],
-                        [tf.cast(a, tf.float32) for a in fake_acts])
-                    out_sum["aux/feature_matching"] = tf.reduce_sum(fm) / gb
-                    g_loss += aux.fm_weight * out_sum["aux/feature_matching"]
-                else:
-                    g_scores = self.D(d_fake_in, feats, seed=g_seed, training=False)
-                g_scores = tf.cast(g_scores, tf.float32)
-                g_adv = hinge_g_terms(g_scores, gb)
-                g_loss += aux.adversarial_weight * tf.reduce_sum(g_adv)
-                out_sum.update(g_loss_adv=g_adv,
-                               score_fake_g_step=tf.reduce_sum(g_scores, axis=0) / gb)
-            if aux.spectral:
-                fake2 = (self.G(feats, self._noise(step, 4, rid, local_b), speaker=speaker,
-                                training=True) if aux.ged_weight > 0 else None)
-                for name, (weight, per_example) in aux.spectral_terms(
-                        self._loss_view(audio), self._loss_view(fake_g[..., 0]),
-                        None if fake2 is None else self._loss_view(fake2[..., 0])).items():
-                    out_sum[f"aux/{name}"] = tf.reduce_sum(per_example) / gb
-                    g_loss += weight * out_sum[f"aux/{name}"]
-            ortho = (ops.off_diagonal_orthogonal_penalty(self.G.orthogonal_kernels(), beta)
-                     if beta > 0 else tf.constant(0.0))
-            # The regulariser is identical on every replica; gradients are summed over them.
-            g_loss += ortho / self.num_replicas
+            for value in terms.values():
+                g_loss += value
+        out_sum.update(g_metrics)
         g_grads = ctx.all_reduce(SUM, tape.gradient(g_loss, g_vars))
         self.g_opt.apply(g_grads, g_vars)
 
@@ -347,6 +314,100 @@ class GANTrainer:
 
         out_mean.update(ortho_penalty=ortho, g_grad_norm=tf.linalg.global_norm(g_grads))
         return {"sum": out_sum, "mean": out_mean}
+
+    def _g_terms(self, batch: dict[str, tf.Tensor], step: tf.Tensor, *, with_d: bool,
+                 training: bool
+                 ) -> tuple[dict[str, tf.Tensor], dict[str, tf.Tensor], tf.Tensor]:
+        """G's objective on this replica as weighted terms ``{name: weight × term}`` in the
+        order they are added (their sum over terms and replicas is the global objective: each
+        term is a replica sum divided by the global batch), the metrics they log, and the
+        orthogonal penalty itself.
+
+        Terms: ``stem_mel``, ``feature_matching`` and ``adversarial`` (with the discriminators,
+        ``with_d``), the spectral terms of ``train.aux`` and ``ortho`` (BigGAN's regulariser,
+        divided by the replicas since it is the same on each)."""
+        ctx = tf.distribute.get_replica_context()
+        rid = ctx.replica_id_in_sync_group
+        gb = self.global_batch
+        audio, feats = batch["audio"], batch["features"]
+        local_b = audio.shape[0]
+        speaker = batch["speaker"] if self.G.num_speakers > 1 else None
+        aux = self.aux
+        g_seed = tf.random.experimental.stateless_fold_in(
+            self._step_seed(step, 3), tf.cast(rid, tf.int32), alg="philox")
+        z_g = self._noise(step, 1, rid, local_b)
+        terms: dict[str, tf.Tensor] = {}
+        out_sum: dict[str, tf.Tensor] = {}
+        if aux.stem_mel_weight > 0:
+            fake_g, stem = self.G(feats, z_g, speaker=speaker, training=training,
+                                  return_stem=True)
+            per_example = aux.stem_mel_term(self._loss_view(audio), stem,
+                                            self.G.samples_per_frame)
+            out_sum["aux/stem_mel"] = tf.reduce_sum(per_example) / gb
+            terms["stem_mel"] = aux.stem_mel_weight * out_sum["aux/stem_mel"]
+        else:
+            fake_g = self.G(feats, z_g, speaker=speaker, training=training)
+        if with_d:
+            d_fake_in = self.d_view(fake_g[..., 0])
+            if aux.fm_weight > 0:
+                g_scores, fake_acts = self.D.score_and_activations(
+                    d_fake_in, feats, seed=g_seed, training=False)
+                _, real_acts = self.D.score_and_activations(
+                    self.d_view(audio), feats, seed=g_seed, training=False)
+                fm = losses.feature_matching(
+                    [tf.stop_gradient(tf.cast(a, tf.float32)) for a in real_acts],
+                    [tf.cast(a, tf.float32) for a in fake_acts])
+                out_sum["aux/feature_matching"] = tf.reduce_sum(fm) / gb
+                terms["feature_matching"] = aux.fm_weight * out_sum["aux/feature_matching"]
+            else:
+                g_scores = self.D(d_fake_in, feats, seed=g_seed, training=False)
+            g_scores = tf.cast(g_scores, tf.float32)
+            g_adv = hinge_g_terms(g_scores, gb)
+            terms["adversarial"] = aux.adversarial_weight * tf.reduce_sum(g_adv)
+            out_sum.update(g_loss_adv=g_adv,
+                           score_fake_g_step=tf.reduce_sum(g_scores, axis=0) / gb)
+        if aux.spectral:
+            fake2 = (self.G(feats, self._noise(step, 4, rid, local_b), speaker=speaker,
+                            training=training) if aux.ged_weight > 0 else None)
+            for name, (weight, per_example) in aux.spectral_terms(
+                    self._loss_view(audio), self._loss_view(fake_g[..., 0]),
+                    None if fake2 is None else self._loss_view(fake2[..., 0])).items():
+                out_sum[f"aux/{name}"] = tf.reduce_sum(per_example) / gb
+                terms[name] = weight * out_sum[f"aux/{name}"]
+        beta = float(self.config.train.ortho_reg_beta)
+        ortho = (ops.off_diagonal_orthogonal_penalty(self.G.orthogonal_kernels(), beta)
+                 if beta > 0 else tf.constant(0.0))
+        # The regulariser is identical on every replica; gradients are summed over them.
+        terms["ortho"] = ortho / self.num_replicas
+        return terms, out_sum, ortho
+
+    def _replica_grad_norms(self, batch: dict[str, tf.Tensor], step: tf.Tensor
+                            ) -> dict[str, tf.Tensor]:
+        """``grad_norm/<term>``: the global norm of the gradient that each weighted term of
+        G's objective sends to G's weights (all-reduced over replicas), the discriminators
+        included whatever the step. A diagnostic (``train.log_grad_norms``): G runs in
+        inference mode (moving BN statistics, no SN power iteration), so it changes no state."""
+        ctx = tf.distribute.get_replica_context()
+        g_vars = self.G.trainable_variables
+        with tf.GradientTape(persistent=True) as tape:
+            terms, _, _ = self._g_terms(batch, step, with_d=True, training=False)
+        out = {}
+        for name, value in terms.items():
+            grads = [g for g in tape.gradient(value, g_vars) if g is not None]
+            out[f"grad_norm/{name}"] = (tf.linalg.global_norm(ctx.all_reduce(SUM, grads))
+                                        if grads else tf.constant(0.0))
+        del tape
+        return out
+
+    def grad_norms(self, dist_batch, step: int) -> dict[str, float]:
+        """:meth:`_replica_grad_norms` on a distributed batch, as host floats."""
+        if self._grad_norm_fn is None:
+            def fn(b, s):
+                out = self.strategy.run(self._replica_grad_norms, args=(b, s))
+                return {k: self.strategy.reduce(MEAN, v, axis=None) for k, v in out.items()}
+            self._grad_norm_fn = tf.function(fn, autograph=False)
+        out = self._grad_norm_fn(dist_batch, tf.constant(step, tf.int64))
+        return {k: float(v.numpy()) for k, v in out.items()}
 
     def _loss_view(self, audio: tf.Tensor) -> tf.Tensor:
         """Audio in the domain the auxiliary losses compare: linear (µ-law decoded with
@@ -691,6 +752,7 @@ def resolve_config(config: ml_collections.ConfigDict, data_dir: str) -> ml_colle
     if d_mu != 0:
         config.discriminator.input_mu = mulaw.check_mu(d_mu, "config discriminator.input_mu "
                                                        "(0 = the generator's µ)")
+    d_input_domain(config)
     config.data.data_dir = data_dir
     exc = config.generator.get("excitation")
     if exc is not None and exc.get("enabled", False):
@@ -701,6 +763,24 @@ def resolve_config(config: ml_collections.ConfigDict, data_dir: str) -> ml_colle
     if not config.data.get("compression"):
         config.data.compression = manifest.compression
     return config
+
+
+D_INPUT_DOMAINS = ("mulaw", "linear")
+
+
+def d_input_domain(config: ml_collections.ConfigDict) -> str:
+    """``discriminator.input_domain`` checked: "mulaw" (G's µ-law, or ``input_mu``'s: the
+    paper's view when ``input_mu`` is 0) or "linear" (the decoded waveform; ``input_mu``
+    must then be 0)."""
+    dcfg = config.discriminator
+    domain = str(dcfg.get("input_domain", "mulaw"))
+    if domain not in D_INPUT_DOMAINS:
+        raise ValueError(f"config discriminator.input_domain={domain!r}: expected one of "
+                         f"{D_INPUT_DOMAINS}")
+    if domain == "linear" and dcfg.get("input_mu", 0.0):
+        raise ValueError("config discriminator.input_domain='linear' decodes G's µ-law: "
+                         f"discriminator.input_mu must be 0, got {dcfg.input_mu}")
+    return domain
 
 
 def fill_excitation_columns(exc: ml_collections.ConfigDict, manifest: schema.Manifest,
@@ -858,6 +938,11 @@ def train(config: ml_collections.ConfigDict, model_dir: str,
                 else None)
     writer = (tf.summary.create_file_writer(os.path.join(model_dir, "train")) if is_chief
               else tf.summary.create_noop_writer())
+    # A fixed probe batch for grad_norm/<term> (its own input order: the training order is
+    # the same with and without the diagnostic).
+    probe = (next(iter(strategy.distribute_datasets_from_function(
+        make_train_dataset_fn(config, data_dir, (seed + 0x9E3779B1) % (2**31)))))
+        if tcfg.get("log_grad_norms", False) else None)
 
     def save(step: int) -> str:
         trainer.refresh_ema_state()
@@ -930,6 +1015,8 @@ def train(config: ml_collections.ConfigDict, model_dir: str,
                         first = dict(last)
                     now = time.perf_counter()
                     sps = steps_since / max(now - t_log, 1e-9)
+                    if probe is not None:
+                        last.update(trainer.grad_norms(probe, step))
                     for k, v in last.items():
                         tf.summary.scalar(k, v, step=step)
                     tf.summary.scalar("lr/generator", tcfg.g_learning_rate, step=step)
@@ -942,8 +1029,10 @@ def train(config: ml_collections.ConfigDict, model_dir: str,
                               if "d_loss" in last else "G only  ")
                     aux_part = "".join(f"{k[4:]} {v:.4g}  " for k, v in sorted(last.items())
                                        if k.startswith("aux/"))
+                    norm_part = "".join(f"|g {k[10:]}| {v:.3g}  " for k, v in
+                                        sorted(last.items()) if k.startswith("grad_norm/"))
                     log(f"step {step}/{max_steps}  {d_part}g_loss {last['g_loss']:.4f}  "
-                        f"{aux_part}|gG| {last['g_grad_norm']:.3g}  "
+                        f"{aux_part}|gG| {last['g_grad_norm']:.3g}  {norm_part}"
                         f"{sps * trainer.global_batch:.1f} ex/s"
                         f"  {sps:.2f} steps/s  " + (
                             f"ETA {_fmt_eta((max_steps - step) / sps)}"
