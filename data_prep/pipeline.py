@@ -23,6 +23,13 @@ Processing rules (README "Data preparation"):
   ``SPK/`` prefix, so the same sentence rendered by several speakers (the built-in Festival
   corpus: ``kal_diphone/s0001``, ``slt_hts/s0001``) is one key and lands in one split, and n
   counts sentences (a flat corpus's uids have no prefix: the same split as ``utterance``).
+* Fixed splits instead (``split_file``, a TSV of ``KEY<TAB>train|valid|test`` lines, keys as
+  ``split_by`` defines them; or ``fixed_splits`` from the caller, e.g. the built-in corpus'
+  ``all`` sentence set): every listed key gets its split, whether or not its utterances are
+  usable; an utterance whose key is not listed is left out; a listed key that matches no
+  utterance is an error naming the file and line.
+* ``only_ids``: only the utterances whose ID (the uid without ``SPK/``) is listed are read (the
+  built-in corpus' selected sentences, whatever else its render cache holds).
 * Shard k of a split holds utterances [k·n/S, (k+1)·n/S) in uid order; each shard is written to
   a temporary name, its summary (counts, rejected, train statistics) to ``_shards/NAME.json``,
   and then renamed; a rerun skips shards whose file and summary exist for the same settings
@@ -84,6 +91,10 @@ class PrepConfig:
     f0_method: str = "dio"
     max_utterances: int = 0
     split_by: str = "utterance"  # or "sentence" (SPLIT_BY)
+    split_file: str | None = None  # TSV KEY<TAB>SPLIT: fixed splits (read_split_file)
+    fixed_splits: dict[str, str] | None = None  # key -> split, given by the caller
+    fixed_splits_source: str = ""  # what fixed_splits is, for the manifest
+    only_ids: list[str] | None = None  # read only these IDs (uid without SPK/)
     command: str = ""
     progress: bool = True
 
@@ -370,7 +381,7 @@ def assign_splits(
     """Deterministic split of ``uids`` by utterance or by sentence (see the module docstring)."""
     if split_by not in SPLIT_BY:
         raise ValueError(f"split_by={split_by!r}: expected one of {', '.join(SPLIT_BY)}")
-    key = sentence_key if split_by == "sentence" else (lambda u: u)
+    key = _split_key(split_by)
     order = sorted({key(u) for u in uids}, key=lambda k: _hash_key(seed, k))
     n = len(order)
 
@@ -389,6 +400,75 @@ def assign_splits(
         for i, k in enumerate(order)
     }
     return {u: by_key[key(u)] for u in uids}
+
+
+def read_split_file(path: str) -> tuple[dict[str, str], dict[str, int]]:
+    """``({key: split}, {key: line number})`` of a split file: ``KEY<TAB>SPLIT`` lines (or two
+    whitespace-separated fields), SPLIT one of train/valid/test, ``#`` comments and blank lines
+    ignored. :class:`PrepError` naming the file and line for anything else."""
+    try:
+        text = _read_text(path)
+    except (OSError, UnicodeDecodeError) as e:
+        raise PrepError(f"--split_file={path}: cannot read it ({e})") from None
+    splits: dict[str, str] = {}
+    lines: dict[str, int] = {}
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = line.split("\t") if "\t" in line else line.split()
+        parts = [p.strip() for p in parts]
+        if len(parts) != 2 or not all(parts):
+            raise PrepError(f"{path}:{lineno}: expected 'KEY<TAB>train|valid|test', got {line!r}")
+        key, split = parts
+        if split not in schema.SPLITS:
+            raise PrepError(f"{path}:{lineno}: unknown split {split!r} for {key!r} "
+                            f"(expected {', '.join(schema.SPLITS)})")
+        if key in splits:
+            raise PrepError(f"{path}:{lineno}: duplicate key {key!r} (first on line "
+                            f"{lines[key]})")
+        splits[key], lines[key] = split, lineno
+    if not splits:
+        raise PrepError(f"{path}: no 'KEY<TAB>train|valid|test' line")
+    return splits, lines
+
+
+def _apply_fixed_splits(
+    cfg: PrepConfig, utts: list[corpus_lib.Utterance], problems: list[tuple[str, str, str]]
+) -> tuple[dict[str, str] | None, list[corpus_lib.Utterance], list[tuple[str, str, str]]]:
+    """(fixed splits by key or None, the listed utterances, their problems); an error for a
+    listed key that matches no utterance of the corpus."""
+    if cfg.split_file and cfg.fixed_splits is not None:
+        raise PrepError("give split_file or fixed_splits, not both")
+    if cfg.split_file:
+        fixed, lines = read_split_file(cfg.split_file)
+        where = cfg.split_file
+    elif cfg.fixed_splits is not None:
+        fixed, lines, where = dict(cfg.fixed_splits), {}, "fixed splits"
+    else:
+        return None, utts, problems
+    key = _split_key(cfg.split_by)
+    known = {key(u.uid) for u in utts} | {key(p[0]) for p in problems}
+    unknown = [k for k in fixed if k not in known]
+    if unknown:
+        k = min(unknown, key=lambda x: lines.get(x, 0))
+        at = f"{where}:{lines[k]}" if k in lines else where
+        hint = ("IDs without the SPK/ prefix" if cfg.split_by == "sentence"
+                else "utterance ids (SPK/ID in a corpus with speaker folders)")
+        raise PrepError(
+            f"{at}: {k!r} matches no utterance of {cfg.corpus_dir} ({len(unknown)} unknown "
+            f"key{'s' if len(unknown) > 1 else ''}; with --split_by={cfg.split_by} keys are "
+            f"{hint})")
+    kept = [u for u in utts if key(u.uid) in fixed]
+    left = len(utts) - len(kept)
+    if left:
+        _say(f"{where}: {left} utterance{'s' if left > 1 else ''} whose key is not listed "
+             "left out")
+    return fixed, kept, [p for p in problems if key(p[0]) in fixed]
+
+
+def _split_key(split_by: str) -> Callable[[str], str]:
+    return sentence_key if split_by == "sentence" else (lambda u: u)
 
 
 def _hash_key(seed: int, key: str) -> str:
@@ -470,6 +550,11 @@ def run_prep(cfg: PrepConfig) -> schema.Manifest:
         utts, problems = corpus_lib.discover(cfg.corpus_dir, cfg.fmt)
     except (corpus_lib.CorpusError, OSError) as e:
         raise PrepError(str(e)) from None
+    if cfg.only_ids is not None:
+        ids = set(cfg.only_ids)
+        utts = [u for u in utts if sentence_key(u.uid) in ids]
+        problems = [p for p in problems if sentence_key(p[0]) in ids]
+    fixed, utts, problems = _apply_fixed_splits(cfg, utts, problems)
     if cfg.max_utterances:
         order = sorted(utts, key=lambda u: _hash_key(cfg.seed, u.uid))
         keep = {u.uid for u in order[: cfg.max_utterances]}
@@ -533,10 +618,13 @@ def run_prep(cfg: PrepConfig) -> schema.Manifest:
     finally:
         bar.close()
         checks.close()
-    splits = assign_splits(
-        [u.uid for u in usable], cfg.seed, cfg.valid_fraction, cfg.test_fraction, cfg.split_by
-    )
-    num_keys = len({sentence_key(u) if cfg.split_by == "sentence" else u for u in splits})
+    if fixed is not None:
+        key_of = _split_key(cfg.split_by)
+        splits = {u.uid: fixed[key_of(u.uid)] for u in usable}
+    else:
+        splits = assign_splits([u.uid for u in usable], cfg.seed, cfg.valid_fraction,
+                               cfg.test_fraction, cfg.split_by)
+    num_keys = len({_split_key(cfg.split_by)(u) for u in splits})
 
     shards: list[_Shard] = []
     for split in schema.SPLITS:
@@ -652,6 +740,17 @@ def _run_tasks(
         yield from pool.imap(fn, tasks, chunksize=1)
 
 
+def _fixed_source(cfg: PrepConfig) -> str:
+    """The manifest's description of fixed splits: the split file and its sha256, or the
+    caller's description; "" for the hash split."""
+    if cfg.split_file:
+        digest = hashlib.sha256(_read_text(cfg.split_file).encode()).hexdigest()
+        return f"--split_file={cfg.split_file} (sha256 {digest})"
+    if cfg.fixed_splits is not None:
+        return cfg.fixed_splits_source or "fixed splits"
+    return ""
+
+
 def _write_manifest(
     cfg: PrepConfig,
     shards: list[_Shard],
@@ -750,11 +849,14 @@ def _write_manifest(
             "rejected_by_reason": by_reason,
             "seed": cfg.seed,
             "splits": {
-                "valid_fraction": cfg.valid_fraction,
-                "test_fraction": cfg.test_fraction,
+                # the hash split's fractions (None: a split file decided every split)
+                "valid_fraction": None if cfg.split_file else cfg.valid_fraction,
+                "test_fraction": None if cfg.split_file else cfg.test_fraction,
                 "split_by": cfg.split_by,
                 # usable utterances (split_by=utterance) or sentences the splits were drawn from
                 "keys": num_keys,
+                # where fixed splits came from ("" : sha256(seed:key) order)
+                "fixed": _fixed_source(cfg),
             },
             "test_utterance_files": schema.shard_pattern(schema.TEST_UTTERANCES),
             "utterance_files": {

@@ -3,6 +3,8 @@
 Examples::
 
     tts-gan-prep --format=festival --output_dir=data --workers=2          # built-in corpus
+    tts-gan-prep --format=festival --festival_sentences=all --output_dir=data_big \
+        --compression=GZIP                     # + 2,600 sentences from Debian's fortunes
     tts-gan-prep --format=hts --corpus_dir=my_corpus --output_dir=data    # wav/ + lab/
     tts-gan-prep --format=features --corpus_dir=my_corpus --output_dir=data  # wav/ + feats/
 
@@ -45,6 +47,19 @@ flags.DEFINE_enum(
     "ID under several speakers, SPK/ID, share a split). Default: sentence for --format=festival "
     "(the same sentences in two voices), utterance otherwise.",
 )
+flags.DEFINE_string(
+    "split_file", None,
+    "TSV of 'KEY<TAB>train|valid|test' lines: fixed splits instead of the hashed fractions "
+    "(KEY: an utterance id, or with --split_by=sentence an ID without SPK/). Utterances whose "
+    "key is not listed are left out; a listed key without utterances is an error.",
+)
+flags.DEFINE_enum(
+    "festival_sentences", "builtin", list(festival_corpus.SENTENCE_SETS),
+    "--format=festival: 'builtin' = data_prep/sentences.txt (290 sentences); 'all' = those + "
+    "data_prep/sentences_extra.txt (2,600 from Debian's fortunes), the built-in ones keeping "
+    "their 'builtin' split (held-out sentences stay held out), the extra ones all in train; "
+    "cached in ~/.cache/tts-gan/festival_corpus_all.",
+)
 flags.DEFINE_float("valid_fraction", 0.05, "Fraction of utterances (sentences) in the valid split.")
 flags.DEFINE_float("test_fraction", 0.05, "Fraction of utterances (sentences) in the test split.")
 flags.DEFINE_integer("utterances_per_shard", 64, "Utterances per TFRecord shard.")
@@ -75,17 +90,33 @@ def main(argv: list[str]) -> int:
     split_by = FLAGS.split_by or default_split_by(fmt)
     corpus_dir = FLAGS.corpus_dir
     max_utts = FLAGS.max_utterances
+    if (fmt == "festival" and FLAGS.festival_sentences == "all" and not FLAGS.split_file
+            and split_by != "sentence"):
+        raise app.UsageError("--festival_sentences=all splits by sentence (the built-in "
+                             "held-out sentences in both voices), or give --split_file")
+    only_ids: list[str] | None = None
+    fixed: dict[str, str] | None = None
+    fixed_source = ""
     try:
         if fmt == "festival":
-            corpus_dir = corpus_dir or festival_corpus.default_cache_dir()
-            n_voices = len(festival_corpus.VOICES)
-            festival_corpus.render_corpus(
-                corpus_dir,
-                workers=FLAGS.workers,
-                max_sentences=math.ceil(max_utts / n_voices) if max_utts else 0,
-                progress=FLAGS.progress,
-            )
+            which = FLAGS.festival_sentences
+            corpus_dir = corpus_dir or festival_corpus.default_cache_dir(which)
+            sentences = festival_corpus.corpus_sentences(which)
+            if max_utts:
+                sentences = sentences[: math.ceil(max_utts / len(festival_corpus.VOICES))]
+            festival_corpus.render_corpus(corpus_dir, sentences, workers=FLAGS.workers,
+                                          progress=FLAGS.progress)
+            only_ids = [uid for uid, _ in sentences]
+            if which == "all" and not FLAGS.split_file:
+                fixed = festival_corpus.festival_splits(
+                    only_ids, FLAGS.seed, FLAGS.valid_fraction, FLAGS.test_fraction)
+                fixed_source = (
+                    "--festival_sentences=all: the split of data_prep/sentences.txt drawn "
+                    f"with seed {FLAGS.seed} (valid {FLAGS.valid_fraction:g}, test "
+                    f"{FLAGS.test_fraction:g}), every sentences_extra.txt sentence train")
             fmt, max_utts = "hts", 0
+        elif FLAGS.festival_sentences != "builtin":
+            raise app.UsageError("--festival_sentences is for --format=festival")
         elif corpus_dir is None:
             raise app.UsageError(f"--corpus_dir is required for --format={fmt}")
         cfg = pipeline.PrepConfig(
@@ -107,11 +138,16 @@ def main(argv: list[str]) -> int:
             f0_method=FLAGS.f0_method,
             max_utterances=max_utts,
             split_by=split_by,
+            split_file=FLAGS.split_file,
+            fixed_splits=fixed,
+            fixed_splits_source=fixed_source,
+            only_ids=only_ids,
             command=shlex.join(["tts-gan-prep", *sys.argv[1:]]),
             progress=FLAGS.progress,
         )
         m = pipeline.run_prep(cfg)
-    except (pipeline.PrepError, festival_corpus.FestivalError) as e:
+    except (pipeline.PrepError, festival_corpus.FestivalError,
+            festival_corpus.SentenceFileError) as e:
         print(f"tts-gan-prep: error: {e}", file=sys.stderr)
         return 1
     c = m.counts
@@ -131,8 +167,10 @@ def main(argv: list[str]) -> int:
 def empty_splits_note(m: schema.Manifest) -> str:
     """A note for the summary line when valid or test is empty although asked for."""
     sp = m.extra.get("splits", {})
+    if sp.get("fixed"):
+        return ""  # the splits were given, not drawn
     empty = [s for s in ("valid", "test")
-             if sp.get(f"{s}_fraction", 0) > 0 and m.counts[s]["utterances"] == 0]
+             if (sp.get(f"{s}_fraction") or 0) > 0 and m.counts[s]["utterances"] == 0]
     if not empty:
         return ""
     keys = sp.get("keys", "?")

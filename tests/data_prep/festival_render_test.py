@@ -104,3 +104,41 @@ def test_stale_temporaries_of_old_versions_are_not_read_as_utterances(tmp_path) 
     utts, _ = corpus.discover(str(cache), "hts")
     assert [u.uid for u in utts] == ["slt_hts/s0001"]
     assert sorted(os.listdir(cache / "lab" / "slt_hts")) == ["s0001.lab"]
+
+
+def test_temporaries_of_a_dead_render_are_removed_and_a_live_ones_kept(tmp_path) -> None:
+    """A render killed hard (SIGTERM/SIGKILL) leaves ``NAME.tmp-PID-TAG`` files; the next
+    render removes those of processes that are gone, not those of a running one."""
+    import subprocess
+
+    cache = tmp_path / "cache"
+    for sub, name in (("wav", "s0001.wav"), ("lab", "s0001.lab"), ("text", "s0001.txt")):
+        (cache / sub / "slt_hts").mkdir(parents=True)
+        (cache / sub / "slt_hts" / name).write_text("The birch canoe.\n")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    wav = cache / "wav" / "slt_hts"
+    (wav / f"s0002.wav.tmp-{dead.pid}-0123456789ab").write_bytes(b"RIFF")
+    (wav / f"s0003.wav.tmp-{os.getpid()}-0123456789ab").write_bytes(b"RIFF")
+    festival_corpus.render_corpus(str(cache), ["The birch canoe."],
+                                  {"slt_hts": festival.HTS_VOICE}, progress=False)
+    assert sorted(os.listdir(wav)) == ["s0001.wav", f"s0003.wav.tmp-{os.getpid()}-0123456789ab"]
+
+
+def test_a_failed_or_interrupted_render_stops_without_running_the_queued_batches(
+        tmp_path, monkeypatch) -> None:
+    """Before, the pool's shutdown ran every queued batch after Ctrl-C (silently, to the end)."""
+    monkeypatch.setattr(festival_corpus, "festival_binary", lambda: "/bin/true")
+    calls = []
+
+    def failing(voice_fn: str, items: list) -> None:
+        calls.append(len(items))
+        raise RuntimeError("interrupted")
+
+    monkeypatch.setattr(festival_corpus, "render_batch", failing)
+    sents = [f"Sentence number {i}." for i in range(5 * festival.BATCH)]
+    with pytest.raises(RuntimeError, match="interrupted"):
+        festival_corpus.render_corpus(str(tmp_path / "c"), sents,
+                                      {"slt_hts": festival.HTS_VOICE}, workers=1,
+                                      progress=False)
+    assert 1 <= len(calls) <= 2  # the failed batch and at most the one already started

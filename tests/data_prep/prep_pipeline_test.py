@@ -482,3 +482,80 @@ def test_rerun_reuses_the_check_pass_until_a_file_changes(tmp_path, monkeypatch)
     members = sorted({r["utterance_id"] for r in read_records(shard)})
     assert computed[0] == "u02" and sorted(computed[1:]) == members
     assert len(members) < 4
+
+
+def _write(path: str, text: str) -> str:
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def test_split_file_decides_every_split_and_leaves_unlisted_keys_out(tmp_path) -> None:
+    """--split_file: listed keys get their split (by sentence: both voices), keys not listed
+    are left out, and the manifest names the file and its sha256."""
+    import hashlib
+
+    root, out = str(tmp_path / "c"), str(tmp_path / "out")
+    make_two_voice_corpus(root, n=6)
+    text = ("# sentence splits\n"
+            "s0000\ttest\ns0001\tvalid\n\ns0002\ttrain\ns0003 train\ns0004\ttrain\n")
+    sf_path = _write(str(tmp_path / "split.tsv"), text)
+    m = pipeline.run_prep(cfg(root, out, split_by="sentence", split_file=sf_path))
+    split_of = _split_of(out)
+    assert split_of == {f"{spk}/s{i:04d}": sp for spk in ("kal", "slt") for i, sp in
+                        enumerate(["test", "valid", "train", "train", "train"])}
+    assert [m.counts[s]["utterances"] for s in ("train", "valid", "test")] == [6, 2, 2]
+    sp = m.extra["splits"]
+    assert sp["fixed"] == (f"--split_file={sf_path} (sha256 "
+                           f"{hashlib.sha256(text.encode()).hexdigest()})")
+    assert sp["valid_fraction"] is None and sp["keys"] == 5
+    # by utterance, keys are uids: one voice of a sentence may go elsewhere
+    sf2 = _write(str(tmp_path / "u.tsv"), "kal/s0000\ttest\nslt/s0000\ttrain\nkal/s0001\tvalid\n")
+    pipeline.run_prep(cfg(root, str(tmp_path / "o2"), split_file=sf2))
+    assert _split_of(str(tmp_path / "o2")) == {
+        "kal/s0000": "test", "slt/s0000": "train", "kal/s0001": "valid"}
+
+
+@pytest.mark.parametrize("text, error", [
+    ("s0000\ttest\ns0001\tdev\n", r"split\.tsv:2: unknown split 'dev' for 's0001' "
+                                  r"\(expected train, valid, test\)"),
+    ("s0000\ttest\n# c\ns0000\ttrain\n", r"split\.tsv:3: duplicate key 's0000' \(first on "
+                                        r"line 1\)"),
+    ("s0000\ttest\textra\n", r"split\.tsv:1: expected 'KEY<TAB>train\|valid\|test', got "),
+    ("s0000\n", r"split\.tsv:1: expected 'KEY<TAB>train\|valid\|test', got 's0000'"),
+    ("# nothing\n\n", r"split\.tsv: no 'KEY<TAB>train\|valid\|test' line"),
+    ("s0000\ttest\ns0099\ttrain\nkal/s0001\ttrain\n",
+     r"split\.tsv:2: 's0099' matches no utterance of .* \(2 unknown keys; with "
+     r"--split_by=sentence keys are IDs without the SPK/ prefix\)"),
+])
+def test_split_file_errors_name_the_file_and_line(tmp_path, text, error) -> None:
+    root = str(tmp_path / "c")
+    make_two_voice_corpus(root, n=3)
+    path = _write(str(tmp_path / "split.tsv"), text)
+    with pytest.raises(pipeline.PrepError, match=error):
+        pipeline.run_prep(cfg(root, str(tmp_path / "o"), split_by="sentence", split_file=path))
+    assert not os.path.exists(tmp_path / "o" / schema.MANIFEST_NAME)
+
+
+def test_split_file_cli_and_missing_file(tmp_path, monkeypatch, capsys) -> None:
+    root, out = str(tmp_path / "c"), str(tmp_path / "out")
+    make_hts_corpus(root, n=4)
+    path = _write(str(tmp_path / "s.tsv"), "u00\ttrain\nu01\ttrain\nu02\ttest\n")
+    rc, line = _cli([f"--corpus_dir={root}", f"--output_dir={out}", "--format=hts",
+                     f"--question_file={root}/q.hed", "--window_frames=40",
+                     f"--split_file={path}"], monkeypatch, capsys)
+    assert rc == 0 and "train: 2 utts" in line and "test: 1 utts" in line
+    assert "empty" not in line  # valid is empty because the file says so: no note
+    with pytest.raises(pipeline.PrepError, match=rf"--split_file={tmp_path}/nope.tsv: cannot "
+                       "read it"):
+        pipeline.run_prep(cfg(root, f"{out}2", split_file=f"{tmp_path}/nope.tsv"))
+
+
+def test_only_ids_reads_the_listed_sentences_only(tmp_path) -> None:
+    """The festival prep's ``only_ids``: other files in the corpus folder are not read."""
+    root, out = str(tmp_path / "c"), str(tmp_path / "out")
+    make_two_voice_corpus(root, n=6)
+    m = pipeline.run_prep(cfg(root, out, split_by="sentence",
+                              only_ids=["s0000", "s0001", "s0002", "s0003"]))
+    assert sorted(_split_of(out)) == [f"{s}/s{i:04d}" for s in ("kal", "slt") for i in range(4)]
+    assert m.extra["splits"]["keys"] == 4 and m.extra["splits"]["fixed"] == ""
