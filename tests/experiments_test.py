@@ -56,6 +56,27 @@ def test_table1_configs_are_the_papers_recipe(name):
     assert cfg.train.d_hinge == "per_rwd"  # what they trained with before the option (#17)
 
 
+@pytest.mark.parametrize("name", experiments.TABLE1_ROWS)
+def test_table1_configs_keep_app_d(name):
+    """App. D's numbers, pinned (issue 25: new methods are opt-in, the paper's recipe stays):
+    "a single discriminator step per generator step, but with doubled learning rate: 1e-4 for
+    the former, compared to 5e-5 for the latter [...] hinge loss, a batch size of 1024 and the
+    Adam optimizer with β1 = 0, β2 = 0.999 [...] a decay rate of 0.9999"; D sees G's output,
+    the 16-bit µ-law sample of App. C, and G is regularised orthogonally (BigGAN's 1e-4)."""
+    cfg = experiments.get_config(name)
+    t = cfg.train
+    assert (t.g_learning_rate, t.d_learning_rate) == (5e-5, 1e-4)
+    assert t.global_batch_size == 1024 and t.d_steps_per_g_step == 1 and t.loss == "hinge"
+    assert t.ema_decay == 0.9999 and t.ema_start_step == 0
+    assert t.ortho_reg_beta == 1e-4 and t.standing_stats_passes == 100
+    assert t.mixed_precision == "" and not t.log_grad_norms
+    assert cfg.data.mu == 65535.0 and cfg.data.window_frames == 400  # 2-s windows, App. C
+    d = cfg.discriminator
+    assert d.input_mu == 0.0 and d.input_domain == "mulaw"  # D sees G's own µ-law output
+    assert d.omega == (480 if name == "rwd_star_480" else 240)  # ω of §3.3 / Table 1 row 7
+    assert d.spectral_norm and cfg.generator.spectral_norm
+
+
 def test_cpu_recipe_turns_the_aux_losses_and_excitation_on():
     cfg = experiments.get_config("cpu_sine_mel")
     assert cfg.train.aux.mel_weight > 0 and cfg.train.aux.stft_weight > 0
