@@ -2,6 +2,7 @@
 synthesised from their text, measured with real packaged models (no download at run time).
 
     .venv/bin/python benchmarks/intelligibility.py --data_dir=PREP [--export_dir=EXPORT/N]
+        [--text_file=benchmarks/unseen_sentences.txt]
         [--corpus_dir=~/.cache/tts-gan/festival_corpus] [--max_sentences=0]
         [--output_json=J] [--spectrogram_png=P] [--append]
         [--split=test|train|valid] [--conditioning=text|recorded]
@@ -14,6 +15,13 @@ also speaks the text through the project's own text path (``tts-gan-synthesize -
 --speaker=N``: Festival's front end with the speaker's own voice → HTS labels + F0 → the
 prep's features → the export), with the recording's speaker id, and its audio is scored the
 same way.
+
+Unseen text: ``--text_file=benchmarks/unseen_sentences.txt`` (one sentence a line, ``#``
+comments) replaces the held-out set by sentences in no corpus file. Each of the export's
+speakers (without ``--export_dir``, the built-in corpus' voices) speaks each sentence; the
+reference audio is Festival's own rendering of it with the speaker's own voice (what the
+corpus' recordings are), and the model speaks it from text as above. ``--data_dir`` is then
+not needed.
 
 Two diagnostics locate a failure: ``--conditioning=recorded`` conditions the model on the
 utterance's prepared features (the recording's own durations and F0: copy synthesis, no
@@ -110,6 +118,63 @@ def synthesize_items(synth: Any, items: Sequence[Item], seed: int = 0,
     return out
 
 
+# --------------------------------------------------------------------------- unseen text
+def read_text_file(path: str) -> list[str]:
+    """The sentences of ``path``: one a line, blank lines and ``#`` comments skipped; each must
+    have words the scoring can compare (a clear error names the line)."""
+    from tts_gan.intelligibility import normalize_text
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.readlines()
+    except OSError as e:
+        raise IntelligibilityError(f"--text_file={path}: cannot read it ({e})") from None
+    out = []
+    for n, line in enumerate(lines, 1):
+        text = " ".join(line.split())
+        if not text or text.startswith("#"):
+            continue
+        try:
+            if not normalize_text(text):
+                raise ValueError("no words")
+        except ValueError as e:
+            raise IntelligibilityError(f"{path}:{n}: {e}") from None
+        out.append(text)
+    if not out:
+        raise IntelligibilityError(f"--text_file={path}: no sentences")
+    return out
+
+
+def text_file_items(sentences: Sequence[str], speakers: dict[str, int], manifest: Any,
+                    work_dir: str) -> list[Item]:
+    """One item per (speaker, sentence), the speaker's reference audio rendered by Festival
+    with the speaker's own voice into ``work_dir``: the export ``manifest``'s choice
+    (``synthesis.festival_voice``, the voice the model speaks text with), or without an export
+    the built-in corpus voice of that name."""
+    from tts_gan import synthesis
+    from tts_gan.frontend import festival
+
+    items: list[Item] = []
+    todo: dict[str, list[tuple[str, str, str, str]]] = {}
+    for name, spk in sorted(speakers.items(), key=lambda kv: kv[1]):
+        voice = (synthesis.festival_voice(manifest, spk) if manifest is not None
+                 else festival.VOICES.get(name, festival.HTS_VOICE))
+        for sub in ("wav", "lab", "text"):
+            os.makedirs(os.path.join(work_dir, sub, name), exist_ok=True)
+        for i, text in enumerate(sentences):
+            uid = f"{name}/u{i + 1:03d}"
+            paths = [os.path.join(work_dir, sub, uid + ext)
+                     for sub, ext in (("wav", ".wav"), ("lab", ".lab"), ("text", ".txt"))]
+            todo.setdefault(voice, []).append((text, *paths))
+            items.append(Item(uid, name, spk, text, paths[0]))
+    try:
+        for voice, batch in todo.items():
+            for i in range(0, len(batch), festival.BATCH):
+                festival.render_batch(voice, batch[i:i + festival.BATCH])
+    except festival.FestivalError as e:
+        raise IntelligibilityError(f"Festival could not render --text_file: {e}") from None
+    return items
+
 
 # -------------------------------------------------------------------------- outputs
 def write_json(path: str, obj: Any) -> None:
@@ -197,8 +262,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     from data_prep.festival_corpus import default_cache_dir
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data_dir", required=True,
-                   help="tts-gan-prep output: its test_utterances shards are the held-out set")
+    p.add_argument("--data_dir", default=None,
+                   help="tts-gan-prep output: its test_utterances shards are the held-out set "
+                        "(required unless --text_file)")
+    p.add_argument("--text_file", default=None,
+                   help="unseen sentences (one a line) instead of the held-out set: each "
+                        "speaker's reference is Festival's rendering with its own voice")
     p.add_argument("--corpus_dir", default=default_cache_dir(),
                    help="corpus the data was prepared from: wav/SPK/ID.wav, text/SPK/ID.txt")
     p.add_argument("--export_dir", default=None,
@@ -222,11 +291,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.max_sentences < 0:
         p.error(f"--max_sentences must be >= 0, got {args.max_sentences}")
+    if args.text_file is None and args.data_dir is None:
+        p.error("--data_dir is required (or --text_file for unseen sentences)")
+    if args.text_file is not None and (args.conditioning != "text" or args.split != "test"):
+        p.error("--text_file speaks text: --conditioning=recorded and --split do not apply")
     return args
 
 
 def _check_dirs(args: argparse.Namespace) -> None:
-    for flag in ("data_dir", "corpus_dir", "export_dir"):
+    flags = ("export_dir",) if args.text_file else ("data_dir", "corpus_dir", "export_dir")
+    for flag in flags:
         path = getattr(args, flag)
         if path is not None and not os.path.isdir(path):
             what = {"data_dir": "a tts-gan-prep output", "corpus_dir": "the Festival corpus "
@@ -238,14 +312,25 @@ def _check_dirs(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Scores the recordings (and the model); returns the JSON report."""
+    import tempfile
+
     from tts_gan import schema, synthesis
+    from tts_gan.frontend import festival
 
     _check_dirs(args)
     load_start = os.getloadavg()
     t0 = time.perf_counter()
+    work = tempfile.TemporaryDirectory(prefix="tts-gan-unseen-")
     try:
-        items = corpus_items(args.data_dir, args.corpus_dir, args.max_sentences, args.split)
         synth = load_synthesizer(args.export_dir) if args.export_dir else None
+        if args.text_file is not None:
+            em = synth.manifest() if synth is not None else None
+            speakers = (em.speakers if em is not None
+                        else {n: i for i, n in enumerate(sorted(festival.VOICES))})
+            items = text_file_items(read_text_file(args.text_file), speakers, em, work.name)
+        else:
+            items = corpus_items(args.data_dir, args.corpus_dir, args.max_sentences,
+                                 args.split)
     except schema.ManifestError as e:
         raise IntelligibilityError(str(e)) from None
     recordings = [read_recording(it.wav) for it in items]
@@ -262,12 +347,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             raise IntelligibilityError(str(e)) from None
         rows["model"] = [score(recognizer, it, a, synth.sample_rate)
                          for it, a in zip(items, generated, strict=True)]
+    work.cleanup()
     report = {
         "data_dir": args.data_dir, "corpus_dir": args.corpus_dir,
+        "text_file": args.text_file,
         "export_dir": synth.path if synth is not None else None,
         "held_out_utterances": len(items), "seed": args.seed, "split": args.split,
         "conditioning": args.conditioning,
-        "split_by": schema.load_manifest(args.data_dir).extra.get("splits", {}).get("split_by"),
+        "split_by": (schema.load_manifest(args.data_dir).extra.get("splits", {}).get("split_by")
+                     if args.data_dir else None),
         "summary": {k: summarise(v) for k, v in rows.items()}, "utterances": rows,
         "seconds": time.perf_counter() - t0, "loadavg_1min": [load_start[0],
                                                                os.getloadavg()[0]],
@@ -316,7 +404,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     cmd = machine.command("intelligibility.py", argv)
     what = "recordings and model" if args.export_dir else "recordings"
-    whose = "held-out" if args.split == "test" else f"{args.split}-split"
+    whose = ("unseen-text" if args.text_file else
+             "held-out" if args.split == "test" else f"{args.split}-split")
     speaks = ("speaking each utterance's text" if args.conditioning == "text" else
               "conditioned on each utterance's prepared features (copy synthesis)")
     load = report["loadavg_1min"]
@@ -325,9 +414,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{datetime.date.today().isoformat()}", "",
         f"Machine: nproc={os.cpu_count()}, {machine.cpu_model()}; 1-min load average "
         f"{load[0]:.2f} at the start, {load[1]:.2f} at the end (shared). {versions()}. "
-        f"Command: `{cmd}` ({report['seconds']:.0f} s). Set: the "
-        f"{report['held_out_utterances']} utterances of the data dir's "
-        f"{args.split}_utterances shards (split by {report['split_by'] or 'utterance'})"
+        f"Command: `{cmd}` ({report['seconds']:.0f} s). Set: " + (
+            f"the {report['held_out_utterances']} (speaker, sentence) pairs of "
+            f"`{args.text_file}`; 'recording' = Festival's rendering with the speaker's own "
+            "voice" if args.text_file else
+            f"the {report['held_out_utterances']} utterances of the data dir's "
+            f"{args.split}_utterances shards (split by {report['split_by'] or 'utterance'})")
         + (f" (first {args.max_sentences} per speaker)" if args.max_sentences else "")
         + (f"; model: `{report['export_dir']}`, {speaks} with its speaker id, seeds "
            f"{args.seed}+i" if args.export_dir else "")

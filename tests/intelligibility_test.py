@@ -334,3 +334,72 @@ def test_errors_name_the_input(tmp_path, capsys) -> None:
     short = _data_dir(tmp_path / "short", [("slt_hts/s0001", 1)], count=2)
     err = _error(capsys, [f"--data_dir={short}", f"--corpus_dir={corpus2}"])
     assert "1 test utterances" in err and "test.utterances = 2" in err
+
+
+# ------------------------------------------------------------------------------ unseen text
+UNSEEN = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                      "benchmarks", "unseen_sentences.txt")
+
+
+def _words(text: str) -> tuple[str, ...]:
+    """Lower-case letter runs: an independent tokenisation for the overlap check."""
+    import re
+
+    return tuple(re.findall(r"[a-z]+", text.lower()))
+
+
+def test_unseen_sentences_are_in_no_corpus_file() -> None:
+    """The unseen-text set (issue 25: ≥ 20 sentences, in no corpus file): no sentence equals a
+    corpus sentence, and none shares more than 40 % of its word set with one (the one that did,
+    a rewording of a built-in sentence, was replaced)."""
+    unseen = intel.read_text_file(UNSEEN)
+    assert len(unseen) >= 20 and len(set(unseen)) == len(unseen)
+    data_prep = os.path.dirname(festival_corpus.__file__)
+    corpus = []
+    for name in sorted(os.listdir(data_prep)):
+        if name.startswith("sentences") and name.endswith(".txt"):
+            with open(os.path.join(data_prep, name), encoding="utf-8") as f:
+                corpus += [_words(ln) for ln in f if ln.strip() and not ln.startswith("#")]
+    assert len(corpus) > 2000  # sentences.txt and sentences_extra.txt
+    sets = [set(c) for c in corpus]
+    for text in unseen:
+        w = _words(text)
+        assert w not in corpus, text
+        overlap = max(len(set(w) & c) / len(set(w) | c) for c in sets)
+        assert overlap <= 0.4, (text, overlap)
+
+
+def test_read_text_file_errors_name_the_line(tmp_path) -> None:
+    path = tmp_path / "t.txt"
+    path.write_text("# comment\n\nFine words here.\nCall 911 now.\n", encoding="utf-8")
+    with pytest.raises(intel.IntelligibilityError, match=rf"{path}:4: .*'911'"):
+        intel.read_text_file(str(path))
+    path.write_text("# only a comment\n", encoding="utf-8")
+    with pytest.raises(intel.IntelligibilityError, match="no sentences"):
+        intel.read_text_file(str(path))
+    with pytest.raises(intel.IntelligibilityError, match="cannot read"):
+        intel.read_text_file(str(tmp_path / "missing.txt"))
+
+
+@needs_festival
+def test_text_file_references_are_festival_with_each_speakers_voice(tmp_path, capsys,
+                                                                    recognizer) -> None:
+    """``--text_file``: every built-in voice speaks every sentence, its reference rendered by
+    its own Festival voice (kal_diphone writes 16 kHz, the slt HTS voice 32 kHz), and the
+    report scores one row per (speaker, sentence) without a data dir."""
+    path = tmp_path / "t.txt"
+    path.write_text("The pilot told the passengers to fasten their seat belts.\n"
+                    "She keeps her keys in a bowl beside the front door.\n", encoding="utf-8")
+    items = intel.text_file_items(intel.read_text_file(str(path)),
+                                  {"kal_diphone": 0, "slt_hts": 1}, None, str(tmp_path / "w"))
+    assert [(it.speaker, it.speaker_id) for it in items] == [("kal_diphone", 0)] * 2 + [
+        ("slt_hts", 1)] * 2
+    rates = {it.speaker: sf.info(it.wav).samplerate for it in items}
+    assert rates == {"kal_diphone": 16000, "slt_hts": 32000}
+    out = tmp_path / "r.json"
+    assert intel.main([f"--text_file={path}", f"--output_json={out}"]) == 0
+    report = json.loads(out.read_text())
+    assert report["held_out_utterances"] == 4 and report["data_dir"] is None
+    summary = report["summary"]["recording"]
+    assert summary["all"]["sentences"] == 4 and summary["all"]["wer"] < 0.5
+    assert "unseen-text recordings" in capsys.readouterr().out
