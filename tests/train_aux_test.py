@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import train_testdata as td
-from float32_bounds import exceeds, within
+from float32_bounds import EPS, exceeds, within
 from ml_collections import ConfigDict
 from train_lib_test import (
+    _NORMS,
     _assert_kernels_updated,
     _metrics_difference,
     _run_steps,
@@ -81,18 +82,74 @@ def test_aux_losses_change_the_generator_update(data_dir):
     assert np.linalg.norm(d_aux - d_paper) > 0.5 * np.linalg.norm(d_paper) > 0
 
 
+def _perturbed(w0: dict, keys, size: float, seed: int) -> dict:
+    """``w0`` with every weight in ``keys`` scaled by 1 ± ``size`` (random signs)."""
+    rng = np.random.default_rng(seed)
+    return {k: (v * (1.0 + size * rng.choice([-1.0, 1.0], v.shape))).astype(v.dtype)
+            if k in keys else v for k, v in w0.items()}
+
+
+SENSITIVITY_SEEDS = 3
+
+
+def _metric_difference(a: dict, b: dict, k: str) -> float:
+    """``_metrics_difference`` of the one metric ``k``."""
+    return _metrics_difference([{k: a[k]}], [{k: b[k]}])
+
+
+def _sensitivity_bounds(rerun, w0: dict, trainable, m_ref: dict, m_other: dict,
+                        rho: float) -> tuple[dict, float]:
+    """Per metric: ρ plus the metric's measured response to the observed rounding.
+
+    ``r`` is the rounding observed between the two paths on the step's forward values (the
+    losses: the largest |a − b| / max(|a|, 1), at least eps; capped at ρ, which they must stay
+    within anyway). Every trainable weight is scaled by 1 ± r (random signs, so the losses
+    move by ≈ r, as they do between the paths) and the step rerun with the same kernels; the
+    largest response of each metric over :data:`SENSITIVITY_SEEDS` draws, in
+    ``_metrics_difference``'s units, is added to ρ. For a smooth metric that response is ≈ r ≪
+    ρ. A gradient taken through the losses' non-differentiable points (GED's |s(y₁) − s(y₂)|
+    where two samples of the untrained generator agree to rounding, log-magnitudes crossing
+    their floor: d log|X| = d|X|/|X|) responds by orders of magnitude more: that is the
+    amplification of rounding the bound must include. Returns (bounds, r)."""
+    forward = [k for k in m_ref if k not in _NORMS]
+    r = min(max(max(abs(m_ref[k] - m_other[k]) / max(abs(m_ref[k]), 1.0) for k in forward),
+                EPS), rho)
+    bounds = dict.fromkeys(m_ref, rho)
+    for seed in range(SENSITIVITY_SEEDS):
+        m_pert, _ = rerun(0, weights=_perturbed(w0, trainable, r, seed))
+        for k in m_ref:
+            bounds[k] = max(bounds[k], rho + _metric_difference(m_ref, m_pert, k))
+    return bounds, r
+
+
 def test_aux_step_xla_matches_non_xla(data_dir):
     """The G-only step and the full step with every auxiliary term compile with XLA; the G-only
-    step agrees with the TF kernels (the paper-step test's tolerance)."""
-    config = _config(data_dir, d_start_step=1)
+    step agrees with the TF kernels, metric by metric within ρ (_step_rounding, the paper-step
+    test's bound) plus the metric's measured amplification of the observed rounding
+    (:func:`_sensitivity_bounds`). The losses need only ρ. G's gradient norm does not: GED's
+    L1 terms between two samples of the untrained, saturated generator and the log-magnitude
+    floors make it a non-smooth function of the weights (measured at 93f7de6, GED alone: XLA
+    vs not 1.2 %; weights × (1 ± 1e-7) 2 %, × (1 ± 1e-6) 8 %). Worst measured: BUILD_NOTES
+    "Numeric tolerances". Control: the z of another step (what a disagreeing RNG gives)."""
+    config = _config(data_dir, d_start_step=2)
     batch = td.fixed_batch(4, FRAMES)
     default = tf.distribute.get_strategy()
-    w0, m_ref, _ = _run_steps(config, default, batch, 2)
-    tr, _, m_xla, _, _ = _trainer_steps(config, default, batch, 2, xla=True, init=w0)
-    assert "d_loss" not in m_xla[0] and "aux/feature_matching" in m_xla[1]
-    within("G-only step metrics", _metrics_difference(m_ref[:1], m_xla[:1]),
-           _step_rounding(tr, batch))
-    assert all(np.isfinite(v) for v in m_xla[1].values())
+    tr, w0, m_ref, _, rerun = _trainer_steps(config, default, batch, 1)
+    _, _, m_xla, _, rerun_xla = _trainer_steps(config, default, batch, 1, xla=True, init=w0)
+    assert "d_loss" not in m_xla[0]
+    m_full, _ = rerun_xla(2)
+    assert "aux/feature_matching" in m_full and all(np.isfinite(v) for v in m_full.values())
+    trainable = {f"{k}/{v.path}" for k, m in (("G", tr.G), ("D", tr.D))
+                 for v in m.trainable_weights}
+    rho = _step_rounding(tr, batch)
+    bounds, _ = _sensitivity_bounds(rerun, w0, trainable, m_ref[0], m_xla[0], rho)
+    for k, bound in sorted(bounds.items()):
+        within(f"G-only step {k}", _metric_difference(m_ref[0], m_xla[0], k), bound)
+    m_other, _ = rerun(1)
+    for k, bound in sorted(bounds.items()):
+        if k != "ortho_penalty":  # a function of the weights alone
+            exceeds(f"G-only step {k}, z of another step",
+                    _metric_difference(m_ref[0], m_other, k), bound)
 
 
 def _without(metrics: list[dict], key: str) -> list[dict]:

@@ -66,10 +66,10 @@ def _distribute(strategy, batch: dict[str, np.ndarray]):
 def _trainer_steps(config, strategy, batch, steps: int, *, xla: bool = False, init=None):
     """Builds a trainer, optionally loads ``init`` weights, runs ``steps`` steps on the same
     global ``batch`` split over the replicas; returns (trainer, initial weights, metrics,
-    weights, rerun). ``rerun(step, other_batch=None, lr_scale=1)`` puts the trainer back at the
-    initial weights and optimizer state (learning rates × ``lr_scale``) and runs one step
-    ``step``: no retrace (same shapes; the step number and learning rates are tensors), so a
-    control costs one step."""
+    weights, rerun). ``rerun(step, other_batch=None, lr_scale=1, weights=None)`` puts the
+    trainer back at the initial weights (or ``weights``) and optimizer state (learning rates ×
+    ``lr_scale``) and runs one step ``step``: no retrace (same shapes; the step number and
+    learning rates are tensors), so a control or a sensitivity probe costs one step."""
     keras.utils.set_random_seed(1234)  # reproducible initial weights
     tr = train_lib.GANTrainer(config, strategy, config.generator.feature_dim,
                               config.generator.num_speakers, xla=xla)
@@ -81,8 +81,8 @@ def _trainer_steps(config, strategy, batch, steps: int, *, xla: bool = False, in
     dist = _distribute(strategy, batch)
     metrics = [tr.scalar_metrics(tr.train_step(dist, s)) for s in range(steps)]
 
-    def rerun(step: int, other_batch=None, lr_scale: float = 1.0):
-        _set_weights(tr, w0)
+    def rerun(step: int, other_batch=None, lr_scale: float = 1.0, weights=None):
+        _set_weights(tr, w0 if weights is None else weights)
         for v, x in zip(opt_vars, opt0, strict=True):
             v.assign(x)
         for opt in (tr.g_opt, tr.d_opt):
