@@ -378,10 +378,11 @@ class Generator(CheckpointListsMixin, keras.Model):
             out = remove_dc(out, rate, self.dc_block_frames, frame_mask)
         audio = tf.tanh(out)
         if controls is not None:  # harmonic + noise from the stem (not in the paper)
-            cycles, f0, voiced = excitation_phase(features, self.excitation, rate, start_cycles)
+            _, f0, voiced = excitation_phase(features, self.excitation, rate)
             noise = noise_from_z(z, frames, rate, tf.constant(self._noise_table))
-            hn = synthesize(controls, cycles, f0, voiced, self.harmonic_noise,
-                            float(self.excitation.frame_rate * rate), noise, frame_mask)
+            hn = synthesize(controls, f0, voiced, self.harmonic_noise,
+                            float(self.excitation.frame_rate * rate), noise, frame_mask,
+                            start_cycles)
             audio = tf.clip_by_value(audio + tf.cast(tf.expand_dims(hn, 2), audio.dtype),
                                      -1.0, 1.0)
         if self.output_mu > 0:  # linear waveform → the µ-law domain G models (not in the paper)

@@ -8,6 +8,10 @@ Wang et al. 2019) and the controls from the GAN-TTS generator's 200 Hz stem, so 
 envelope is multiplied into the waveform instead of having to emerge from the upsampling
 stack (``experiments/cpu_harmonic_noise.py``, recipe 4 of issue 14).
 
+F0 and the harmonic amplitudes are interpolated per sample between frame centres and the sines'
+phase is the running sum of the per-sample frequency; harmonics are silenced per sample where
+k·F0(n) reaches Nyquist (DDSP's ``harmonic_synthesis`` / ``oscillator_bank``; #25).
+
 Small pure functions; ``tests/harmonic_noise_test.py`` checks them against NumPy/SciPy.
 """
 
@@ -46,31 +50,53 @@ def exp_sigmoid(x: tf.Tensor, max_value: float = 2.0, exponent: float = math.log
     return max_value * tf.math.pow(tf.sigmoid(x), exponent) + threshold
 
 
+def _interpolation_weights(steps_per_frame: int) -> np.ndarray:
+    """``[3, r]`` weights of the previous frame, the frame itself and the next frame at each of
+    a frame's r samples: linear between frame centres (sample j of a frame sits (j + ½)/r − ½
+    frames from its centre)."""
+    r = int(steps_per_frame)
+    pos = (np.arange(r) + 0.5) / r - 0.5  # in (-0.5, 0.5)
+    w_prev, w_next = np.maximum(-pos, 0.0), np.maximum(pos, 0.0)
+    return np.stack([w_prev, 1.0 - w_prev - w_next, w_next])
+
+
+def _neighbours(x: tf.Tensor, frame_mask: tf.Tensor | None) -> tuple[tf.Tensor, tf.Tensor]:
+    """The previous and next frame of each frame of ``x`` ``[B, T, C]`` (the edges hold the
+    first / last frame; with ``frame_mask`` ``[B, T, 1]`` the last valid frame holds too)."""
+    prev = tf.concat([x[:, :1], x[:, :-1]], axis=1)
+    nxt = tf.concat([x[:, 1:], x[:, -1:]], axis=1)
+    if frame_mask is not None:
+        m_next = tf.concat([frame_mask[:, 1:], tf.zeros_like(frame_mask[:, :1])], axis=1)
+        nxt = nxt * m_next + x * (1.0 - m_next)
+    return prev, nxt
+
+
+def _mix(x: tf.Tensor, prev: tf.Tensor, nxt: tf.Tensor, weights: np.ndarray) -> tf.Tensor:
+    """``Σ`` of the three ``[B, T, C]`` frames times their ``[3, r]`` weights: ``[B, T, r, C]``."""
+    r = weights.shape[1]
+    w = [tf.constant(np.reshape(v, [1, 1, r, 1]).astype(np.float32), x.dtype) for v in weights]
+    return (tf.expand_dims(prev, 2) * w[0] + tf.expand_dims(x, 2) * w[1]
+            + tf.expand_dims(nxt, 2) * w[2])
+
+
 def frames_to_samples(x: tf.Tensor, steps_per_frame: int,
                       frame_mask: tf.Tensor | None = None) -> tf.Tensor:
     """Linear interpolation ``[B, T, C] -> [B, T, r, C]`` between frame centres (frame t covers
     samples ``[t·r, (t+1)·r)``, its centre at ``t·r + r/2``); the edges hold the first / last
     frame. With ``frame_mask`` ``[B, T, 1]`` the last valid frame holds too (masked padding
     never reaches valid samples)."""
-    r = int(steps_per_frame)
-    prev = tf.concat([x[:, :1], x[:, :-1]], axis=1)
-    nxt = tf.concat([x[:, 1:], x[:, -1:]], axis=1)
-    if frame_mask is not None:
-        m_next = tf.concat([frame_mask[:, 1:], tf.zeros_like(frame_mask[:, :1])], axis=1)
-        nxt = nxt * m_next + x * (1.0 - m_next)
-    pos = (tf.range(r, dtype=x.dtype) + 0.5) / float(r) - 0.5  # in (-0.5, 0.5)
-    w_prev = tf.reshape(tf.nn.relu(-pos), [1, 1, r, 1])
-    w_next = tf.reshape(tf.nn.relu(pos), [1, 1, r, 1])
-    w_self = 1.0 - w_prev - w_next
-    return (tf.expand_dims(x, 2) * w_self + tf.expand_dims(prev, 2) * w_prev
-            + tf.expand_dims(nxt, 2) * w_next)
+    prev, nxt = _neighbours(x, frame_mask)
+    return _mix(x, prev, nxt, _interpolation_weights(steps_per_frame))
 
 
 def harmonic_amplitudes(amplitude: tf.Tensor, distribution_logits: tf.Tensor, f0: tf.Tensor,
                         voiced: tf.Tensor, sample_rate: float) -> tf.Tensor:
     """Per-frame amplitudes ``[B, T, H]`` of harmonics k = 1..H: ``amplitude`` ``[B, T, 1]``
-    times a softmax distribution over the harmonics below Nyquist (DDSP §B.5), zero on
-    unvoiced frames (``voiced`` 0/1 ``[B, T]``) and for k·F0 ≥ sample_rate / 2."""
+    times a softmax distribution over the harmonics below Nyquist at the frame's F0 (DDSP
+    §B.5: ``remove_above_nyquist`` then normalise, at the frame rate), zero on unvoiced frames
+    (``voiced`` 0/1 ``[B, T]``). This frame-rate mask only decides how the amplitude is shared
+    out; what keeps every sample free of aliasing is :func:`harmonic_synth`'s mask on the
+    per-sample frequency (DDSP's ``oscillator_bank``)."""
     h = distribution_logits.shape[-1]
     k = tf.range(1, h + 1, dtype=f0.dtype)
     audible = tf.cast(tf.expand_dims(f0, 2) * k < 0.5 * sample_rate, distribution_logits.dtype)
@@ -80,18 +106,70 @@ def harmonic_amplitudes(amplitude: tf.Tensor, distribution_logits: tf.Tensor, f0
     return amplitude * dist * tf.expand_dims(tf.cast(voiced, dist.dtype), 2)
 
 
-def harmonic_synth(amplitudes: tf.Tensor, cycles: tf.Tensor,
-                   frame_mask: tf.Tensor | None = None) -> tf.Tensor:
-    """``Σ_k A_k(n)·sin(2π·k·φ(n))`` as ``[B, T·r]``: ``amplitudes`` ``[B, T, H]`` per frame
-    (linearly interpolated to samples), ``cycles`` ``[B, T, r]`` the fundamental's phase φ in
-    cycles at each sample."""
-    shape = tf.shape(cycles)
-    r = cycles.shape[-1]
+def harmonic_phase(f0: tf.Tensor, steps_per_frame: int, sample_rate: float,
+                   frame_mask: tf.Tensor | None = None,
+                   start_cycles: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor]:
+    """The fundamental's frequency and phase at every sample, from F0 ``[B, T]`` in Hz per
+    frame: (phase ``[B, T, r]`` in cycles, frequency ``[B, T, r]`` in Hz).
+
+    The frequency is interpolated linearly between frame centres like the amplitudes
+    (:func:`frames_to_samples`, the same ``frame_mask`` hold), and the phase is its running
+    sum, φ(n) = start + Σ_{m<n} F0(m) / sample_rate (DDSP's ``oscillator_bank``: a cumulative
+    sum of the per-sample frequency), so the instantaneous frequency of harmonic k, k·F0(n),
+    is continuous: an F0 held per frame made it jump by k·ΔF0 at every frame edge (#25).
+    ``start_cycles`` ``[B]`` continues a phase. Float32 rounding does not accumulate: within
+    a frame the running sum is a closed form of the three frames' F0, across frames the
+    frames' totals are accumulated modulo 1 cycle without rounding (see the code), so the
+    phase is < 2 + r·F0/sample_rate cycles and good to a few eps of that."""
+    r = int(steps_per_frame)
+    if frame_mask is not None:
+        frame_mask = tf.cast(frame_mask, f0.dtype)
+    x = tf.expand_dims(f0, 2)  # [B, T, 1]
+    prev, nxt = _neighbours(x, frame_mask)
+    weights = _interpolation_weights(r)
+    freq = tf.squeeze(_mix(x, prev, nxt, weights), axis=3)  # [B, T, r] Hz
+    # The phase within a frame, Σ_{m<j} F0(m)/rate, in closed form: F0 is a weighted sum of
+    # the three frames' F0, so its running sum has the running sums of the weights (constants
+    # computed in float64) as weights — no float32 accumulation over the r samples.
+    before = np.cumsum(weights, axis=1) - weights  # exclusive running sums [3, r]
+    within = tf.squeeze(_mix(x, prev, nxt, before / float(sample_rate)), axis=3)
+    totals = np.sum(weights, axis=1, keepdims=True) / float(sample_rate)  # [3, 1]
+    total = tf.reshape(_mix(x, prev, nxt, totals), tf.shape(f0))  # cycles per frame [B, T]
+    # Frame starts modulo 1 cycle. A plain float32 cumsum of the totals rounds at the size of
+    # the running sum (~F0·duration cycles): a phase step of k·ulp at every frame edge.
+    # Split each total's fraction into a 2^-10-grid part, whose cumsum is exact below 2^14
+    # frames (82 s at 200 Hz), and a remainder < 2^-10, whose cumsum stays small.
+    frac = total - tf.floor(total)
+    coarse = tf.floor(frac * 1024.0) / 1024.0
+    start = tf.math.cumsum(coarse, axis=1, exclusive=True)
+    start = (start - tf.floor(start)) + tf.math.cumsum(frac - coarse, axis=1, exclusive=True)
+    if start_cycles is not None:
+        start += tf.expand_dims(tf.cast(start_cycles, start.dtype), 1)
+    start -= tf.floor(start)
+    return tf.expand_dims(start, 2) + within, freq
+
+
+def harmonic_synth(amplitudes: tf.Tensor, f0: tf.Tensor, steps_per_frame: int,
+                   sample_rate: float, frame_mask: tf.Tensor | None = None,
+                   start_cycles: tf.Tensor | None = None) -> tf.Tensor:
+    """``Σ_k A_k(n)·sin(2π·k·φ(n))`` over the harmonics with k·F0(n) < sample_rate / 2, as
+    ``[B, T·r]`` (r = ``steps_per_frame``): ``amplitudes`` ``[B, T, H]`` per frame and F0
+    ``[B, T]`` both interpolated linearly to samples, φ the phase of
+    :func:`harmonic_phase`. The Nyquist mask is applied per sample, after the interpolation
+    (DDSP's ``oscillator_bank``): a harmonic that crosses Nyquist between two frame centres
+    is silent from the sample where it crosses, instead of sounding (aliased) until the
+    amplitude interpolation reaches a frame that masked it."""
+    shape = tf.shape(amplitudes)
+    r = int(steps_per_frame)
     h = amplitudes.shape[-1]
+    if frame_mask is not None:
+        frame_mask = tf.cast(frame_mask, amplitudes.dtype)
+    cycles, freq = harmonic_phase(f0, r, sample_rate, frame_mask, start_cycles)
     amps = frames_to_samples(amplitudes, r, frame_mask)  # [B, T, r, H]
     k = tf.range(1, h + 1, dtype=cycles.dtype)
+    audible = tf.cast(tf.expand_dims(freq, 3) * k < 0.5 * float(sample_rate), amps.dtype)
     sines = tf.sin(2.0 * math.pi * tf.expand_dims(cycles, 3) * k)
-    out = tf.reduce_sum(amps * sines, axis=3)
+    out = tf.reduce_sum(amps * audible * sines, axis=3)
     return tf.reshape(out, [shape[0], shape[1] * r])
 
 
@@ -182,19 +260,21 @@ def noise_from_z(z: tf.Tensor, frames: tf.Tensor, steps_per_frame: int,
     return tf.reshape(tf.gather(table, idx), [tf.shape(z)[0], frames, steps_per_frame])
 
 
-def synthesize(controls: tf.Tensor, cycles: tf.Tensor, f0: tf.Tensor, voiced: tf.Tensor,
-               spec: HarmonicNoiseSpec, sample_rate: float, noise: tf.Tensor,
-               frame_mask: tf.Tensor | None = None) -> tf.Tensor:
+def synthesize(controls: tf.Tensor, f0: tf.Tensor, voiced: tf.Tensor, spec: HarmonicNoiseSpec,
+               sample_rate: float, noise: tf.Tensor, frame_mask: tf.Tensor | None = None,
+               start_cycles: tf.Tensor | None = None) -> tf.Tensor:
     """Harmonic + filtered-noise waveform ``[B, T·r]`` from the head's raw ``controls``
-    ``[B, T, spec.controls]`` and white ``noise`` ``[B, T, r]``; masked frames (``frame_mask``)
-    get zero harmonic amplitudes and zero noise magnitudes."""
+    ``[B, T, spec.controls]``, F0 ``[B, T]`` in Hz and voicing ``[B, T]`` per frame, and white
+    ``noise`` ``[B, T, r]``; masked frames (``frame_mask``) get zero harmonic amplitudes and
+    zero noise magnitudes. ``start_cycles`` ``[B]`` continues the sines' phase."""
     controls = tf.cast(controls, tf.float32)
+    f0 = tf.cast(f0, tf.float32)
     amp_logit, dist_logits, noise_logits = tf.split(
         controls, [1, spec.harmonics, spec.noise_bands], axis=2)
     amps = harmonic_amplitudes(exp_sigmoid(amp_logit), dist_logits, f0, voiced, sample_rate)
     if frame_mask is not None:
         amps = amps * tf.cast(frame_mask, amps.dtype)
-    harmonic = harmonic_synth(amps, cycles, frame_mask)
+    harmonic = harmonic_synth(amps, f0, noise.shape[-1], sample_rate, frame_mask, start_cycles)
     mags = exp_sigmoid(noise_logits + spec.noise_bias)
     if frame_mask is not None:
         mags = mags * tf.cast(frame_mask, mags.dtype)
