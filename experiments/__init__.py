@@ -12,7 +12,8 @@ import ml_collections
 TABLE1_ROWS = ("full_d", "crwd_1", "crwd_1_2_4_8_15", "crwd_1_urwd_1", "crwd_1_urwd_1_x5",
                "rwd_1_240x_1_2_4_8_15", "rwd_star_480", "gan_tts")
 ALL_CONFIGS = (*TABLE1_ROWS, "tiny", "small", "small_dmu8", "cpu_sine_mel",
-               "cpu_sine_mel_linear", "cpu_sine_mel_linear_stem", "cpu_harmonic_noise")
+               "cpu_sine_mel_linear", "cpu_sine_mel_linear_stem", "cpu_harmonic_noise",
+               "cpu_harmonic_noise_adv")
 
 
 def get_config(name: str) -> ml_collections.ConfigDict:

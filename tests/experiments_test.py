@@ -115,3 +115,13 @@ def test_cpu_recipe_4_adds_only_the_harmonic_noise_output_and_its_dc_block():
     assert "harmonic_noise" not in three["generator"]
     assert four.pop("name") == "cpu_harmonic_noise" and three.pop("name")
     assert three == four
+
+
+def test_cpu_recipe_5_changes_only_d_start_and_d_view():
+    four = experiments.get_config("cpu_harmonic_noise").to_dict()
+    five = experiments.get_config("cpu_harmonic_noise_adv").to_dict()
+    assert five["train"].pop("d_start_step") == 10_000 and four["train"].pop("d_start_step")
+    assert five["discriminator"].pop("input_domain") == "linear"
+    assert four["discriminator"].pop("input_domain") == "mulaw"
+    assert five.pop("name") == "cpu_harmonic_noise_adv" and four.pop("name")
+    assert four == five

@@ -146,3 +146,32 @@ def test_grad_norms_scale_with_the_configured_weights(data_dir):
 
 def base_weight(name: str, data_dir: str) -> float:
     return float(recipe4_at_test_width(data_dir).train.aux[name])
+
+
+def test_linear_input_domain_is_what_the_rwds_see(data_dir):
+    """``discriminator.input_domain = "linear"`` (recipe 5): D sees the µ-law-decoded waveform,
+    checked against the µ-law decode written from its definition (App. C: y = sign(x)·ln(1 +
+    µ|x|)/ln(1 + µ), so x = sign(y)·((1 + µ)^|y| − 1)/µ); the paper's view is G's output."""
+    config = recipe4_at_test_width(data_dir)
+    y = np.linspace(-1.0, 1.0, 101, dtype=np.float32)
+    paper = train_lib.GANTrainer(config, tf.distribute.get_strategy(), 8, 1)
+    np.testing.assert_array_equal(paper.d_view(tf.constant(y)).numpy(), y)
+    config.discriminator.input_domain = "linear"
+    linear = train_lib.GANTrainer(config, tf.distribute.get_strategy(), 8, 1)
+    mu = np.float64(config.data.mu)
+    want = np.sign(y) * np.expm1(np.abs(y.astype(np.float64)) * np.log1p(mu)) / mu
+    got = linear.d_view(tf.constant(y)).numpy()
+    # float32 decode: exp of up to ln(1 + µ) ≈ 11.1 carries ~11.1·eps relative error
+    np.testing.assert_allclose(got, want, rtol=16 * 11.1 * np.finfo(np.float32).eps, atol=0)
+    assert abs(got[50]) == 0.0 and got[-1] == pytest.approx(1.0, rel=1e-5)
+
+
+def test_input_domain_errors_name_the_field(data_dir):
+    config = recipe4_at_test_width(data_dir)
+    config.discriminator.input_domain = "mulaw8"
+    with pytest.raises(ValueError, match="discriminator.input_domain='mulaw8'"):
+        train_lib.resolve_config(config, data_dir)
+    config.discriminator.input_domain = "linear"
+    config.discriminator.input_mu = 255.0
+    with pytest.raises(ValueError, match="input_mu must be 0"):
+        train_lib.resolve_config(config, data_dir)
