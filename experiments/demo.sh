@@ -20,6 +20,9 @@ if [ -d "$PRETRAINED" ]; then
   echo "-> $OUT/wav_pretrained"
 fi
 
+# The 290 built-in sentences (the default --festival_sentences=builtin): the larger set
+# (--festival_sentences=all, 2,890 sentences per voice) takes ~70 min to render and prep
+# with --workers=1 on this machine (BUILD_NOTES).
 step "1/5 tts-gan-prep: built-in Festival corpus (2 voices = 2 speakers)"
 "$BIN/tts-gan-prep" --format=festival --output_dir="$OUT/data" --workers=2 --compression=GZIP
 
