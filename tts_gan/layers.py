@@ -15,6 +15,9 @@ mask is given, and has no conditional gain/bias or standing statistics.
 
 from __future__ import annotations
 
+import functools
+import os
+
 import keras
 import tensorflow as tf
 
@@ -22,6 +25,75 @@ from tts_gan import ops
 
 # State that every replica computes identically (all-reduced inputs): first replica's write wins.
 _REPLICATED_STATE = "only_first_replica"
+
+# How the gradient of a dilated convolution (dilation > 1) is computed; see dilated_conv1d.
+# Environment variable TTS_GAN_DILATED_CONV_GRADIENT, read when a layer is traced:
+#   "auto" (default): "native" when TensorFlow's oneDNN CPU ops are on, else "space_to_batch";
+#   "native": TensorFlow's own gradient of the dilated Conv2D (Conv2DBackpropFilter/-Input with
+#       dilations): oneDNN, XLA, GPU; TF 2.21's Eigen CPU kernels refuse dilations > 1;
+#   "space_to_batch": the gradient of the same convolution written as space_to_batch_nd →
+#       undilated conv → batch_to_space_nd (tf.nn.convolution's dilated form), which every
+#       CPU kernel supports. The forward pass is the native dilated conv in every mode.
+DILATED_CONV_GRADIENT_ENV = "TTS_GAN_DILATED_CONV_GRADIENT"
+DILATED_CONV_GRADIENTS = ("auto", "native", "space_to_batch")
+
+
+@functools.cache
+def onednn_enabled() -> bool:
+    """Whether TensorFlow runs its oneDNN CPU ops in this process (TF_ENABLE_ONEDNN_OPTS, or
+    TF's default: on only for CPUs with AVX512_VNNI/AVX512_BF16/AVX_VNNI/AMX, so off on an
+    AVX2-only AMD EPYC or Xeon)."""
+    from tensorflow.python.util import _pywrap_util_port
+
+    return bool(_pywrap_util_port.IsMklEnabled())
+
+
+def dilated_conv_gradient() -> str:
+    """The resolved gradient formulation of dilated convs: "native" or "space_to_batch"."""
+    mode = os.environ.get(DILATED_CONV_GRADIENT_ENV, "auto") or "auto"
+    if mode not in DILATED_CONV_GRADIENTS:
+        raise ValueError(f"{DILATED_CONV_GRADIENT_ENV}={mode!r}: expected one of "
+                         f"{', '.join(DILATED_CONV_GRADIENTS)}")
+    if mode == "auto":
+        return "native" if onednn_enabled() else "space_to_batch"
+    return mode
+
+
+def dilated_conv1d(x: tf.Tensor, kernel: tf.Tensor, dilation: int,
+                   gradient: str | None = None) -> tf.Tensor:
+    """'SAME'-padded stride-1 conv1d of ``x`` ``[B, T, C_in]`` with ``kernel`` ``[k, C_in,
+    C_out]`` dilated by ``dilation``.
+
+    Forward: the native dilated conv (tf.nn.conv1d) in every mode, so inference, SavedModel and
+    TFLite graphs are those of a plain conv. Gradient (``gradient``, default
+    :func:`dilated_conv_gradient`): "native" is TF's; "space_to_batch" (tf.custom_gradient)
+    differentiates tf.nn.convolution's form of the same function, y = batch_to_space(conv(
+    space_to_batch(x, d), kernel), d) (each of the d phases of the signal convolved with the
+    undilated kernel: the same k·C_in products per output, summed in another order), because
+    TF 2.21's Eigen CPU Conv2DBackpropFilter/-Input refuse dilations > 1 ("Current CPU
+    implementations do not yet support dilation rates larger than 1"), which stopped every
+    training step with oneDNN off (#26)."""
+    if dilation == 1:
+        return tf.nn.conv1d(x, kernel, stride=1, padding="SAME")
+    gradient = gradient or dilated_conv_gradient()
+    if gradient == "native":
+        return tf.nn.conv1d(x, kernel, stride=1, padding="SAME", dilations=dilation)
+    if gradient != "space_to_batch":
+        raise ValueError(f"dilated conv gradient {gradient!r}: expected native or space_to_batch")
+
+    @tf.custom_gradient
+    def conv(x, kernel):
+        y = tf.nn.conv1d(x, kernel, stride=1, padding="SAME", dilations=dilation)
+
+        def grad(dy):
+            with tf.GradientTape() as tape:
+                tape.watch([x, kernel])
+                y_s2b = tf.nn.convolution(x, kernel, padding="SAME", dilations=[dilation])
+            return tape.gradient(y_s2b, [x, kernel], output_gradients=dy)
+
+        return y, grad
+
+    return conv(x, kernel)
 
 
 def _l2_normalize(x: tf.Tensor, eps: float = 1e-12) -> tf.Tensor:
@@ -117,7 +189,8 @@ class SNConv1D(_SpectralNormKernel):
     """'SAME'-padded dilated 1-D convolution with SN and orthogonal init (stride 1).
 
     ``call(x, seq_mask)`` multiplies the input by the 0/1 mask first (App. A.1), so that with a
-    zero-padded batch the valid region sees exactly the zeros it would see alone.
+    zero-padded batch the valid region sees exactly the zeros it would see alone. Dilated
+    convs differentiate as :func:`dilated_conv1d` chooses (TTS_GAN_DILATED_CONV_GRADIENT).
     """
 
     def __init__(self, filters: int, kernel_size: int = 3, dilation: int = 1, **kwargs):
@@ -132,7 +205,7 @@ class SNConv1D(_SpectralNormKernel):
     def call(self, x, seq_mask=None, training=None):
         x = ops.apply_mask(x, seq_mask)
         kernel = tf.cast(self.effective_kernel(bool(training)), x.dtype)
-        y = tf.nn.conv1d(x, kernel, stride=1, padding="SAME", dilations=self.dilation)
+        y = dilated_conv1d(x, kernel, self.dilation)
         bias = self._bias(x.dtype)
         return y if bias is None else y + bias
 
