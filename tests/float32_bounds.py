@@ -22,11 +22,21 @@ sum cancels to ≈ 0 and the tanh is not saturated, that y's rounding is relativ
 the tiny export up to 4.3e-5, only 3.5× below ρ, while the waveform moves by < 1e-8 there. On
 the waveform the worst measured difference is 1/24 of the bound and every control ≥ 300× it.
 
+Where a quantity is not a smooth function of what rounding perturbs, no eps·√n·depth bound
+covers it: a gradient taken through a loss's non-differentiable points (GED's L1 between two
+samples that agree to rounding, log-magnitudes at their floor, d log|X| = d|X|/|X|, the
+hinge's and ReLUs' kinks) or a later training step that starts from weights already differing
+by rounding. Those tests add to ρ the quantity's *measured* response, with the same kernels, to
+a perturbation of the weights by the rounding observed between the two paths
+(``train_aux_test._sensitivity_bounds``, ``onednn_off_train_test``; #26: G's gradient norm
+through GED differed by 1.35e-3 XLA vs not on an AMD EPYC, twice ρ).
+
 Every test that uses these bounds also shows that a real error (masking off, too short a
 receptive field, other weights, local BN statistics, another random window) exceeds the bound by
-≥ 10× (:func:`exceeds`), and each records in a comment the worst ratio measured on this machine
-under ``python tests/float32_bounds.py`` (oneDNN on/off × 1/2 intra-op threads, XLA where the
-test has it), which must stay ≤ 1/10.
+≥ 10× (:func:`exceeds`). ``python tests/float32_bounds.py TESTS...`` runs tests under the
+matrix oneDNN on/off × ``ONEDNN_MAX_CPU_ISA`` × 1/2 intra-op threads × XLA auto-clustering
+off/on (:func:`settings`) and prints per check and per test the worst difference/bound, which
+must stay ≤ 0.5 (issue 26's acceptance; BUILD_NOTES "Numeric tolerances" has the table).
 
 ``TTS_GAN_TOLERANCE_LOG=FILE`` appends every check (test, name, observed, bound) to FILE as JSON
 lines; ``TTS_GAN_TOLERANCE_RECORD_ONLY=1`` records without asserting (used by the runner below so
@@ -110,10 +120,16 @@ def _record(kind: str, name: str, observed: float, bound: float) -> None:
 
 def _setting() -> str:
     env = os.environ
-    parts = [f"oneDNN {'off' if env.get('TF_ENABLE_ONEDNN_OPTS') == '0' else 'on'}",
-             f"{env.get('TF_NUM_INTRAOP_THREADS', 'default')} threads"]
+    onednn = env.get("TF_ENABLE_ONEDNN_OPTS")
+    parts = [f"oneDNN {'off' if onednn == '0' else 'on' if onednn == '1' else 'default'}"]
+    if onednn != "0" and env.get("ONEDNN_MAX_CPU_ISA"):
+        parts.append(f"ISA≤{env['ONEDNN_MAX_CPU_ISA']}")
+    parts.append(f"{env.get('TF_NUM_INTRAOP_THREADS', 'default')} threads")
     if "auto_jit" in env.get("TF_XLA_FLAGS", ""):
         parts.append("XLA auto-jit")
+    if "xla_cpu_max_isa=" in env.get("XLA_FLAGS", ""):
+        isa = env["XLA_FLAGS"].split("xla_cpu_max_isa=")[1].split()[0]
+        parts.append(f"XLA ISA≤{isa}")
     return ", ".join(parts)
 
 
@@ -138,51 +154,141 @@ def exceeds(name: str, observed: float, bound: float) -> None:
 
 
 # ------------------------------------------------------------------ the measurement runner
-SETTINGS = [
-    ("1", "2", ""), ("1", "1", ""), ("0", "2", ""), ("0", "1", ""),
-]
+WITHIN_ACCEPT = 0.5  # issue 26: worst difference ≤ 0.5 of its bound under every setting
+XLA_AUTO_JIT = "--tf_xla_auto_jit=2 --tf_xla_cpu_global_jit"
+# oneDNN ISA caps (ONEDNN_MAX_CPU_ISA) and the /proc/cpuinfo flags each needs
+ISA_FLAGS = {"SSE41": ("sse4_1",), "AVX": ("avx",), "AVX2": ("avx2",),
+             "AVX512_CORE": ("avx512f", "avx512bw", "avx512vl", "avx512dq"),
+             "AVX512_CORE_VNNI": ("avx512_vnni",), "AVX512_CORE_BF16": ("avx512_bf16",),
+             "AVX512_CORE_AMX": ("amx_tile",)}
+
+
+def cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def effective_isa(cap: str, flags: set[str]) -> str:
+    """The highest ISA in ISA_FLAGS up to ``cap`` that this CPU has: what oneDNN runs."""
+    names = list(ISA_FLAGS)
+    best = cap
+    for name in names[:names.index(cap) + 1]:
+        if all(f in flags for f in ISA_FLAGS[name]):
+            best = name
+    return best
+
+
+def settings(onednn: list[str], isas: list[str], threads: list[str], xla: list[str],
+             xla_isas: list[str], flags: set[str]) -> tuple[list[dict], list[str]]:
+    """The matrix: oneDNN on/off × (oneDNN on) ISA caps × threads × XLA auto-jit off/on
+    (× XLA's own ISA caps, --xla_cpu_max_isa). An ISA cap above this CPU's instruction set
+    runs the same kernels as the highest cap it has, so it is listed, not rerun."""
+    out, notes, seen = [], [], {}
+    for o in onednn:
+        for isa in (isas if o == "1" else [""]):
+            if isa:
+                eff = effective_isa(isa, flags)
+                if eff != isa:
+                    note = (f"ONEDNN_MAX_CPU_ISA={isa}: this CPU lacks "
+                            f"{'/'.join(f for f in ISA_FLAGS[isa] if f not in flags)}, so "
+                            f"oneDNN runs its {eff} kernels")
+                    if (o, eff) in seen or eff in isas:
+                        notes.append(note + f": same as the {eff} runs, not rerun")
+                        continue
+                    notes.append(note)
+                seen[(o, eff)] = True
+            for t in threads:
+                for x in xla:
+                    for xi in (xla_isas or [""]) if x == "1" else [""]:
+                        env = {"TF_ENABLE_ONEDNN_OPTS": o, "TF_NUM_INTRAOP_THREADS": t}
+                        if isa:
+                            env["ONEDNN_MAX_CPU_ISA"] = isa
+                        if x == "1":
+                            env["TF_XLA_FLAGS"] = XLA_AUTO_JIT
+                        if xi:
+                            env["XLA_FLAGS"] = f"--xla_cpu_max_isa={xi}"
+                        out.append(env)
+    return out, notes
+
+
+def _csv(text: str) -> list[str]:
+    return [x for x in text.split(",") if x]
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=(
-        "Run the given tests under oneDNN on/off × 1/2 intra-op threads and print, per check, "
-        "the worst difference/bound (must be ≤ 0.1) and the smallest control/bound (≥ 10)."))
-    p.add_argument("--xla", choices=("no", "also", "only"), default="no",
-                   help="add a run with TF_XLA_FLAGS auto-clustering, which compiles the "
+        "Run the given tests under every setting of the matrix oneDNN on/off × "
+        "ONEDNN_MAX_CPU_ISA (oneDNN on) × intra-op threads × XLA auto-clustering off/on, and "
+        f"print per check the worst difference/bound (must be ≤ {WITHIN_ACCEPT}) and the "
+        f"smallest control/bound (≥ {CONTROL_FACTOR:g}), then per test."))
+    p.add_argument("--onednn", default="1,0", help="TF_ENABLE_ONEDNN_OPTS values")
+    p.add_argument("--isa", default="AVX2,AVX512_CORE",
+                   help=f"ONEDNN_MAX_CPU_ISA caps with oneDNN on ({', '.join(ISA_FLAGS)})")
+    p.add_argument("--threads", default="1,2", help="TF_NUM_INTRAOP_THREADS values")
+    p.add_argument("--xla", default="0,1",
+                   help="0: no auto-clustering; 1: TF_XLA_FLAGS auto-jit, which compiles the "
                         "tf.functions (SavedModel signatures included) with XLA")
+    p.add_argument("--xla_isa", default="",
+                   help="with XLA: XLA_FLAGS=--xla_cpu_max_isa caps (e.g. SSE4_2,AVX2)")
     p.add_argument("pytest_args", nargs="*", default=["tests"])
     args = p.parse_args()
-    settings = [] if args.xla == "only" else list(SETTINGS)
-    if args.xla != "no":
-        settings.append(("1", "2", "--tf_xla_auto_jit=2 --tf_xla_cpu_global_jit"))
+    flags = cpu_flags()
+    runs, notes = settings(_csv(args.onednn), _csv(args.isa), _csv(args.threads),
+                           _csv(args.xla), _csv(args.xla_isa), flags)
+    for n in notes:
+        print(f"# {n}", flush=True)
     with tempfile.NamedTemporaryFile(suffix=".jsonl", prefix="tolerances-", delete=False) as f:
         log = f.name
-    for onednn, threads, xla in settings:
-        env = dict(os.environ, TF_ENABLE_ONEDNN_OPTS=onednn, TF_NUM_INTRAOP_THREADS=threads,
-                   TTS_GAN_TOLERANCE_LOG=log, TTS_GAN_TOLERANCE_RECORD_ONLY="1",
-                   TF_CPP_MIN_LOG_LEVEL="2")
-        if xla:
-            env["TF_XLA_FLAGS"] = xla
-        cmd = [sys.executable, "-m", "pytest", "-p", "no:xdist", "-q",
-               f"--intra-op-threads={threads}", *args.pytest_args]
-        print(f"# oneDNN={onednn} threads={threads} {xla}: {' '.join(cmd[3:])}", flush=True)
-        subprocess.run(cmd, env=env, check=False)
+    failed_runs = []
+    for extra in runs:
+        env = dict(os.environ, TTS_GAN_TOLERANCE_LOG=log, TTS_GAN_TOLERANCE_RECORD_ONLY="1",
+                   TF_CPP_MIN_LOG_LEVEL="2", **extra)
+        for k in ("ONEDNN_MAX_CPU_ISA", "TF_XLA_FLAGS", "XLA_FLAGS"):
+            if k not in extra:
+                env.pop(k, None)
+        cmd = [sys.executable, "-m", "pytest", "-p", "no:xdist", "-p", "no:cacheprovider",
+               "-q", f"--intra-op-threads={extra['TF_NUM_INTRAOP_THREADS']}",
+               *args.pytest_args]
+        label = " ".join(f"{k}={v}" for k, v in extra.items())
+        print(f"# {label}: {' '.join(cmd[3:])}", flush=True)
+        if subprocess.run(cmd, env=env, check=False).returncode:
+            failed_runs.append(label)
     rows = collections.defaultdict(list)
     with open(log) as f:
         for line in f:
             r = json.loads(line)
             rows[(r["test"], r["check"], r["kind"])].append(r)
     bad = 0
-    print(f"\n{'test :: check':<90} {'kind':<8} {'worst':>10} {'bound':>10} {'ratio':>8}  setting")
+    per_test: dict[str, dict[str, list]] = collections.defaultdict(
+        lambda: {"within": [], "control": []})
+    print(f"\n{'test :: check':<90} {'kind':<8} {'worst':>10} {'bound':>10} {'ratio':>8} "
+          f"{'runs':>4}  setting")
     for (test, check, kind), rs in sorted(rows.items()):
         pick = (max if kind == "within" else min)(rs, key=lambda r: r["observed"] / r["bound"])
         ratio = pick["observed"] / pick["bound"]
-        ok = ratio <= 1 / CONTROL_FACTOR if kind == "within" else ratio >= CONTROL_FACTOR
+        ok = ratio <= WITHIN_ACCEPT if kind == "within" else ratio >= CONTROL_FACTOR
         bad += not ok
-        print(f"{test.split('/')[-1] + ' :: ' + check:<90} {kind:<8} {pick['observed']:>10.3g} "
-              f"{pick['bound']:>10.3g} {ratio:>8.3g}  {pick['setting']}{'' if ok else '  <-- !'}")
-    print(f"\n{len(rows)} checks, {bad} without a 10x margin; log: {log}")
-    return 1 if bad else 0
+        name = test.split("/")[-1]
+        per_test[name.split("[")[0]][kind].append((ratio, pick["setting"]))
+        print(f"{name + ' :: ' + check:<90} {kind:<8} {pick['observed']:>10.3g} "
+              f"{pick['bound']:>10.3g} {ratio:>8.3g} {len(rs):>4}  {pick['setting']}"
+              f"{'' if ok else '  <-- !'}")
+    print("\n| test | checks | worst difference/bound (setting) | smallest control/bound |")
+    print("|---|---:|---|---:|")
+    for name, kinds in sorted(per_test.items()):
+        w = max(kinds["within"], default=(math.nan, ""))
+        c = min(kinds["control"], default=(math.nan, ""))
+        print(f"| {name} | {len(kinds['within'])} | {w[0]:.3g} ({w[1]}) | {c[0]:.3g} |")
+    print(f"\n{len(runs)} settings, {len(rows)} checks, {bad} outside "
+          f"(difference/bound > {WITHIN_ACCEPT} or control/bound < {CONTROL_FACTOR:g}); "
+          f"pytest failed (not only tolerances) in: {failed_runs or 'none'}; log: {log}")
+    return 1 if bad or failed_runs else 0
 
 
 if __name__ == "__main__":
