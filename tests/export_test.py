@@ -299,10 +299,15 @@ def test_seed_determinism_and_speaker(exported):
     same = np.repeat(feats[:1], 2, axis=0)
     a, _ = _run(model, same, lengths, spk, [42, 42])
     b, _ = _run(model, same, lengths, spk, [42, 7])
-    np.testing.assert_array_equal(a[0], a[1])  # same seed → same audio, any batch slot
-    assert np.abs(b[0] - b[1]).max() > 1e-4  # another seed → another z
+    # Same seed → same audio in any batch slot, up to float32 rounding: the slots are computed
+    # by different vector lanes / oneDNN blocks, and CI on another x86-64 CPU measured
+    # 3.8e-6 (279 of 960 samples) where this machine gave bit-identical rows.
+    assert_same_audio(a[0], a[1], "same seed, batch slot 0 vs 1")
+    # Controls, each ≥ 10× the rounding bound: another seed → another z; the speaker id
+    # conditions the generator.
+    assert_audio_differs(b[0], b[1], "seed 42 vs seed 7")
     c, _ = _run(model, same, lengths, np.array([0, 1], np.int32), [42, 42])
-    assert np.abs(c[0] - c[1]).max() > 1e-4  # the speaker id conditions the generator
+    assert_audio_differs(c[0], c[1], "speaker 0 vs speaker 1")
 
 
 def test_standing_statistics_make_output_independent_of_batch_composition(exported):
