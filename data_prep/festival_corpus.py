@@ -29,7 +29,9 @@ import os
 import re
 import sys
 
-# The rendering itself is the shared front end; re-exported for the corpus' users.
+# The cache location is shared with tts-gan-eval (tts_gan.corpus_cache), the rendering itself
+# is the shared front end; both re-exported for the corpus' users.
+from tts_gan.corpus_cache import default_cache_dir  # noqa: F401
 from tts_gan.frontend.festival import (  # noqa: F401
     BATCH,
     HTS_VOICE,
@@ -114,15 +116,6 @@ def festival_splits(
     builtin = [builtin_uid(i) for i in range(len(load_sentences()))]
     held = pipeline.assign_splits(builtin, seed, valid_fraction, test_fraction, "sentence")
     return {u: held.get(u, "train") for u in uids}
-
-
-def default_cache_dir(which: str = "builtin") -> str:
-    """Where a sentence set is rendered: ``~/.cache/tts-gan/festival_corpus`` for the built-in
-    one, ``festival_corpus_all`` for ``all`` (its own folder, so that tools reading every file
-    of the built-in cache do not get 5,200 more)."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    name = "festival_corpus" if which == "builtin" else f"festival_corpus_{which}"
-    return os.path.join(base, "tts-gan", name)
 
 
 def render_corpus(

@@ -38,8 +38,8 @@ import numpy as np
 
 ASR_RATE = 16000  # pocketsphinx's en-us model and DNSMOS both take 16-kHz audio
 # One spelling per word where the built-in sentences and the recogniser may differ: the
-# abbreviation 'Mrs' (the CMU dictionary also has 'missus'), and the British spellings of
-# data_prep/sentences.txt → the American ones the recogniser's LM prefers (or only has:
+# abbreviation 'Mrs' (the CMU dictionary also has 'missus'), and the British spellings of the
+# built-in corpus' sentences.txt → the American ones the recogniser's LM prefers (or only has:
 # jeweller, metres, practised), as Whisper's English normaliser does for British spellings.
 CANONICAL: dict[str, str] = {
     "missus": "mrs", "axe": "ax", "grey": "gray", "harbour": "harbor", "jeweller": "jeweler",

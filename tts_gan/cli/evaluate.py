@@ -102,8 +102,8 @@ def main(argv: list[str]) -> int:
         if precomputed:
             report = _precomputed()
         else:
-            from data_prep.festival_corpus import default_cache_dir
             from tts_gan import extractors
+            from tts_gan.corpus_cache import default_cache_dir
 
             corpus = FLAGS.corpus_dir or default_cache_dir()
             extractor = extractors.make(FLAGS.features, threads=FLAGS.threads,
