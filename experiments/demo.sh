@@ -3,7 +3,8 @@
 # the shipped pretrained model speaks from text first (pretrained/, if present); then prep
 # (Festival corpus → 567-dim features + µ-law windows) → train (tiny config) → export
 # (EMA + standing statistics → SavedModel) → synthesize (text and test utterances) → eval.
-# Re-running resumes: prep keeps finished shards, training resumes from its checkpoint.
+# Re-running resumes: prep keeps finished shards, training resumes from its checkpoint; the
+# wav files of an earlier run are replaced (--overwrite).
 set -euo pipefail
 OUT=${1:-demo_out}
 BIN=${BIN:-.venv/bin}
@@ -15,7 +16,7 @@ step() { echo; echo "== [$(( $(date +%s) - t0 )) s] $*"; }
 PRETRAINED=${PRETRAINED:-pretrained/cpu_harmonic_noise}
 if [ -d "$PRETRAINED" ]; then
   step "0/5 tts-gan-synthesize: the shipped model ($PRETRAINED, see its README.md) speaks from text"
-  "$BIN/tts-gan-synthesize" --export_dir="$PRETRAINED" --output_dir="$OUT/wav_pretrained" \
+  "$BIN/tts-gan-synthesize" --export_dir="$PRETRAINED" --output_dir="$OUT/wav_pretrained" --overwrite \
     --text="The quick brown fox jumps over the lazy dog."
   echo "-> $OUT/wav_pretrained"
 fi
@@ -34,10 +35,10 @@ step "3/5 tts-gan-export: EMA weights + standing statistics -> $OUT/export/<vers
 "$BIN/tts-gan-export" --model_dir="$OUT/model" --export_dir="$OUT/export" --data_dir="$OUT/data"
 
 step "4/5 tts-gan-synthesize: text (Festival front end) and the test split"
-"$BIN/tts-gan-synthesize" --export_dir="$OUT/export" --output_dir="$OUT/wav_text" --speaker=1 \
+"$BIN/tts-gan-synthesize" --export_dir="$OUT/export" --output_dir="$OUT/wav_text" --speaker=1 --overwrite \
   --text="The quick brown fox jumps over the lazy dog."
 "$BIN/tts-gan-synthesize" --export_dir="$OUT/export" --data_dir="$OUT/data" \
-  --output_dir="$OUT/wav_test"
+  --output_dir="$OUT/wav_test" --overwrite
 
 step "5/5 tts-gan-eval: distances (DNSMOS embedding, not the paper's DeepSpeech2), DNSMOS and WER"
 "$BIN/tts-gan-eval" --export_dir="$OUT/export" --data_dir="$OUT/data" --num_samples=16 \

@@ -168,13 +168,15 @@ def test_text_and_label_front_ends_match_and_cli_writes_wavs(synth, tmp_path):
     assert summary["utterances"] == 2
     # default speaker slt_hts (id 1) speaks with its own Festival voice
     assert (summary["speaker"], summary["festival_voice"]) == (1, "voice_cmu_us_slt_arctic_hts")
-    assert sorted(os.listdir(out)) == ["utt0001.wav", "utt0002.wav"]
-    info = sf.info(str(out / "utt0001.wav"))
+    assert sorted(os.listdir(out)) == ["0001-hello-world.wav", "0002-second-line.wav"]
+    ref2, _ = sf.read(str(out / "0002-second-line.wav"), dtype="float32")
+    assert summary["files"] == ["0001-hello-world.wav", "0002-second-line.wav"]
+    info = sf.info(str(out / "0001-hello-world.wav"))
     assert (info.samplerate, info.subtype, info.frames) == (24000, "PCM_16", 120 * frames)
     # Same utterance through the Python API with the same seed (utterance 1 → seed 3).
     ref = np.concatenate([a for _, a in synthesis.synthesize_batched(
         synth, [from_labels[0]], [3])])
-    got, _ = sf.read(str(out / "utt0001.wav"), dtype="float32")
+    got, _ = sf.read(str(out / "0001-hello-world.wav"), dtype="float32")
     # 16-bit quantisation (±0.5 LSB, and full scale 32767 written vs 32768 read: 1.5 / 32768),
     # then float32 rounding (the CLI synthesises both lines as one padded batch).
     # Worst measured: 0 beyond the quantisation.
@@ -188,6 +190,55 @@ def test_text_and_label_front_ends_match_and_cli_writes_wavs(synth, tmp_path):
             audio_difference(got, other, 65535.0, quantisation), tiny_export_rounding())
     # default speaker for text: the manifest's slt_hts id
     assert synthesis.ExportedSynthesizer(synth.path).manifest().speakers["slt_hts"] == 1
+
+    # A second run into the same directory replaces nothing without --overwrite (#27: the
+    # first run's file was silently replaced); nothing is synthesised, the error names a file.
+    before = {n: (out / n).read_bytes() for n in os.listdir(out)}
+    again = subprocess.run(cmd[:-1] + ["--seed=9"], capture_output=True, text=True, env=ENV,
+                           timeout=300)
+    assert again.returncode == 1, again.stdout
+    assert f"{out}/0001-hello-world.wav exists (2 of the 2 output files do); pass --overwrite" \
+        in again.stderr
+    assert {n: (out / n).read_bytes() for n in os.listdir(out)} == before
+    # with --overwrite the files are replaced (seed 9: other audio), and no temporary is left
+    forced = subprocess.run(cmd[:-1] + ["--seed=9", "--overwrite"], capture_output=True,
+                            text=True, env=ENV, timeout=300)
+    assert forced.returncode == 0, forced.stderr[-3000:]
+    assert sorted(os.listdir(out)) == sorted(before)
+    assert (out / "0001-hello-world.wav").read_bytes() != before["0001-hello-world.wav"]
+    # real_time_factor is synthesis time / audio time, x_real_time the speed-up
+    js = json.loads(forced.stdout.strip().splitlines()[-1])
+    assert js["audio_seconds"] == pytest.approx((120 * frames + len(ref2)) / 24000)
+    assert js["real_time_factor"] == pytest.approx(js["synthesis_seconds"] / js["audio_seconds"])
+    assert js["x_real_time"] == pytest.approx(js["audio_seconds"] / js["synthesis_seconds"])
+
+
+def test_summary_real_time_factor_is_synthesis_over_audio_seconds():
+    from tts_gan.cli import synthesize
+
+    js = synthesize.summary("e", 1, 0, None, audio_s=10.0, secs=2.0, output_dir="o", files=[])
+    assert (js["real_time_factor"], js["x_real_time"]) == (0.2, 5.0)
+
+
+def test_text_file_names_are_line_number_and_slug():
+    from tts_gan.cli import synthesize
+
+    assert synthesize.text_file_name(7, "Hello, World! It's 3 o'clock.") == \
+        "0007-hello-world-it-s-3-o-clock.wav"
+    assert synthesize.text_file_name(12, "A" + " very" * 20) == \
+        "0012-a-very-very-very-very-very-very-very.wav"  # at most 40 characters of slug
+    assert synthesize.text_file_name(3, "?!") == "0003.wav"
+
+
+def test_write_wav_refuses_to_replace_a_file(tmp_path):
+    path = str(tmp_path / "x.wav")
+    synthesis.write_wav(path, [np.zeros(10, np.float32)], 24000)
+    with pytest.raises(synthesis.SynthesisError, match=r"x.wav: exists \(pass --overwrite"):
+        synthesis.write_wav(path, [np.ones(10, np.float32) / 2], 24000)
+    assert sf.read(path)[0].max() == 0  # untouched
+    synthesis.write_wav(path, [np.ones(10, np.float32) / 2], 24000, overwrite=True)
+    assert sf.read(path)[0].max() == 0.5
+    assert os.listdir(tmp_path) == ["x.wav"]
 
 
 def test_festival_voice_is_the_speakers_own() -> None:

@@ -168,16 +168,23 @@ def synthesize_streaming(synth: ExportedSynthesizer, utt: Utterance, seed: int,
 
 
 # ------------------------------------------------------------------------------ wav output
-def write_wav(path: str, chunks: Iterable[np.ndarray], sample_rate: int) -> int:
+def write_wav(path: str, chunks: Iterable[np.ndarray], sample_rate: int, *,
+              overwrite: bool = False) -> int:
     """Writes 16-bit PCM chunk by chunk to a temporary file, then renames; returns samples.
 
     ``path`` may be on any ``tf.io.gfile`` file system (``gs://...``): the wav is written to a
     local temporary file first (its header is rewritten at the end, which needs a seekable
     file), copied under a temporary name next to ``path`` and renamed. Nothing is left under
-    ``path``'s directory if writing fails.
+    ``path``'s directory if writing fails. An existing ``path`` is a :class:`SynthesisError`
+    (checked before and at the rename) unless ``overwrite``.
     """
     import soundfile as sf
 
+    def refuse() -> SynthesisError:
+        return SynthesisError(f"{path}: exists (pass --overwrite to replace it)")
+
+    if not overwrite and tf.io.gfile.exists(path):
+        raise refuse()
     parent = os.path.dirname(path)
     if parent:
         tf.io.gfile.makedirs(parent)
@@ -198,7 +205,9 @@ def write_wav(path: str, chunks: Iterable[np.ndarray], sample_rate: int) -> int:
                 n += len(c)
         if remote:
             tf.io.gfile.copy(scratch, tmp, overwrite=True)
-        tf.io.gfile.rename(tmp, path, overwrite=True)
+        if not overwrite and tf.io.gfile.exists(path):  # appeared while writing
+            raise refuse()
+        tf.io.gfile.rename(tmp, path, overwrite=overwrite)
     except BaseException:
         if tf.io.gfile.exists(tmp):
             tf.io.gfile.remove(tmp)

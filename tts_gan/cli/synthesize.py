@@ -5,8 +5,11 @@
         --output_dir=OUT [--speaker=N] [--festival_voice=voice_…] [--seed=N] [--batch_size=8]
         [--streaming --chunk_frames=400 [--overlap_frames=H]]
 
-Utterance i gets z from seed ``--seed + i`` (see tts_gan.export); files are named by
-utterance id and written via a temporary file + rename.
+Utterance i gets z from seed ``--seed + i`` (see tts_gan.export). Text line n is written to
+``NNNN-slug.wav`` (its line number and first words), labels and prep utterances to
+``<utterance id>.wav``, each via a temporary file + rename; an existing file is an error
+unless ``--overwrite``. The last stdout line is a JSON summary (``real_time_factor`` =
+synthesis seconds / audio seconds, ``x_real_time`` its inverse).
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ flags.DEFINE_string("f0_from_wav", None, "F0 source for --labels: a directory of
 flags.DEFINE_string("data_dir", None, "tts-gan-prep output: synthesise its test utterances.")
 flags.DEFINE_string("split", "test", "Split of --data_dir (whole-utterance records).")
 flags.DEFINE_string("output_dir", None, "Where the wav files go.")
+flags.DEFINE_bool("overwrite", False, "Replace existing wav files (else an existing file is an "
+                  "error and nothing is written).")
 flags.DEFINE_integer("speaker", None, "Speaker id (default: the data's own for --data_dir; "
                      "else the 'slt_hts' id of the export's manifest, or 0).")
 flags.DEFINE_integer("seed", 0, "z seed of the first utterance (utterance i uses seed + i).")
@@ -65,6 +70,43 @@ def _read_text_file(path: str) -> str:
         raise synthesis.SynthesisError(f"--text_file={path}: {e.message}") from None
     except UnicodeDecodeError as e:
         raise synthesis.SynthesisError(f"--text_file={path}: not UTF-8 text ({e})") from None
+
+
+def _text_lines() -> list[tuple[int, str]]:
+    """(line number, stripped text) of every non-empty line of --text / --text_file."""
+    text = FLAGS.text if FLAGS.text is not None else _read_text_file(FLAGS.text_file)
+    return [(n, ln.strip()) for n, ln in enumerate(text.splitlines(), 1) if ln.strip()]
+
+
+def text_file_name(line_number: int, text: str) -> str:
+    """``NNNN-slug.wav``: the input line number and a short slug of the line's text."""
+    from tts_gan.frontend import text as text_lib
+
+    s = text_lib.slug(text)
+    return f"{line_number:04d}-{s}.wav" if s else f"{line_number:04d}.wav"
+
+
+def _output_paths(names: list[str]) -> list[str]:
+    """``--output_dir``/name for each name; duplicates, and existing files without
+    ``--overwrite``, are errors before anything is synthesised."""
+    import tensorflow as tf
+
+    from tts_gan import synthesis
+
+    seen: set[str] = set()
+    for n in names:
+        if n in seen:
+            raise synthesis.SynthesisError(f"two inputs would both be written to {n} in "
+                                           f"--output_dir={FLAGS.output_dir}")
+        seen.add(n)
+    paths = [os.path.join(FLAGS.output_dir, n) for n in names]
+    if not FLAGS.overwrite:
+        existing = [p for p in paths if tf.io.gfile.exists(p)]
+        if existing:
+            raise synthesis.SynthesisError(
+                f"{existing[0]} exists ({len(existing)} of the {len(paths)} output files do); "
+                "pass --overwrite to replace them, or choose another --output_dir")
+    return paths
 
 
 def _make_output_dir(path: str) -> None:
@@ -103,50 +145,54 @@ def main(argv: list[str]) -> int:
         fe = synthesis.training_front_end(manifest)
         speaker = FLAGS.speaker
         voice = None
+        _make_output_dir(FLAGS.output_dir)
+        start = time.perf_counter()  # front end + generator + writing; not model loading
         if FLAGS.data_dir is not None:
             utts = synthesis.utterances_from_prep(FLAGS.data_dir, FLAGS.split, speaker)
+            paths = _output_paths([u.utterance_id + ".wav" for u in utts])
         else:
             speaker = _default_speaker(synth) if speaker is None else speaker
             if FLAGS.labels is not None:
                 utts = synthesis.utterances_from_labels(FLAGS.labels, FLAGS.f0_from_wav,
                                                         qfile, speaker, **fe)
+                paths = _output_paths([u.utterance_id + ".wav" for u in utts])
             else:
-                if FLAGS.text is not None:
-                    lines = FLAGS.text.splitlines()
-                else:
-                    lines = _read_text_file(FLAGS.text_file).splitlines()
-                texts = [ln.strip() for ln in lines if ln.strip()]
-                ids = [f"utt{i + 1:04d}" for i in range(len(texts))]
+                lines = _text_lines()
+                paths = _output_paths([text_file_name(n, t) for n, t in lines])
                 voice = synthesis.festival_voice(manifest, speaker, FLAGS.festival_voice)
-                utts = synthesis.utterances_from_text(texts, ids, qfile, speaker, voice=voice,
-                                                      **fe)
+                utts = synthesis.utterances_from_text(
+                    [t for _, t in lines], [f"line {n}" for n, _ in lines], qfile, speaker,
+                    voice=voice, **fe)
         seeds = [FLAGS.seed + i for i in range(len(utts))]
-        _make_output_dir(FLAGS.output_dir)
-        start = time.perf_counter()
         total = 0
         if FLAGS.streaming:
-            for u, s in zip(utts, seeds, strict=True):
+            for u, s, path in zip(utts, seeds, paths, strict=True):
                 chunks = synthesis.synthesize_streaming(synth, u, s, FLAGS.chunk_frames,
                                                         FLAGS.overlap_frames)
-                total += synthesis.write_wav(
-                    os.path.join(FLAGS.output_dir, u.utterance_id + ".wav"), chunks,
-                    synth.sample_rate)
+                total += synthesis.write_wav(path, chunks, synth.sample_rate,
+                                             overwrite=FLAGS.overwrite)
         else:
             for i, audio in synthesis.synthesize_batched(synth, utts, seeds, FLAGS.batch_size):
-                total += synthesis.write_wav(
-                    os.path.join(FLAGS.output_dir, utts[i].utterance_id + ".wav"), [audio],
-                    synth.sample_rate)
+                total += synthesis.write_wav(paths[i], [audio], synth.sample_rate,
+                                             overwrite=FLAGS.overwrite)
         secs = time.perf_counter() - start
     except (synthesis.SynthesisError, export.ExportError, schema.ManifestError) as e:
         print(f"tts-gan-synthesize: error: {e}", file=sys.stderr)
         return 1
-    audio_s = total / synth.sample_rate
-    print(json.dumps({"export": synth.path, "utterances": len(utts), "speaker": speaker,
-                      "festival_voice": voice, "audio_seconds": audio_s,
-                      "synthesis_seconds": secs,
-                      "real_time_factor": audio_s / secs if secs > 0 else None,
-                      "output_dir": FLAGS.output_dir}))
+    print(json.dumps(summary(synth.path, len(utts), speaker, voice, total / synth.sample_rate,
+                             secs, FLAGS.output_dir, [os.path.basename(p) for p in paths])))
     return 0
+
+
+def summary(export_path: str, utterances: int, speaker: int | None, voice: str | None,
+            audio_s: float, secs: float, output_dir: str, files: list[str]) -> dict:
+    """The JSON summary line: ``real_time_factor`` = synthesis / audio seconds (below 1 is
+    faster than real time), ``x_real_time`` = audio / synthesis seconds (the speed-up)."""
+    return {"export": export_path, "utterances": utterances, "speaker": speaker,
+            "festival_voice": voice, "audio_seconds": audio_s, "synthesis_seconds": secs,
+            "real_time_factor": secs / audio_s if audio_s > 0 else None,
+            "x_real_time": audio_s / secs if secs > 0 else None,
+            "output_dir": output_dir, "files": files}
 
 
 def run() -> None:
