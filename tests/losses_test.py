@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import scipy.signal
 import tensorflow as tf
-from float32_bounds import exceeds, relative_difference, rounding, within
+from float32_bounds import exceeds, relative_difference, rounding, within, worst_rounding
 from ml_collections import ConfigDict
 
 from experiments import common
@@ -329,51 +329,113 @@ def test_spectral_convergence_is_one_ratio_over_the_global_batch(mirrored_cpu_st
             gain_bound)
 
 
+def _mag_error(m: np.ndarray, fft: int, floor_included: bool = False) -> np.ndarray:
+    """Bound on |float32 |STFT| − reference| per bin, from the reference magnitudes ``m``
+    ``[..., frames, bins]``: the DFT of ``fft`` terms and the modulus relative to the frame's
+    largest magnitude (:func:`rounding`), plus, unless the reference includes it, the floor
+    ``losses`` puts under the modulus, √(m² + 1e-12) − m (≤ 1e-6, at m = 0)."""
+    err = rounding(fft, 2) * m.max(axis=-1, keepdims=True)
+    return err if floor_included else err + np.sqrt(m ** 2 + POWER_FLOOR) - m
+
+
 def test_frame_log_mel_has_one_frame_per_feature_frame_centred_on_it():
     """Frame t of :func:`losses.frame_log_mel` is centred on sample 120·t + 60 (the middle of
     feature frame t): librosa's centred frames of the signal without its first 60 samples
-    (zero padding; the test signal starts with 60 zeros so both see the same samples)."""
+    (zero padding; the test signal starts with 60 zeros so both see the same samples).
+    Bound per mel bin: the magnitudes' error (:func:`_mag_error`) through the filterbank
+    (weights fb ≥ 0: Σ_k fb_mk·e_k) plus its sum of 513 terms, over max(mel, floor) for the log.
+    Control: the frames shifted by half a frame (60 samples), what librosa's own centring of
+    the unshifted signal gives."""
     rng = np.random.default_rng(5)
     x = rng.normal(size=(2, 20 * 120)).astype(np.float32) * 0.1
     x[:, :60] = 0.0
     got = losses.frame_log_mel(tf.constant(x), 120, SR, 1024, 1024, 80, 1e-5, 0.0,
                                12000.0).numpy()
     assert got.shape == (2, 20, 80)
+    fb = librosa.filters.mel(sr=SR, n_fft=1024, n_mels=80, fmin=0.0, fmax=12000.0)
+
+    def ref(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(log mel ``[B, T, mels]``, its bound): librosa.feature.melspectrogram(power=1)."""
+        mag = np.abs(librosa.stft(y.astype(np.float64), n_fft=1024, hop_length=120,
+                                  win_length=1024, window="hann", center=True,
+                                  pad_mode="constant")).swapaxes(-1, -2)  # [B, T, bins]
+        mel = mag @ fb.T
+        err = _mag_error(mag, 1024) @ fb.T + rounding(513, 1) * mel
+        return np.log(np.maximum(mel, 1e-5)), err / np.maximum(mel, 1e-5)
+
+    want, bound = ref(x[:, 60:])
     mel = librosa.feature.melspectrogram(
         y=x[:, 60:].astype(np.float64), sr=SR, n_fft=1024, hop_length=120, win_length=1024,
         window="hann", center=True, pad_mode="constant", power=1.0, n_mels=80, fmin=0.0,
-        fmax=12000.0)
-    want = np.log(np.maximum(mel, 1e-5)).transpose(0, 2, 1)
-    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+        fmax=12000.0)  # the filterbank product above is librosa's melspectrogram
+    np.testing.assert_allclose(want, np.log(np.maximum(mel, 1e-5)).swapaxes(-1, -2),
+                               rtol=1e-12)
+    within("frame log-mel vs librosa (in units of the bound)",
+           float(np.max(np.abs(got - want) / bound)), 1.0)
+    shifted = ref(x)[0][:, :20]  # librosa's 21 frames centred on 120·t
+    exceeds("frames half a frame off (in units of the bound)",
+            float(np.max(np.abs(got - shifted) / bound)), 1.0)
     stem = rng.normal(size=got.shape).astype(np.float32)
     aux = losses.AuxLosses(stem_mel_weight=1.0, mel_bins=80, mel_fft_size=1024,
                            mel_win_length=1024)
     term = aux.stem_mel_term(tf.constant(x), tf.constant(stem), 120).numpy()
-    np.testing.assert_allclose(term, np.mean(np.abs(want - stem), axis=(1, 2)), rtol=1e-4)
+    # |a − stem| is 1-Lipschitz in a: the mean moves by ≤ the mean bound, plus its own sum's
+    # rounding; control: the stem against the frames half a frame off
+    want_term = np.mean(np.abs(want - stem), axis=(1, 2))
+    term_bound = np.mean(bound, axis=(1, 2)) + rounding(20 * 80, 1) * want_term
+    within("stem mel term vs NumPy (in units of the bound)",
+           float(np.max(np.abs(term - want_term) / term_bound)), 1.0)
+    exceeds("stem mel term, frames half a frame off (in units of the bound)",
+            float(np.max(np.abs(term - np.mean(np.abs(shifted - stem), axis=(1, 2)))
+                         / term_bound)), 1.0)
 
 
-
-
-def _np_spectral_distance(a, b, windows, floor):
-    """Gritsenko et al. 2020, Eq. 8, on librosa's centred magnitude spectrograms (hop w/2)."""
-    total = 0.0
+def _np_spectral_distance(a, b, windows, floor, log_rms: bool = True):
+    """Gritsenko et al. 2020, Eq. 8 as their released code computes it (``spectral_ops.
+    sum_spectral_dist``): per window, mean_{t,f} |s_a − s_b| + mean_t √(mean_f (log(s_a + ε) −
+    log(s_b + ε))² + ε), here on librosa's centred magnitude spectrograms (hop w/2) with
+    ε = ``floor``, each magnitude √(|X|² + 1e-12) (the released code's √(|X|² + ε) guard
+    with ``losses``' constant). ``log_rms=False``: the log term as a mean |·| (L1), for the
+    control.
+    Returns (distance ``[B]``, bound on a float32 evaluation's error ``[B]``): the magnitudes'
+    error e (:func:`_mag_error`) moves the L1 mean by ≤ mean(e_a + e_b) and each log by
+    ≤ e/(s + ε); √(mean a² + ε) is 1-Lipschitz in the RMS of a's change."""
+    total, err = 0.0, 0.0
     for w in windows:
-        x, y = _ref_mag(a, w, w // 2, w), _ref_mag(b, w, w // 2, w)
+        x, y = (np.sqrt(_ref_mag(v, w, w // 2, w) ** 2 + POWER_FLOOR) for v in (a, b))
+        ex, ey = _mag_error(x, w, True), _mag_error(y, w, True)
         l1 = np.mean(np.abs(x - y), axis=(1, 2))
         ld = np.log(x + floor) - np.log(y + floor)
-        total = total + l1 + np.mean(np.sqrt(np.mean(ld ** 2, axis=-1) + floor), axis=-1)
-    return total
+        log_term = (np.sqrt(np.mean(ld ** 2, axis=-1) + floor) if log_rms
+                    else np.mean(np.abs(ld), axis=-1))
+        total = total + l1 + np.mean(log_term, axis=-1)
+        e_log = ex / (x + floor) + ey / (y + floor)
+        err = (err + np.mean(ex + ey, axis=(1, 2))
+               + np.mean(np.sqrt(np.mean(e_log ** 2, axis=-1)), axis=-1))
+    return total, err
 
 
 def test_ged_matches_numpy_and_is_symmetric_in_the_two_samples():
+    """GED against :func:`_np_spectral_distance` three times, within the sum of the three
+    distances' bounds (the repulsive term's subtraction cancels values, not errors) plus the
+    final sums' rounding relative to the distances. Control: the log term as an L1 mean
+    instead of the RMS over frequency. Swapping the two samples only reorders a commutative
+    addition and negates differences that are squared or taken |·|: bit for bit."""
     real, f1, f2 = _signals(seed=5), _signals(seed=6), _signals(seed=7)
     w = (64, 256, 1024)
     got = losses.ged_loss(tf.constant(real), tf.constant(f1), tf.constant(f2), w).numpy()
-    want = (_np_spectral_distance(real, f1, w, 1e-5) + _np_spectral_distance(real, f2, w, 1e-5)
-            - _np_spectral_distance(f1, f2, w, 1e-5))
-    np.testing.assert_allclose(got, want, rtol=1e-4)
+    (d1, e1), (d2, e2), (d12, e12) = (_np_spectral_distance(p, q, w, 1e-5)
+                                      for p, q in ((real, f1), (real, f2), (f1, f2)))
+    want = d1 + d2 - d12
+    bound = e1 + e2 + e12 + worst_rounding(2 * len(w) + 2, 1) * (d1 + d2 + d12)
+    within("GED vs NumPy (in units of the bound)", float(np.max(np.abs(got - want) / bound)),
+           1.0)
+    l1_log = [_np_spectral_distance(p, q, w, 1e-5, log_rms=False)[0]
+              for p, q in ((real, f1), (real, f2), (f1, f2))]
+    exceeds("log term as L1 (in units of the bound)",
+            float(np.max(np.abs(got - (l1_log[0] + l1_log[1] - l1_log[2])) / bound)), 1.0)
     swapped = losses.ged_loss(tf.constant(real), tf.constant(f2), tf.constant(f1), w).numpy()
-    np.testing.assert_allclose(got, swapped, rtol=1e-6)
+    np.testing.assert_array_equal(got, swapped)
 
 
 def test_ged_estimates_an_energy_distance():

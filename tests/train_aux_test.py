@@ -249,8 +249,13 @@ def test_bad_d_start_step_is_a_clear_error(data_dir):
 
 
 def test_harmonic_noise_head_trains_through_the_spectral_terms(data_dir):
-    """generator.harmonic_noise (recipe 4): the train step runs and the spectral terms reach
-    the head's weights through the sines and the filtered noise."""
+    """generator.harmonic_noise (recipe 4) before d_start_step: a G-only step (D untouched)
+    whose spectral terms reach the head through both branches, told apart by the head's bias
+    (controls = [amplitude, H harmonic logits, noise bands], harmonic_noise.synthesize): the
+    harmonic entries move only if the sines sound (gradient exactly 0 on unvoiced frames), the
+    noise entries only if the filtered noise does. Control: the same step on the batch made
+    unvoiced (vuv column → unvoiced) leaves the harmonic entries bit for bit, so the assertion
+    fails on dead sines (e.g. a voicing or F0 read from the wrong column)."""
     c = td.micro_config(data_dir, adam_epsilon=1.0)
     c.generator.linear_output = True
     c.train.aux = ConfigDict(dict(c.train.aux.to_dict(), mel_weight=45.0, stft_weight=1.0))
@@ -260,10 +265,28 @@ def test_harmonic_noise_head_trains_through_the_spectral_terms(data_dir):
     config.generator.excitation = ConfigDict(dict(enabled=True, lf0_index=0, lf0_mean=5.0,
                                                   lf0_std=0.3, vuv_index=1, vuv_mean=1.0,
                                                   harmonics=4, blocks=1))
-    config.generator.harmonic_noise = ConfigDict(dict(enabled=True, harmonics=12,
-                                                      noise_bands=9, after=0))
-    w0, metrics, w = _run_steps(config, tf.distribute.get_strategy(),
-                                td.fixed_batch(4, FRAMES), 1)
+    harmonics, bands = 12, 9
+    config.generator.harmonic_noise = ConfigDict(dict(enabled=True, harmonics=harmonics,
+                                                      noise_bands=bands, after=0))
+    batch = td.fixed_batch(4, FRAMES)
+    voiced = batch["features"][..., 1] * 1.0 + 1.0 > 0.5  # the generator's rule, vuv_std 1
+    assert 0.2 < voiced.mean() < 0.9  # both kinds of frame in the batch
+    _, w0, metrics, w, rerun = _trainer_steps(config, tf.distribute.get_strategy(), batch, 1)
     assert np.isfinite(metrics[0]["g_loss"]) and metrics[0]["aux/mel"] > 0
+    assert "d_loss" not in metrics[0]
+    for k in (k for k in w0 if k.startswith("D/")):
+        np.testing.assert_array_equal(w[k], w0[k], err_msg=k)  # G-only before d_start_step
     head = [k for k in w0 if "harmonic_noise_head" in k and k.startswith("G/")]
     assert len(head) == 2 and all(np.any(w[k] != w0[k]) for k in head)
+    bias = next(k for k in head if k.endswith("/bias"))
+    assert w0[bias].shape == (1 + harmonics + bands,)
+
+    def moved(weights: dict) -> np.ndarray:
+        return weights[bias] != w0[bias]
+
+    sines, noise = slice(0, 1 + harmonics), slice(1 + harmonics, None)
+    assert np.all(moved(w)[sines]) and np.all(moved(w)[noise])
+    unvoiced = dict(batch, features=batch["features"].copy())
+    unvoiced["features"][..., 1] = -10.0
+    _, w_unvoiced = rerun(0, unvoiced)
+    assert not np.any(moved(w_unvoiced)[sines]) and np.all(moved(w_unvoiced)[noise])
