@@ -160,17 +160,20 @@ def test_text_and_label_front_ends_match_and_cli_writes_wavs(synth, tmp_path):
     assert 100 < frames < 400  # about a second of speech
     out = tmp_path / "out"
     cmd = [os.path.join(os.path.dirname(sys.executable), "tts-gan-synthesize"),
-           f"--export_dir={os.path.dirname(synth.path)}", "--text=Hello world.\nSecond line.",
+           f"--export_dir={os.path.dirname(synth.path)}",
+           "--text=Hello world.\nSecond líne. A third sentence.",
            f"--output_dir={out}", "--seed=3"]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert summary["utterances"] == 2
+    assert (summary["utterances"], summary["sentences"]) == (2, 3)
+    # the non-ASCII line went to Festival transliterated, and the summary says so
+    assert summary["transliterated"] == [{"line": 2, "text": "Second líne. A third sentence.",
+                                          "ascii": "Second line. A third sentence."}]
     # default speaker slt_hts (id 1) speaks with its own Festival voice
     assert (summary["speaker"], summary["festival_voice"]) == (1, "voice_cmu_us_slt_arctic_hts")
-    assert sorted(os.listdir(out)) == ["0001-hello-world.wav", "0002-second-line.wav"]
-    ref2, _ = sf.read(str(out / "0002-second-line.wav"), dtype="float32")
-    assert summary["files"] == ["0001-hello-world.wav", "0002-second-line.wav"]
+    names = ["0001-hello-world.wav", "0002-second-line-a-third-sentence.wav"]
+    assert sorted(os.listdir(out)) == summary["files"] == names
     info = sf.info(str(out / "0001-hello-world.wav"))
     assert (info.samplerate, info.subtype, info.frames) == (24000, "PCM_16", 120 * frames)
     # Same utterance through the Python API with the same seed (utterance 1 → seed 3).
@@ -190,6 +193,20 @@ def test_text_and_label_front_ends_match_and_cli_writes_wavs(synth, tmp_path):
             audio_difference(got, other, 65535.0, quantisation), tiny_export_rounding())
     # default speaker for text: the manifest's slt_hts id
     assert synthesis.ExportedSynthesizer(synth.path).manifest().speakers["slt_hts"] == 1
+    # Line 2 holds two sentences (#27: a paragraph was one Festival utterance): each is its own
+    # utterance (sentences 2 and 3 of the input: seeds 4 and 5), joined by 0.2 s of silence.
+    s2, s3 = synthesis.utterances_from_text(
+        ["Second line.", "A third sentence."], ["s2", "s3"], synth.question_file(), 1,
+        voice="voice_cmu_us_slt_arctic_hts", **synthesis.training_front_end(synth.manifest()))
+    want = {i: a for i, a in synthesis.synthesize_batched(synth, [s2, s3], [4, 5])}
+    ref2, _ = sf.read(str(out / "0002-second-line-a-third-sentence.wav"), dtype="float32")
+    n2, n3 = len(want[0]), len(want[1])
+    assert len(ref2) == n2 + 4800 + n3
+    assert not ref2[n2 : n2 + 4800].any()
+    for got_part, part in ((ref2[:n2], want[0]), (ref2[n2 + 4800:], want[1])):
+        within("a sentence of line 2 vs API", audio_difference(got_part, part, 65535.0,
+                                                               quantisation),
+               tiny_export_rounding())
 
     # A second run into the same directory replaces nothing without --overwrite (#27: the
     # first run's file was silently replaced); nothing is synthesised, the error names a file.
@@ -200,15 +217,20 @@ def test_text_and_label_front_ends_match_and_cli_writes_wavs(synth, tmp_path):
     assert f"{out}/0001-hello-world.wav exists (2 of the 2 output files do); pass --overwrite" \
         in again.stderr
     assert {n: (out / n).read_bytes() for n in os.listdir(out)} == before
-    # with --overwrite the files are replaced (seed 9: other audio), and no temporary is left
-    forced = subprocess.run(cmd[:-1] + ["--seed=9", "--overwrite"], capture_output=True,
-                            text=True, env=ENV, timeout=300)
+    # With --overwrite the files are replaced (another pause), and no temporary is left;
+    # --streaming writes each sentence as it is ready: the same sentences' audio.
+    forced = subprocess.run(cmd + ["--overwrite", "--streaming", "--sentence_pause=0.5"],
+                            capture_output=True, text=True, env=ENV, timeout=300)
     assert forced.returncode == 0, forced.stderr[-3000:]
     assert sorted(os.listdir(out)) == sorted(before)
-    assert (out / "0001-hello-world.wav").read_bytes() != before["0001-hello-world.wav"]
+    streamed, _ = sf.read(str(out / names[1]), dtype="float32")
+    assert len(streamed) == n2 + 12000 + n3
+    for got_part, part in ((streamed[:n2], want[0]), (streamed[n2 + 12000:], want[1])):
+        within("a streamed sentence of line 2 vs API", audio_difference(
+            got_part, part, 65535.0, quantisation), tiny_export_rounding())
     # real_time_factor is synthesis time / audio time, x_real_time the speed-up
     js = json.loads(forced.stdout.strip().splitlines()[-1])
-    assert js["audio_seconds"] == pytest.approx((120 * frames + len(ref2)) / 24000)
+    assert js["audio_seconds"] == pytest.approx((120 * frames + len(streamed)) / 24000)
     assert js["real_time_factor"] == pytest.approx(js["synthesis_seconds"] / js["audio_seconds"])
     assert js["x_real_time"] == pytest.approx(js["audio_seconds"] / js["synthesis_seconds"])
 
@@ -239,6 +261,64 @@ def test_write_wav_refuses_to_replace_a_file(tmp_path):
     synthesis.write_wav(path, [np.ones(10, np.float32) / 2], 24000, overwrite=True)
     assert sf.read(path)[0].max() == 0.5
     assert os.listdir(tmp_path) == ["x.wav"]
+
+
+def test_sentences():
+    """sentencex's English rules: abbreviations and decimals do not end a sentence; ':' and ';'
+    do not either (Festival's own utterance chunking breaks at both, and at 'Prof.')."""
+    from tts_gan.frontend import text as text_lib
+
+    assert text_lib.sentences("Dr. Smith arrived at 3.30 p.m. on Monday. He met Mrs. Jones "
+                              "at the U.S. embassy.") == [
+        "Dr. Smith arrived at 3.30 p.m. on Monday.", "He met Mrs. Jones at the U.S. embassy."]
+    assert text_lib.sentences('She said: "It is late." Then she left!  Did they? Yes; they '
+                              "did.") == ['She said: "It is late."', "Then she left!",
+                                          "Did they?", "Yes; they did."]
+    assert text_lib.sentences("Mr. Brown and Prof. Green met at 10 a.m. The U.K. team won.") \
+        == ["Mr. Brown and Prof. Green met at 10 a.m.", "The U.K. team won."]
+    assert text_lib.sentences("One sentence") == ["One sentence"]
+
+
+def test_transliterate_to_ascii():
+    from tts_gan.frontend import text as text_lib
+
+    assert text_lib.transliterate("Café naïve — résumé") == "Cafe naive - resume"
+    assert text_lib.transliterate("Москва, Straße “x”…") == 'Moskva, Strasse "x"...'
+    assert text_lib.transliterate("ok 😀  fine\tnow\x00") == "ok fine now"  # emoji dropped
+    assert text_lib.transliterate("plain ASCII, unchanged.") == "plain ASCII, unchanged."
+    assert not text_lib.speakable("?!... ,;:") and text_lib.speakable("a") \
+        and text_lib.speakable("7")
+
+
+def test_non_ascii_text_reaches_festival_transliterated():
+    """#27: Festival spelt the UTF-8 bytes of "Café" out letter by letter; the features of
+    the non-ASCII text are now those of its transliteration."""
+    qfile = synthesis.default_question_file(None)
+    a, b = synthesis.utterances_from_text(["Café naïve — résumé.", "Cafe naive - resume."],
+                                          ["a", "b"], qfile, f0_method="dio",
+                                          frontend_version=2)
+    assert a.features.shape == b.features.shape
+    np.testing.assert_array_equal(a.features, b.features)
+
+
+def test_text_with_nothing_to_speak_is_one_clear_error(tmp_path):
+    """#27: '?!... ,;:' failed naming a temporary label file that no longer existed."""
+    with pytest.raises(synthesis.SynthesisError) as e:
+        synthesis.utterances_from_text(["fine", "?!... ,;:"], ["one", "two"], "q.hed",
+                                       f0_method="dio", frontend_version=2)
+    assert str(e.value) == "two: '?!... ,;:' has nothing to speak (no letter or digit)"
+    # the CLI says so before it loads a model, naming the line of the input
+    text_file = tmp_path / "in.txt"
+    text_file.write_text("Fine.\n\n« … »\n", encoding="utf-8")
+    proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), "tts-gan-synthesize"),
+                           "--export_dir=nowhere", f"--text_file={text_file}",
+                           f"--output_dir={tmp_path / 'out'}"],
+                          capture_output=True, text=True, env=ENV, timeout=300)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"tts-gan-synthesize: error: --text_file={text_file} line 3: '« … »' has nothing to "
+        "speak (no letter or digit in its ASCII transliteration '<< ... >>')")
+    assert not (tmp_path / "out").exists()
 
 
 def test_festival_voice_is_the_speakers_own() -> None:

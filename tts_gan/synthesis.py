@@ -37,6 +37,7 @@ from tts_gan.frontend import features as feat_lib
 from tts_gan.frontend import festival as festival_lib
 from tts_gan.frontend import labels as hts_labels
 from tts_gan.frontend import pitch, questions
+from tts_gan.frontend import text as text_lib
 
 
 class SynthesisError(RuntimeError):
@@ -388,15 +389,33 @@ def utterances_from_text(texts: Sequence[str], ids: Sequence[str], question_file
                          speaker: int = 0, *, f0_method: str = "dio",
                          frontend_version: int = feat_lib.FRONTEND_VERSION,
                          voice: str = FESTIVAL_VOICE) -> list[Utterance]:
-    """Plain text → Festival (labels, durations and F0 of ``voice``; see
-    :func:`festival_voice`) → RAW features (:func:`features_from_labels`)."""
+    """Plain text → ASCII (:func:`tts_gan.frontend.text.transliterate`) → Festival (labels,
+    durations and F0 of ``voice``; see :func:`festival_voice`) → RAW features
+    (:func:`features_from_labels`). A text with nothing to speak is an error that quotes it
+    and names its id."""
     if not texts:
         raise SynthesisError("no text to synthesise")
+    ascii_texts = []
+    for uid, t in zip(ids, texts, strict=True):
+        a = text_lib.transliterate(t)
+        if not text_lib.speakable(a):
+            raise SynthesisError(f"{uid}: {t.strip()!r} has nothing to speak (no letter or "
+                                 "digit" + (f" in its ASCII transliteration {a!r}"
+                                            if a != t.strip() else "") + ")")
+        ascii_texts.append(a)
     with tempfile.TemporaryDirectory(prefix="tts-gan-festival-") as tmp:
-        rendered = festival_render([t.strip() for t in texts], tmp, voice)
-        return [Utterance(uid, features_from_labels(lab, wav, question_file, f0_method,
-                                                    frontend_version), speaker)
-                for uid, (lab, wav) in zip(ids, rendered, strict=True)]
+        rendered = festival_render(ascii_texts, tmp, voice)
+        utts = []
+        for uid, t, (lab, wav) in zip(ids, ascii_texts, rendered, strict=True):
+            try:
+                feats = features_from_labels(lab, wav, question_file, f0_method,
+                                             frontend_version)
+            except SynthesisError as e:  # name the text, not the temporary file
+                msg = str(e).replace(tmp + os.sep, "")
+                raise SynthesisError(f"{uid}: Festival's rendering of {t!r} is unusable "
+                                     f"({msg})") from None
+            utts.append(Utterance(uid, feats, speaker))
+        return utts
 
 
 def utterances_from_prep(data_dir: str, split: str = "test", speaker: int | None = None,

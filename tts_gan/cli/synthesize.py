@@ -40,7 +40,10 @@ flags.DEFINE_integer("speaker", None, "Speaker id (default: the data's own for -
                      "else the 'slt_hts' id of the export's manifest, or 0).")
 flags.DEFINE_integer("seed", 0, "z seed of the first utterance (utterance i uses seed + i).")
 flags.DEFINE_integer("batch_size", 8, "Utterances per padded batch (one-shot mode).")
-flags.DEFINE_bool("streaming", False, "Chunked synthesis in bounded memory.")
+flags.DEFINE_bool("streaming", False, "Chunked synthesis in bounded memory (text: each sentence "
+                  "is rendered and its audio written as soon as it is ready).")
+flags.DEFINE_float("sentence_pause", 0.2, "Seconds of silence between the sentences of a text "
+                   "line, added to the pauses Festival puts at each sentence's ends.")
 flags.DEFINE_integer("chunk_frames", 400, "Frames per streaming chunk (200 Hz).")
 flags.DEFINE_integer("overlap_frames", None, "Context frames on each side of a chunk "
                      "(default: the receptive-field half-width from the export).")
@@ -109,6 +112,71 @@ def _output_paths(names: list[str]) -> list[str]:
     return paths
 
 
+def _synthesize_text(synth, lines: list[tuple[int, str]], paths: list[str], source: str,
+                     **front_end) -> tuple[int, int]:
+    """Each line's sentences as separate Festival utterances (sentence j of the whole input
+    with seed ``--seed + j``), joined with ``--sentence_pause`` of silence into the line's file;
+    returns (samples written, sentences). ``front_end``: question_file, speaker, voice,
+    f0_method, frontend_version of :func:`tts_gan.synthesis.utterances_from_text`."""
+    import numpy as np
+
+    from tts_gan import synthesis
+    from tts_gan.frontend import text as text_lib
+
+    if FLAGS.sentence_pause < 0:
+        raise synthesis.SynthesisError(f"--sentence_pause={FLAGS.sentence_pause}: must be >= 0")
+    sents = [(i, f"{source} line {n} sentence {k + 1}", s) for i, (n, t) in enumerate(lines)
+             for k, s in enumerate(text_lib.sentences(text_lib.transliterate(t)))]
+    seeds = [FLAGS.seed + j for j in range(len(sents))]
+    pause = np.zeros(round(FLAGS.sentence_pause * synth.sample_rate), np.float32)
+    qfile, speaker = front_end.pop("question_file"), front_end.pop("speaker")
+
+    def joined(pieces):  # the sentences' audio (each an iterable of chunks) with pauses
+        for k, chunks in enumerate(pieces):
+            if k:
+                yield pause
+            yield from chunks
+
+    def streamed(mine):  # render, synthesise and yield one sentence after another
+        for j in mine:
+            [u] = synthesis.utterances_from_text([sents[j][2]], [sents[j][1]], qfile, speaker,
+                                                 **front_end)
+            yield synthesis.synthesize_streaming(synth, u, seeds[j], FLAGS.chunk_frames,
+                                                 FLAGS.overlap_frames)
+
+    audio: dict[int, np.ndarray] = {}
+    if not FLAGS.streaming:  # every sentence in padded batches
+        utts = synthesis.utterances_from_text([s for *_, s in sents], [u for _, u, _ in sents],
+                                              qfile, speaker, **front_end)
+        audio = dict(synthesis.synthesize_batched(synth, utts, seeds, FLAGS.batch_size))
+    total = 0
+    for i, path in enumerate(paths):
+        mine = [j for j, (li, *_) in enumerate(sents) if li == i]
+        pieces = streamed(mine) if FLAGS.streaming else ([audio[j]] for j in mine)
+        total += synthesis.write_wav(path, joined(pieces), synth.sample_rate,
+                                     overwrite=FLAGS.overwrite)
+    return total, len(sents)
+
+
+def _synthesize_utterances(synth, utts: list, paths: list[str]) -> int:
+    """Utterance i (seed ``--seed + i``) into ``paths[i]``; returns the samples written."""
+    from tts_gan import synthesis
+
+    seeds = [FLAGS.seed + i for i in range(len(utts))]
+    total = 0
+    if FLAGS.streaming:
+        for u, s, path in zip(utts, seeds, paths, strict=True):
+            chunks = synthesis.synthesize_streaming(synth, u, s, FLAGS.chunk_frames,
+                                                    FLAGS.overlap_frames)
+            total += synthesis.write_wav(path, chunks, synth.sample_rate,
+                                         overwrite=FLAGS.overwrite)
+    else:
+        for i, audio in synthesis.synthesize_batched(synth, utts, seeds, FLAGS.batch_size):
+            total += synthesis.write_wav(paths[i], [audio], synth.sample_rate,
+                                         overwrite=FLAGS.overwrite)
+    return total
+
+
 def _make_output_dir(path: str) -> None:
     """Creates ``--output_dir`` (local or any tf.io.gfile file system); a clear error if not."""
     import tensorflow as tf
@@ -136,8 +204,24 @@ def main(argv: list[str]) -> int:
     if FLAGS.festival_voice is not None and sources[0] not in ("text", "text_file"):
         raise app.UsageError("--festival_voice applies to --text/--text_file only")
     from tts_gan import export, schema, synthesis
+    from tts_gan.frontend import text as text_lib
 
+    transliterated: list[dict] = []
+    lines: list[tuple[int, str]] | None = None
+    sentences = total = 0
     try:
+        if FLAGS.text is not None or FLAGS.text_file is not None:
+            # checked before the model loads: a line with nothing to speak is one clear error
+            source = "--text" if FLAGS.text is not None else f"--text_file={FLAGS.text_file}"
+            lines = _text_lines()
+            for n, t in lines:
+                a = text_lib.transliterate(t)
+                if a != " ".join(t.split()):
+                    transliterated.append({"line": n, "text": t, "ascii": a})
+                if not text_lib.speakable(a):
+                    raise synthesis.SynthesisError(
+                        f"{source} line {n}: {t!r} has nothing to speak (no letter or digit"
+                        + (f" in its ASCII transliteration {a!r}" if a != t else "") + ")")
         synth = synthesis.ExportedSynthesizer(FLAGS.export_dir)
         manifest = synth.manifest()
         qfile = FLAGS.question_file or synth.question_file()
@@ -157,30 +241,23 @@ def main(argv: list[str]) -> int:
                                                         qfile, speaker, **fe)
                 paths = _output_paths([u.utterance_id + ".wav" for u in utts])
             else:
-                lines = _text_lines()
                 paths = _output_paths([text_file_name(n, t) for n, t in lines])
                 voice = synthesis.festival_voice(manifest, speaker, FLAGS.festival_voice)
-                utts = synthesis.utterances_from_text(
-                    [t for _, t in lines], [f"line {n}" for n, _ in lines], qfile, speaker,
+                total, sentences = _synthesize_text(
+                    synth, lines, paths, source, question_file=qfile, speaker=speaker,
                     voice=voice, **fe)
-        seeds = [FLAGS.seed + i for i in range(len(utts))]
-        total = 0
-        if FLAGS.streaming:
-            for u, s, path in zip(utts, seeds, paths, strict=True):
-                chunks = synthesis.synthesize_streaming(synth, u, s, FLAGS.chunk_frames,
-                                                        FLAGS.overlap_frames)
-                total += synthesis.write_wav(path, chunks, synth.sample_rate,
-                                             overwrite=FLAGS.overwrite)
-        else:
-            for i, audio in synthesis.synthesize_batched(synth, utts, seeds, FLAGS.batch_size):
-                total += synthesis.write_wav(paths[i], [audio], synth.sample_rate,
-                                             overwrite=FLAGS.overwrite)
+        if lines is None:
+            total = _synthesize_utterances(synth, utts, paths)
         secs = time.perf_counter() - start
     except (synthesis.SynthesisError, export.ExportError, schema.ManifestError) as e:
         print(f"tts-gan-synthesize: error: {e}", file=sys.stderr)
         return 1
-    print(json.dumps(summary(synth.path, len(utts), speaker, voice, total / synth.sample_rate,
-                             secs, FLAGS.output_dir, [os.path.basename(p) for p in paths])))
+    js = summary(synth.path, len(paths), speaker, voice, total / synth.sample_rate, secs,
+                 FLAGS.output_dir, [os.path.basename(p) for p in paths])
+    if lines is not None:
+        js["sentences"] = sentences  # each its own Festival utterance
+        js["transliterated"] = transliterated  # lines whose non-ASCII text was changed
+    print(json.dumps(js))
     return 0
 
 
