@@ -58,6 +58,7 @@ from tts_gan.frontend import audio as audio_lib
 from tts_gan.frontend import features as feat_lib
 from tts_gan.frontend import labels as hts_labels
 from tts_gan.frontend import pitch, questions
+from tts_gan.frontend import prosody as prosody_lib
 
 PIPELINE_VERSION = 2  # 2: front-end version 2 (Merlin question semantics and frame features)
 FRONTEND_VERSION = feat_lib.FRONTEND_VERSION
@@ -358,13 +359,17 @@ def process_task(task: Task) -> dict[str, Any]:
         )
         for s in range(0, t - w + 1, cfg.hop)
     ]
-    out.update(ok=True, records=records, frames=t, seconds=len(x) / schema.SAMPLE_RATE)
+    out.update(ok=True, records=records, frames=t, seconds=len(x) / schema.SAMPLE_RATE,
+               speaker=task.speaker_id)
     out["utterance_record"] = tfrecord_io.utterance_example(mu, f, task.speaker_id, utt.uid)
     if task.split == "train":
         f64 = f.astype(np.float64)
         mean = f64.mean(axis=0)
         out["stats"] = (t, mean, ((f64 - mean) ** 2).sum(axis=0))
         out["binary"] = np.all((f == 0) | (f == 1), axis=0)
+        out["range"] = (f64.min(axis=0), f64.max(axis=0))
+        if cfg.fmt == "hts":
+            out["prosody"] = prosody_lib.prosody_sums(f)
     return out
 
 
@@ -683,6 +688,8 @@ def _write_shard(
     }
     stats = None
     binary = np.ones(dim, bool)
+    lo, hi = np.full(dim, np.inf), np.full(dim, -np.inf)
+    prosody: dict[int, np.ndarray] = {}
     try:
         for _ in part:
             res = next(results)
@@ -704,6 +711,10 @@ def _write_shard(
             if split == "train":
                 stats = merge_stats(stats, res["stats"])
                 binary &= res["binary"]
+                lo, hi = np.minimum(lo, res["range"][0]), np.maximum(hi, res["range"][1])
+                if "prosody" in res:
+                    spk = int(res["speaker"])
+                    prosody[spk] = prosody.get(spk, 0) + res["prosody"]
     except BaseException:
         for w in writers:
             w.abort()
@@ -714,6 +725,9 @@ def _write_shard(
             "mean": stats[1].tolist(),
             "m2": stats[2].tolist(),
             "binary": binary.tolist(),
+            "min": lo.tolist(),
+            "max": hi.tolist(),
+            "prosody": {str(k): v.tolist() for k, v in sorted(prosody.items())},
         }
     for w in writers:
         w.close()
@@ -773,6 +787,11 @@ def _write_manifest(
     rejected = [list(p) for p in problems]
     stats = None
     binary = np.ones(dim, bool)
+    # training range per column and per-speaker prosody sums; None when a reused shard was
+    # written before they were recorded (the manifest then says so rather than guess)
+    lo: np.ndarray | None = np.full(dim, np.inf)
+    hi: np.ndarray | None = np.full(dim, -np.inf)
+    prosody: dict[int, np.ndarray] | None = {}
     for split, name, _, _ in shards:
         info = infos[name]
         c = counts[split]
@@ -787,6 +806,15 @@ def _write_manifest(
             s = info["stats"]
             stats = merge_stats(stats, (s["count"], np.array(s["mean"]), np.array(s["m2"])))
             binary &= np.array(s["binary"], bool)
+            if "min" in s and lo is not None and hi is not None:
+                lo, hi = np.minimum(lo, s["min"]), np.maximum(hi, s["max"])
+            else:
+                lo = hi = None
+            if "prosody" in s and prosody is not None:
+                for k, v in s["prosody"].items():
+                    prosody[int(k)] = prosody.get(int(k), 0) + np.array(v)
+            else:
+                prosody = None
     rejected.sort(key=lambda r: r[0])
     by_reason: dict[str, int] = {}
     for r in rejected:
@@ -847,6 +875,14 @@ def _write_manifest(
                 else None
             ),
             "rejected_by_reason": by_reason,
+            # per column, RAW values of the train split: synthesis warns outside it
+            "feature_range": ({"split": "train", "min": lo.tolist(), "max": hi.tolist()}
+                              if lo is not None and hi is not None else None),
+            # per speaker name, from the train split (hts/festival features): synthesis maps
+            # a Festival voice's F0 to a speaker that has no Festival voice of its own
+            "speaker_prosody": ({n: prosody_lib.speaker_prosody(prosody[i])
+                                 for n, i in speakers.items() if i in prosody}
+                                if qset is not None and prosody is not None else None),
             "seed": cfg.seed,
             "splits": {
                 # the hash split's fractions (None: a split file decided every split)

@@ -153,6 +153,9 @@ def test_prep_train_resume_export_synthesize_eval_on_ram(tmp_path, capsys):
             "assets/config.json", "assets/manifest.json"} <= set(files)
     info = export.read_export_info(f"{serving}/1")
     assert info["checkpoint"] == f"{model}/ckpt-3" and info["model_dir"] == model
+    # this test's hand-written manifest has no training feature range: export_info says so
+    # (#27: serving clients read the range there)
+    assert info["feature_range"]["note"].startswith("not recorded")
 
     # load, and the export is the EMA generator of ckpt-3 (its variables, bit for bit)
     loaded = tf.saved_model.load(f"{serving}/1")

@@ -33,6 +33,12 @@ def synth(tmp_path_factory):
     """A tiny export (in-process: restored EMA weights, standing statistics, no TFLite)."""
     root = tmp_path_factory.mktemp("synth")
     make_model_dir(str(root / "model"))
+    # the front end a real prep records (synthesis from text refuses to guess it, #29)
+    with open(root / "model" / "manifest.json") as f:
+        m = json.load(f)
+    m.update(f0_method="dio", frontend_version=2)
+    with open(root / "model" / "manifest.json", "w") as f:
+        json.dump(m, f)
     gen, _, manifest, _ = export.load_ema_generator(str(root / "model"))
     export.standing_statistics(gen, 2, 2, 24, from_random=True)
     assets = {"manifest.json": str(root / "model" / "manifest.json")}
@@ -154,7 +160,8 @@ def test_text_and_label_front_ends_match_and_cli_writes_wavs(synth, tmp_path):
     qfile = synthesis.default_question_file(None)
     rendered = synthesis.festival_render(["Hello world."], str(tmp_path))
     lab, wav = rendered[0]
-    from_labels = synthesis.utterances_from_labels(lab, str(tmp_path), qfile, speaker=1)
+    from_labels = synthesis.utterances_from_labels(
+        lab, str(tmp_path), qfile, speaker=1, **synthesis.training_front_end(synth.manifest()))
     assert from_labels[0].features.shape[1] == FEATURE_DIM
     frames = from_labels[0].features.shape[0]
     assert 100 < frames < 400  # about a second of speech
@@ -167,6 +174,8 @@ def test_text_and_label_front_ends_match_and_cli_writes_wavs(synth, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     assert (summary["utterances"], summary["sentences"]) == (2, 3)
+    # the tiny export's manifest predates the recorded range: said, not silently skipped
+    assert "has no training feature range" in proc.stderr
     # the non-ASCII line went to Festival transliterated, and the summary says so
     assert summary["transliterated"] == [{"line": 2, "text": "Second líne. A third sentence.",
                                           "ascii": "Second line. A third sentence."}]
@@ -236,20 +245,20 @@ def test_text_and_label_front_ends_match_and_cli_writes_wavs(synth, tmp_path):
 
 
 def test_summary_real_time_factor_is_synthesis_over_audio_seconds():
-    from tts_gan.cli import synthesize
-
-    js = synthesize.summary("e", 1, 0, None, audio_s=10.0, secs=2.0, output_dir="o", files=[])
+    js = synthesis.run_summary("e", 1, 0, None, audio_s=10.0, secs=2.0, output_dir="o",
+                               files=[])
     assert (js["real_time_factor"], js["x_real_time"]) == (0.2, 5.0)
 
 
 def test_text_file_names_are_line_number_and_slug():
-    from tts_gan.cli import synthesize
+    from tts_gan.frontend import text as text_lib
 
-    assert synthesize.text_file_name(7, "Hello, World! It's 3 o'clock.") == \
+    assert text_lib.file_name(7, "Hello, World! It's 3 o'clock.") == \
         "0007-hello-world-it-s-3-o-clock.wav"
-    assert synthesize.text_file_name(12, "A" + " very" * 20) == \
+    assert text_lib.file_name(12, "A" + " very" * 20) == \
         "0012-a-very-very-very-very-very-very-very.wav"  # at most 40 characters of slug
-    assert synthesize.text_file_name(3, "?!") == "0003.wav"
+    assert text_lib.file_name(3, "?!") == "0003.wav"
+    assert text_lib.file_name(4, "Café au lait") == "0004-cafe-au-lait.wav"
 
 
 def test_write_wav_refuses_to_replace_a_file(tmp_path):
@@ -261,6 +270,55 @@ def test_write_wav_refuses_to_replace_a_file(tmp_path):
     synthesis.write_wav(path, [np.ones(10, np.float32) / 2], 24000, overwrite=True)
     assert sf.read(path)[0].max() == 0.5
     assert os.listdir(tmp_path) == ["x.wav"]
+
+
+def test_text_and_label_front_ends_require_the_training_front_end():
+    """#29: a caller that forgets the model's F0 method and front-end version is told so,
+    instead of silently getting dio and the current version."""
+    for call in (lambda: synthesis.utterances_from_text(["Hi."], ["a"], "q.hed"),
+                 lambda: synthesis.utterances_from_labels("*.lab", None, "q.hed"),
+                 lambda: synthesis.utterances_from_text(["Hi."], ["a"], "q.hed",
+                                                        f0_method="dio")):
+        with pytest.raises(TypeError, match="missing 1 required keyword-only argument|"
+                           "missing 2 required keyword-only arguments"):
+            call()
+
+
+def test_features_outside_the_training_range_are_named_in_one_line():
+    lo, hi = np.array([0.0, 1.0, 4.0]), np.array([1.0, 40.0, 6.0])
+    check = synthesis.RangeCheck(lo, hi, ["QS C-a", "CQS Num-Syls_in_Utterance", "log_f0"])
+    check.add(synthesis.Utterance("in", np.array([[0, 1, 4], [1, 40, 6]], np.float32)))
+    assert check.warning() is None
+    check.add(synthesis.Utterance("s1", np.array([[0, 152, 5], [1, 3, 3.9]], np.float32)))
+    check.add(synthesis.Utterance("s2", np.array([[0, 50, 5]], np.float32)))
+    assert check.warning() == (
+        "2 feature column(s) outside the training data's range, the model never saw such "
+        "inputs: CQS Num-Syls_in_Utterance=152 (training 1..40; s1); log_f0=3.9 (training "
+        "4..6; s1)")
+    assert "\n" not in check.warning()
+
+
+def test_feature_names_and_export_info_range():
+    from tts_gan import schema, synthesis_inputs
+
+    qfile = synthesis.default_question_file(None)
+    names = synthesis.feature_names(qfile, 2, FEATURE_DIM)
+    assert len(names) == FEATURE_DIM == 567
+    assert names[-11:] == ["state_frac_fwd", "state_frac_bwd", "state_frames",
+                           "state_index_fwd", "state_index_bwd", "phone_frames",
+                           "state_frac_of_phone", "phone_frac_bwd", "phone_frac_fwd",
+                           "log_f0", "vuv"]
+    assert names[0].startswith("QS ") and names[555].startswith("CQS ")
+    assert synthesis.feature_names(None, 2, 3) == ["feature[0]", "feature[1]", "feature[2]"]
+    d = manifest_dict()
+    m = schema.manifest_from_json(d)
+    assert "not recorded" in synthesis_inputs.feature_range_info(m, qfile)["note"]
+    d["feature_range"] = {"split": "train", "min": [0.0] * 567, "max": [1.0] * 567}
+    info = synthesis_inputs.feature_range_info(schema.manifest_from_json(d), qfile)
+    assert (info["min"], info["max"], info["columns"]) == ([0.0] * 567, [1.0] * 567, names)
+    d["feature_range"]["max"] = [1.0] * 5
+    with pytest.raises(synthesis.SynthesisError, match="feature_range has 567 / 5 values"):
+        synthesis_inputs.feature_range_info(schema.manifest_from_json(d), qfile)
 
 
 def test_sentences():
@@ -350,6 +408,7 @@ def test_clear_errors(synth, tmp_path):
     with pytest.raises(synthesis.SynthesisError, match="speaker 5 is out of range"):
         list(synthesis.synthesize_batched(synth, [_utt(5, speaker=5)], [0]))
     with pytest.raises(synthesis.SynthesisError, match="no file matches"):
-        synthesis.utterances_from_labels(str(tmp_path / "*.lab"), None, "q.hed")
+        synthesis.utterances_from_labels(str(tmp_path / "*.lab"), None, "q.hed",
+                                         f0_method="dio", frontend_version=2)
     with pytest.raises(export.ExportError, match="neither a SavedModel"):
         synthesis.ExportedSynthesizer(str(tmp_path))

@@ -65,6 +65,27 @@ def prepared(tmp_path_factory) -> tuple[str, str, schema.Manifest]:
     return root, out, m
 
 
+def test_prep_records_the_training_range_and_speaker_prosody(prepared) -> None:
+    """#27: the manifest carries each column's train-split min/max (synthesis warns outside
+    it) and each speaker's log-F0 mean/std and mean phone duration (synthesis maps a Festival
+    voice's F0 onto a speaker without one); references read from the written records."""
+    _, out, m = prepared
+    feats = np.concatenate(list(_utterance_features(out, m.feature_dim).values()))
+    r = m.extra["feature_range"]
+    assert r["split"] == "train"
+    np.testing.assert_array_equal(np.asarray(r["min"], np.float32), feats.min(axis=0))
+    np.testing.assert_array_equal(np.asarray(r["max"], np.float32), feats.max(axis=0))
+    assert list(m.extra["speaker_prosody"]) == list(m.speakers)  # the one speaker
+    p = m.extra["speaker_prosody"][list(m.speakers)[0]]
+    voiced = feats[:, -1] > 0.5
+    assert p["voiced_frames"] == voiced.sum() > 0
+    assert p["log_f0_mean"] == pytest.approx(feats[voiced, -2].astype(float).mean(), rel=1e-9)
+    assert p["log_f0_std"] == pytest.approx(feats[voiced, -2].astype(float).std(), rel=1e-6)
+    assert np.log(120) - 0.05 < p["log_f0_mean"] < np.log(160) + 0.05  # sines at 120-160 Hz
+    # _corpus: 3 utterances of 90, 97 and 104 frames, 3 phones each
+    assert p["phone_frames_mean"] == pytest.approx((90 + 97 + 104) / 9)
+
+
 def test_serving_features_equal_the_prepared_ones_and_version_1_is_kept(prepared) -> None:
     root, out, m = prepared
     assert m.extra["frontend_version"] == features.FRONTEND_VERSION == 2
@@ -76,8 +97,16 @@ def test_serving_features_equal_the_prepared_ones_and_version_1_is_kept(prepared
     assert sorted(prepared) == ["u0", "u1", "u2"]
     cqs = slice(513, 556)  # default_questions.hed: 513 QS, then 43 CQS
     old_m = dataclasses.replace(m, extra={k: v for k, v in m.extra.items()
-                                          if k not in ("frontend_version", "f0_method")})
+                                          if k not in ("frontend_version", "f0_method")},
+                                command="tts-gan-prep --format=hts --output_dir=o")
     assert synthesis.frontend_version(old_m) == 1 and synthesis.f0_method(old_m) == "dio"
+    # a prep before f0_method was recorded: its command line says which (#29: never a guess)
+    for cmd, want in (("tts-gan-prep --f0_method=harvest --format=hts", "harvest"),
+                      ("tts-gan-prep --f0_method harvest", "harvest")):
+        assert synthesis.f0_method(dataclasses.replace(old_m, command=cmd)) == want
+    with pytest.raises(synthesis.SynthesisError, match="records neither f0_method nor the "
+                       "tts-gan-prep command"):
+        synthesis.f0_method(dataclasses.replace(old_m, command=""))
     for uid, f in prepared.items():
         lab, wav = f"{root}/lab/{uid}.lab", f"{root}/wav/{uid}.wav"
         served = synthesis.features_from_labels(lab, wav, qfile, synthesis.f0_method(m),

@@ -120,6 +120,14 @@ def main(argv: list[str]) -> int:
                 assets[export.QUESTIONS_NAME] = synthesis.default_question_file(manifest)
             except synthesis.SynthesisError as e:
                 raise export.ExportError(str(e)) from None
+        if manifest is not None:
+            from tts_gan import synthesis_inputs
+
+            try:  # the training range of each input column, for serving clients
+                info["feature_range"] = synthesis_inputs.feature_range_info(
+                    manifest, assets.get(export.QUESTIONS_NAME))
+            except synthesis_inputs.SynthesisError as e:
+                raise export.ExportError(str(e)) from None
         try:  # before the standing-statistics passes, so a bad config fails fast
             mu = mulaw.check_mu(cfg.data.get("mu", schema.MU), "config data.mu" + (
                 f" in {os.path.join(FLAGS.model_dir, export.CONFIG_NAME)}"

@@ -49,8 +49,10 @@ flags.DEFINE_integer("overlap_frames", None, "Context frames on each side of a c
                      "(default: the receptive-field half-width from the export).")
 flags.DEFINE_string("question_file", None, "HTS question file (default: the prep's).")
 flags.DEFINE_string("festival_voice", None, "Festival voice function whose durations and F0 "
-                    "the text gets (default: the speaker's own voice in the built-in corpus, "
-                    "e.g. voice_kal_diphone for kal_diphone; else the slt HTS voice).")
+                    "the text gets as they are (default: the speaker's own voice in the "
+                    "built-in corpus, e.g. voice_kal_diphone for kal_diphone; else the slt HTS "
+                    "voice's, mapped onto the speaker's log-F0 mean/std and phone duration "
+                    "from the manifest).")
 
 
 def _default_speaker(synth) -> int:
@@ -81,14 +83,6 @@ def _text_lines() -> list[tuple[int, str]]:
     return [(n, ln.strip()) for n, ln in enumerate(text.splitlines(), 1) if ln.strip()]
 
 
-def text_file_name(line_number: int, text: str) -> str:
-    """``NNNN-slug.wav``: the input line number and a short slug of the line's text."""
-    from tts_gan.frontend import text as text_lib
-
-    s = text_lib.slug(text)
-    return f"{line_number:04d}-{s}.wav" if s else f"{line_number:04d}.wav"
-
-
 def _output_paths(names: list[str]) -> list[str]:
     """``--output_dir``/name for each name; duplicates, and existing files without
     ``--overwrite``, are errors before anything is synthesised."""
@@ -113,7 +107,7 @@ def _output_paths(names: list[str]) -> list[str]:
 
 
 def _synthesize_text(synth, lines: list[tuple[int, str]], paths: list[str], source: str,
-                     **front_end) -> tuple[int, int]:
+                     check, **front_end) -> tuple[int, int]:
     """Each line's sentences as separate Festival utterances (sentence j of the whole input
     with seed ``--seed + j``), joined with ``--sentence_pause`` of silence into the line's file;
     returns (samples written, sentences). ``front_end``: question_file, speaker, voice,
@@ -141,6 +135,7 @@ def _synthesize_text(synth, lines: list[tuple[int, str]], paths: list[str], sour
         for j in mine:
             [u] = synthesis.utterances_from_text([sents[j][2]], [sents[j][1]], qfile, speaker,
                                                  **front_end)
+            check.add(u)
             yield synthesis.synthesize_streaming(synth, u, seeds[j], FLAGS.chunk_frames,
                                                  FLAGS.overlap_frames)
 
@@ -148,6 +143,8 @@ def _synthesize_text(synth, lines: list[tuple[int, str]], paths: list[str], sour
     if not FLAGS.streaming:  # every sentence in padded batches
         utts = synthesis.utterances_from_text([s for *_, s in sents], [u for _, u, _ in sents],
                                               qfile, speaker, **front_end)
+        for u in utts:
+            check.add(u)
         audio = dict(synthesis.synthesize_batched(synth, utts, seeds, FLAGS.batch_size))
     total = 0
     for i, path in enumerate(paths):
@@ -158,10 +155,12 @@ def _synthesize_text(synth, lines: list[tuple[int, str]], paths: list[str], sour
     return total, len(sents)
 
 
-def _synthesize_utterances(synth, utts: list, paths: list[str]) -> int:
+def _synthesize_utterances(synth, utts: list, paths: list[str], check) -> int:
     """Utterance i (seed ``--seed + i``) into ``paths[i]``; returns the samples written."""
     from tts_gan import synthesis
 
+    for u in utts:
+        check.add(u)
     seeds = [FLAGS.seed + i for i in range(len(utts))]
     total = 0
     if FLAGS.streaming:
@@ -175,6 +174,35 @@ def _synthesize_utterances(synth, utts: list, paths: list[str]) -> int:
             total += synthesis.write_wav(paths[i], [audio], synth.sample_rate,
                                          overwrite=FLAGS.overwrite)
     return total
+
+
+class _NoCheck:
+    """No training range to check against: says so once, when the first input is ready."""
+
+    def __init__(self, note: str) -> None:
+        self.note = note
+
+    def add(self, utt) -> None:
+        if self.note:
+            print(f"tts-gan-synthesize: note: {self.note}", file=sys.stderr)
+            self.note = ""
+
+    def warning(self) -> None:
+        return None
+
+
+def _range_check(synth, manifest, question_file: str, frontend_version: int):
+    """A :class:`tts_gan.synthesis.RangeCheck` against the manifest's training feature range;
+    where the prep did not record one, a note on stderr says the inputs go unchecked."""
+    from tts_gan import synthesis
+
+    rng = synthesis.feature_range(manifest)
+    if rng is None:
+        return _NoCheck(f"the export's manifest ({synth.path}/assets/manifest.json) has no "
+                        "training feature range (its data was prepared before tts-gan-prep "
+                        "recorded one), so inputs are not checked against it")
+    names = synthesis.feature_names(question_file, frontend_version, synth.feature_dim)
+    return synthesis.RangeCheck(*rng, names)
 
 
 def _make_output_dir(path: str) -> None:
@@ -208,6 +236,7 @@ def main(argv: list[str]) -> int:
 
     transliterated: list[dict] = []
     lines: list[tuple[int, str]] | None = None
+    mapping = None
     sentences = total = 0
     try:
         if FLAGS.text is not None or FLAGS.text_file is not None:
@@ -225,51 +254,51 @@ def main(argv: list[str]) -> int:
         synth = synthesis.ExportedSynthesizer(FLAGS.export_dir)
         manifest = synth.manifest()
         qfile = FLAGS.question_file or synth.question_file()
-        # the front end of the model's training data (tts_gan.frontend)
-        fe = synthesis.training_front_end(manifest)
         speaker = FLAGS.speaker
         voice = None
         _make_output_dir(FLAGS.output_dir)
+        check = _range_check(synth, manifest, qfile, synthesis.frontend_version(manifest))
         start = time.perf_counter()  # front end + generator + writing; not model loading
         if FLAGS.data_dir is not None:
             utts = synthesis.utterances_from_prep(FLAGS.data_dir, FLAGS.split, speaker)
             paths = _output_paths([u.utterance_id + ".wav" for u in utts])
         else:
             speaker = _default_speaker(synth) if speaker is None else speaker
+            # the front end of the model's training data (tts_gan.frontend)
+            fe = synthesis.training_front_end(manifest)
             if FLAGS.labels is not None:
                 utts = synthesis.utterances_from_labels(FLAGS.labels, FLAGS.f0_from_wav,
                                                         qfile, speaker, **fe)
                 paths = _output_paths([u.utterance_id + ".wav" for u in utts])
             else:
-                paths = _output_paths([text_file_name(n, t) for n, t in lines])
+                paths = _output_paths([text_lib.file_name(n, t) for n, t in lines])
                 voice = synthesis.festival_voice(manifest, speaker, FLAGS.festival_voice)
+                mapping, note = synthesis.prosody_mapping(manifest, speaker,
+                                                          FLAGS.festival_voice)
+                if note:
+                    print(f"tts-gan-synthesize: note: {note}", file=sys.stderr)
                 total, sentences = _synthesize_text(
-                    synth, lines, paths, source, question_file=qfile, speaker=speaker,
-                    voice=voice, **fe)
+                    synth, lines, paths, source, check, question_file=qfile,
+                    speaker=speaker, voice=voice, mapping=mapping, **fe)
         if lines is None:
-            total = _synthesize_utterances(synth, utts, paths)
+            total = _synthesize_utterances(synth, utts, paths, check)
         secs = time.perf_counter() - start
     except (synthesis.SynthesisError, export.ExportError, schema.ManifestError) as e:
         print(f"tts-gan-synthesize: error: {e}", file=sys.stderr)
         return 1
-    js = summary(synth.path, len(paths), speaker, voice, total / synth.sample_rate, secs,
-                 FLAGS.output_dir, [os.path.basename(p) for p in paths])
+    if check.warning() is not None:
+        print(f"tts-gan-synthesize: warning: {check.warning()}", file=sys.stderr)
+    js = synthesis.run_summary(synth.path, len(paths), speaker, voice,
+                               total / synth.sample_rate, secs, FLAGS.output_dir,
+                               [os.path.basename(p) for p in paths])
     if lines is not None:
         js["sentences"] = sentences  # each its own Festival utterance
         js["transliterated"] = transliterated  # lines whose non-ASCII text was changed
+        # a speaker without a Festival voice of its own: the voice's F0 and durations moved
+        # onto the speaker's statistics (None: the voice's own prosody)
+        js["prosody_mapping"] = mapping.summary() if mapping is not None else None
     print(json.dumps(js))
     return 0
-
-
-def summary(export_path: str, utterances: int, speaker: int | None, voice: str | None,
-            audio_s: float, secs: float, output_dir: str, files: list[str]) -> dict:
-    """The JSON summary line: ``real_time_factor`` = synthesis / audio seconds (below 1 is
-    faster than real time), ``x_real_time`` = audio / synthesis seconds (the speed-up)."""
-    return {"export": export_path, "utterances": utterances, "speaker": speaker,
-            "festival_voice": voice, "audio_seconds": audio_s, "synthesis_seconds": secs,
-            "real_time_factor": secs / audio_s if audio_s > 0 else None,
-            "x_real_time": audio_s / secs if secs > 0 else None,
-            "output_dir": output_dir, "files": files}
 
 
 def run() -> None:

@@ -26,6 +26,18 @@ VOICES: dict[str, str] = {
 }
 
 
+# Log-F0 mean / std (natural log of Hz, voiced frames, dio) and mean phone duration (frames
+# of 5 ms, pauses included) of each voice's renderings of the 290 built-in sentences, measured
+# with the prep's feature code by benchmarks/festival_voice_prosody.py (2026-12-03): the
+# source side when a speaker without a voice of its own speaks with one
+# (tts_gan.frontend.prosody.map_log_f0).
+VOICE_PROSODY: dict[str, dict[str, float]] = {
+    HTS_VOICE: {"log_f0_mean": 5.1338, "log_f0_std": 0.1551, "phone_frames_mean": 17.349},
+    "voice_kal_diphone": {"log_f0_mean": 4.6157, "log_f0_std": 0.1162,
+                          "phone_frames_mean": 19.865},
+}
+
+
 class FestivalError(RuntimeError):
     """Festival is missing or failed."""
 

@@ -73,3 +73,9 @@ def slug(text: str, max_chars: int = 40) -> str:
             return out or w[:max_chars]
         out = nxt
     return out
+
+
+def file_name(line_number: int, text: str) -> str:
+    """``NNNN-slug.wav``: an input line's number and a short slug of its text."""
+    s = slug(text)
+    return f"{line_number:04d}-{s}.wav" if s else f"{line_number:04d}.wav"
