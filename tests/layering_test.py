@@ -75,3 +75,31 @@ def test_no_module_of_the_package_imports_data_prep() -> None:
               for f in files
               for line, mod in forbidden_imports(f.read_text(encoding="utf-8"), str(f))]
     assert arrows == [], "tts_gan must not import the prep tool:\n" + "\n".join(arrows)
+
+
+MAX_LINES = 500  # issue 29: a module of one concern, readable in one sitting
+
+
+def test_no_module_of_the_package_is_over_500_lines() -> None:
+    """Control: the walk counts lines as ``wc -l`` does (a synthetic 501-line file is over)."""
+    def lines(text: str) -> int:
+        return text.count("\n")
+
+    assert lines("x = 1\n" * (MAX_LINES + 1)) > MAX_LINES >= lines("x = 1\n" * MAX_LINES)
+    over = {f.relative_to(PACKAGE.parent).as_posix(): n for f in sorted(PACKAGE.rglob("*.py"))
+            if (n := lines(f.read_text(encoding="utf-8"))) > MAX_LINES}
+    assert over == {}, f"modules over {MAX_LINES} lines: {over}"
+
+
+def test_the_package_does_not_name_the_prep_tool() -> None:
+    """The issue's plain check, ``grep -rn data_prep tts_gan/`` finds nothing: not even a docstring
+    or an error message points a serving user at the prep tool's package. Control: the search
+    finds the name in a line that has it."""
+    def hits(text: str) -> list[int]:
+        return [i for i, line in enumerate(text.splitlines(), 1) if FORBIDDEN in line]
+
+    assert hits("x = 1\n# see data_prep.festival_corpus\n") == [2]
+    found = {f.relative_to(PACKAGE.parent).as_posix(): h for f in sorted(PACKAGE.rglob("*"))
+             if f.is_file() and f.suffix in (".py", ".hed", ".md", ".txt", ".json")
+             and (h := hits(f.read_text(encoding="utf-8")))}
+    assert found == {}, f"tts_gan names the prep tool's package: {found}"

@@ -1,8 +1,8 @@
 """Where the built-in Festival corpus is rendered on this machine.
 
-Shared by the offline prep tool (:mod:`data_prep`, which renders it) and by serving tools that
+Shared by the offline prep tool (``tts-gan-prep``, which renders it) and by serving tools that
 read the recordings back (``tts-gan-eval --quality``): a path convention, kept in ``tts_gan`` so
-the package never imports the prep tool (the layers point one way: ``data_prep`` → ``tts_gan``).
+the package never imports the prep tool (the layers point one way: the prep tool → ``tts_gan``).
 """
 
 from __future__ import annotations

@@ -22,11 +22,7 @@ the authors' released code (:mod:`tts_gan.metrics`). The paper uses N = 10,000.
 from __future__ import annotations
 
 import dataclasses
-import io
-import json
-import math
 import os
-import uuid
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -36,73 +32,19 @@ from absl import logging
 
 from tts_gan import extractors as extractors_lib
 from tts_gan import metrics, mulaw, schema
-
-
-class EvaluationError(ValueError):
-    """Bad input for the evaluation; the message names the flag, file or field."""
-
-
-# ------------------------------------------------------------------------------ sampling
-def balanced_counts(capacity: dict[int, int], total: int, rng: np.random.Generator
-                    ) -> dict[int, int]:
-    """``total`` items over speakers as equally as their ``capacity`` allows (water-filling:
-    a speaker with fewer items gives all it has, the rest share the remainder equally; ties of
-    the last unit are broken by ``rng``). ValueError if the capacities sum to less."""
-    if sum(capacity.values()) < total:
-        raise ValueError(f"need {total}, only {sum(capacity.values())} available")
-    counts = {s: 0 for s in capacity}
-    left = total
-    open_ = sorted(capacity, key=lambda s: capacity[s])
-    while left > 0 and open_:
-        share = left // len(open_)
-        if share == 0:  # fewer units left than speakers: a random subset gets one each
-            for s in rng.permutation(open_)[:left]:
-                counts[int(s)] += 1
-            break
-        s = open_[0]
-        if capacity[s] - counts[s] <= share:  # the smallest speaker gives all it has
-            left -= capacity[s] - counts[s]
-            counts[s] = capacity[s]
-            open_.pop(0)
-        else:
-            for t in open_:
-                counts[t] += share
-            left -= share * len(open_)
-            open_ = [t for t in open_ if counts[t] < capacity[t]]
-    return counts
-
-
-def speaker_balanced_pairs(speakers: np.ndarray, n: int, seed: int
-                           ) -> tuple[np.ndarray, np.ndarray]:
-    """Indices (into ``speakers``, the windows in file order) of x_1..x_N and x_{N+1}..x_2N.
-
-    The 2N windows are drawn without replacement, balanced over speakers (equal numbers as far
-    as each speaker's windows allow), and every speaker contributes the same number to both
-    halves, so the halves have the same speaker mix. Each half is in random order (the
-    Fréchet splits and MMD blocks take consecutive runs). Deterministic given ``seed``."""
-    speakers = np.asarray(speakers)
-    rng = np.random.default_rng(seed)
-    ids = sorted(int(s) for s in np.unique(speakers))
-    capacity = {s: int(np.sum(speakers == s)) // 2 for s in ids}
-    pairs = balanced_counts(capacity, n, rng)
-    first, second = [], []
-    for s in ids:
-        chosen = rng.permutation(np.flatnonzero(speakers == s))[:2 * pairs[s]]
-        first.append(chosen[:pairs[s]])
-        second.append(chosen[pairs[s]:])
-    first_idx, second_idx = np.concatenate(first), np.concatenate(second)
-    return first_idx[rng.permutation(n)], second_idx[rng.permutation(n)]
-
-
-def speaker_balanced_subset(speakers: np.ndarray, n: int, seed: int) -> np.ndarray:
-    """Indices of ``n`` windows balanced over speakers, in random order (one half's rule)."""
-    speakers = np.asarray(speakers)
-    rng = np.random.default_rng(seed)
-    ids = sorted(int(s) for s in np.unique(speakers))
-    counts = balanced_counts({s: int(np.sum(speakers == s)) for s in ids}, n, rng)
-    chosen = np.concatenate([rng.permutation(np.flatnonzero(speakers == s))[:counts[s]]
-                             for s in ids])
-    return chosen[rng.permutation(n)]
+from tts_gan.eval_report import (  # noqa: F401  (the report's files and table; re-exported)
+    EvaluationError,
+    format_table,
+    load_features,
+    save_features,
+    to_json_safe,
+    write_report,
+)
+from tts_gan.eval_sampling import (  # noqa: F401  (re-exported)
+    balanced_counts,
+    speaker_balanced_pairs,
+    speaker_balanced_subset,
+)
 
 
 # ------------------------------------------------------------------------------ reading
@@ -451,136 +393,6 @@ def evaluate_features(real: np.ndarray, generated: np.ndarray, names: Sequence[s
 def _speaker_counts(speakers: np.ndarray, names: dict[int, str]) -> dict[str, int]:
     ids, counts = np.unique(speakers, return_counts=True)
     return {names.get(int(i), str(int(i))): int(c) for i, c in zip(ids, counts, strict=True)}
-
-
-def _atomic_write_bytes(path: str, data: bytes) -> None:
-    """``data`` to ``path`` (local or any tf.io.gfile file system) via a temporary name and a
-    rename, so a reader never sees a partial file."""
-    import tensorflow as tf
-
-    parent = os.path.dirname(path)
-    if parent:
-        tf.io.gfile.makedirs(parent)
-    tmp = f"{path}.tmp-{uuid.uuid4().hex[:12]}"
-    try:
-        with tf.io.gfile.GFile(tmp, "wb") as f:
-            f.write(data)
-        tf.io.gfile.rename(tmp, path, overwrite=True)
-    except BaseException:
-        if tf.io.gfile.exists(tmp):
-            tf.io.gfile.remove(tmp)
-        raise
-
-
-def save_features(prefix: str, generated: np.ndarray, real: np.ndarray) -> tuple[str, str]:
-    """``PREFIX.real.npy`` (2N × d) and ``PREFIX.generated.npy`` (N × d), each written under a
-    temporary name and renamed (local or ``gs://``); reusable with ``--real_features`` /
-    ``--fake_features``."""
-    paths = []
-    for what, arr in (("real", real), ("generated", generated)):
-        path = f"{prefix}.{what}.npy"
-        buf = io.BytesIO()
-        np.save(buf, np.asarray(arr, np.float64))
-        _atomic_write_bytes(path, buf.getvalue())
-        paths.append(path)
-    return paths[0], paths[1]
-
-
-def write_report(path: str, report: dict[str, Any]) -> None:
-    """The report as JSON (:func:`to_json_safe`) to ``path``, atomically (local or ``gs://``)."""
-    text = json.dumps(to_json_safe(report), indent=1, allow_nan=False) + "\n"
-    _atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def load_features(path: str, what: str) -> np.ndarray:
-    """A representation matrix ``[rows, d]`` from ``.npy`` (local or any tf.io.gfile file
-    system); EvaluationError naming the flag."""
-    import tensorflow as tf
-
-    try:
-        with tf.io.gfile.GFile(path, "rb") as f:
-            arr = np.load(io.BytesIO(f.read()), allow_pickle=False)
-    except tf.errors.OpError as e:
-        raise EvaluationError(f"--{what}={path}: cannot read a .npy array ({e.message})"
-                              ) from None
-    except (OSError, ValueError) as e:
-        raise EvaluationError(f"--{what}={path}: cannot read a .npy array ({e})") from None
-    if arr.ndim != 2 or arr.shape[0] == 0 or not np.issubdtype(arr.dtype, np.number):
-        raise EvaluationError(f"--{what}={path}: expected a numeric [rows, dim] array, got "
-                              f"{arr.dtype} {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        raise EvaluationError(f"--{what}={path}: contains NaN or infinite values")
-    return arr.astype(np.float64)
-
-
-def _fmt(est: dict[str, Any] | None, scale: float = 1.0) -> str:
-    if est is None:
-        return "N/A"
-    err = est["error"]
-    return (f"{est['mean'] * scale:.4g} ± {err * scale:.2g}" if err is not None
-            else f"{est['mean'] * scale:.4g}")
-
-
-def format_table(report: dict[str, Any]) -> str:
-    """Table 1 in text: natural speech and the model, predicted MOS and WER where measured,
-    the four distances (kernel ones ×10⁵) with error bars; then what produced them."""
-    dist = report["distances"]
-    f, cf, k, ck = dist["names"]
-    q = report.get("quality")
-    head = ["", "DNSMOS P.808", "SIG", "BAK", "OVRL", "WER"] if q else [""]
-    head += [f, cf, f"{k} ×10⁵", f"{ck} ×10⁵"]
-    rows = []
-    for label, source, est in (("natural speech", "recording", dist["natural_speech"]),
-                               ("model", "model", dist["model"])):
-        row = [label]
-        if q:
-            s = q["summary"][source]["all"]
-            row += [f"{s['dnsmos_p808_mean']:.2f}", f"{s['dnsmos_sig_mean']:.2f}",
-                    f"{s['dnsmos_bak_mean']:.2f}", f"{s['dnsmos_ovrl_mean']:.2f}",
-                    f"{s['wer']:.3f}"]
-        row += [_fmt(est[f]), _fmt(est[cf]), _fmt(est[k], 1e5), _fmt(est[ck], 1e5)]
-        rows.append(row)
-    widths = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-             for r in [head] + rows]
-    ext = report["extractor"]
-    n = dist["N"]
-    lines += [
-        "",
-        f"extractor: {ext.get('name')} ({dist['dim']} dims"
-        + (f"; {ext['network']}" if ext.get("network") else "") + ")"
-        + ("" if report.get("comparable_with_paper") else
-           " - not the paper's DeepSpeech2 features: not comparable with Table 1"),
-        f"N = {n}" + (f" (requested {report['N_requested']})"
-                      if report.get("N_requested", n) != n else "")
-        + f"; Fréchet: mean ± std over {dist['num_splits']} splits of "
-        f"{n // dist['num_splits']}-{math.ceil(n / dist['num_splits'])}; kernel: unbiased "
-        f"MMD² over {math.ceil(n / dist['max_block'])} block(s) ± standard error"
-        + (" (N/A with one block)" if n <= dist["max_block"] else ""),
-    ]
-    if report.get("export"):
-        lines.append(f"export: {report['export']}; data: {report['data_dir']} "
-                     f"split {report['split']!r}; speakers per half: "
-                     f"{report['speakers']['first_half']}")
-    if q:
-        lines.append(f"MOS columns: DNSMOS, an automatic stand-in for the paper's MOS; WER: "
-                     f"pocketsphinx 5 + jiwer; {q['utterances']} held-out utterances, the "
-                     "model resynthesising each from its prepared features")
-    lines += [f"warning: {w}" for w in dist["warnings"]]
-    return "\n".join(lines)
-
-
-def to_json_safe(obj: Any) -> Any:
-    """NaN / inf → None and NumPy scalars → Python, so the report is strict JSON."""
-    if isinstance(obj, dict):
-        return {str(k): to_json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_json_safe(v) for v in obj]
-    if isinstance(obj, (np.floating, float)):
-        return float(obj) if math.isfinite(float(obj)) else None
-    if isinstance(obj, np.integer):
-        return int(obj)
-    return obj
 
 
 # ------------------------------------------------------------------------------ training

@@ -27,7 +27,6 @@ nearest-neighbour. Every convolution's input is multiplied by the length mask at
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 
@@ -35,6 +34,12 @@ import keras
 import tensorflow as tf
 
 from tts_gan import mulaw, ops
+from tts_gan.excitation import (  # the conditioning's sines (also imported from here)
+    ExcitationSpec,
+    excitation_phase,
+    excitation_spec,
+    sine_excitation,
+)
 from tts_gan.harmonic_noise import (
     HarmonicNoiseSpec,
     noise_from_z,
@@ -78,75 +83,6 @@ class ConvSpec:
     def receptive_field_frames(self) -> float:
         """Growth of the receptive field, in feature frames, contributed by this conv."""
         return (self.kernel_size - 1) * self.dilation / self.steps_per_frame
-
-
-@dataclass(frozen=True)
-class ExcitationSpec:
-    """Opt-in sine excitation from the conditioning's log F0 (not in the paper; the source of
-    neural source-filter models, Wang et al. 2019): ``harmonics`` sines at k·F0, silenced on
-    unvoiced frames and above the Nyquist frequency of the rate they are made at, plus the V/UV
-    flag, added through a 1×1 conv inside each of the last ``blocks`` GBlocks (after their
-    first residual block, at their output rate). Index/mean/std locate and de-normalise the
-    ``log_f0`` (natural log of Hz) and ``vuv`` columns of the normalised features."""
-
-    lf0_index: int
-    lf0_mean: float
-    lf0_std: float
-    vuv_index: int
-    vuv_mean: float = 0.0
-    vuv_std: float = 1.0
-    harmonics: int = 8
-    blocks: int = 3
-    frame_rate: int = 200
-
-    @property
-    def channels(self) -> int:
-        return self.harmonics + 1
-
-
-def excitation_phase(features: tf.Tensor, spec: ExcitationSpec, steps_per_frame: int,
-                     start_cycles: tf.Tensor | None = None
-                     ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-    """The fundamental's phase ``[B, T, r]`` in cycles at r = ``steps_per_frame`` steps per
-    feature frame, F0 ``[B, T]`` in Hz and the 0/1 voicing ``[B, T]`` of the conditioning.
-
-    F0 is constant within a frame and the phase is its running integral from the first frame
-    (plus ``start_cycles`` [B], in cycles), so it is continuous across frames and a frame's
-    phase depends only on the frames before it (masked padding never changes it).
-    """
-    rate_hz = float(spec.frame_rate * steps_per_frame)
-    feats = tf.cast(features, tf.float32)
-    # tf.gather / expand_dims rather than ``x[..., i]`` / ``x[..., None]``: the TFLite export
-    # has no kernel for strided slices with ellipsis or new axes.
-    cols = tf.gather(feats, [spec.lf0_index, spec.vuv_index], axis=2)
-    lf0, vuv_norm = tf.unstack(cols, axis=2)
-    f0 = tf.exp(lf0 * spec.lf0_std + spec.lf0_mean)  # [B, T] Hz
-    voiced = tf.cast(vuv_norm * spec.vuv_std + spec.vuv_mean > 0.5, tf.float32)
-    inc = f0 / rate_hz  # cycles per step
-    frame_start = tf.math.cumsum(inc * float(steps_per_frame), axis=1, exclusive=True)
-    if start_cycles is not None:
-        frame_start += tf.expand_dims(tf.cast(start_cycles, tf.float32), 1)
-    frame_start -= tf.floor(frame_start)
-    steps = tf.range(steps_per_frame, dtype=tf.float32)
-    return tf.expand_dims(frame_start, 2) + tf.expand_dims(inc, 2) * steps, f0, voiced
-
-
-def sine_excitation(features: tf.Tensor, spec: ExcitationSpec, steps_per_frame: int,
-                    start_cycles: tf.Tensor | None = None) -> tf.Tensor:
-    """``[B, T·r, harmonics + 1]`` at r = ``steps_per_frame`` steps per feature frame: sines at
-    k·F0 on the phase of :func:`excitation_phase`, and the V/UV flag."""
-    rate_hz = float(spec.frame_rate * steps_per_frame)
-    cycles, f0, voiced = excitation_phase(features, spec, steps_per_frame, start_cycles)
-    k = tf.range(1, spec.harmonics + 1, dtype=tf.float32)
-    sines = tf.sin(2.0 * math.pi * tf.expand_dims(cycles, 3) * k)  # [B, T, r, H]
-    audible = (tf.cast(tf.expand_dims(f0, 2) * k < 0.5 * rate_hz, tf.float32)
-               * tf.expand_dims(voiced, 2))  # [B, T, H]
-    sines *= tf.expand_dims(audible, 2)
-    vuv = tf.tile(tf.expand_dims(tf.expand_dims(voiced, 2), 3), [1, 1, steps_per_frame, 1])
-    out = tf.concat([sines, vuv], axis=3)
-    shape = tf.shape(out)
-    return tf.cast(tf.reshape(out, [shape[0], shape[1] * steps_per_frame, spec.channels]),
-                   features.dtype)
 
 
 class GBlock(CheckpointListsMixin, keras.layers.Layer):
@@ -339,9 +275,12 @@ class Generator(CheckpointListsMixin, keras.Model):
         return tf.concat([z, one_hot], axis=-1)
 
     def call(self, features, z, speaker=None, lengths=None, training=None, start_cycles=None,
-             return_stem=False):
+             return_stem=False, start_frame=None):
         """µ-law audio ``[B, 120·T, 1]``; with ``return_stem`` (a model with a stem head) also
-        the head's log-mel frames ``[B, T, stem_mel_bins]``."""
+        the head's log-mel frames ``[B, T, stem_mel_bins]``. A chunk that starts at frame
+        ``start_frame`` ``[B]`` (int32) of an utterance passes it and ``start_cycles`` ``[B]``
+        = frac(Σ_{u<start_frame} F0_u / 200) to continue the sines' phase and the noise read
+        (``tts_gan.synthesis.synthesize_streaming``)."""
         if features.shape.rank != 3 or (features.shape[-1] is not None
                                          and features.shape[-1] != self.feature_dim):
             raise ValueError(f"generator features: expected [batch, frames, {self.feature_dim}], "
@@ -379,7 +318,8 @@ class Generator(CheckpointListsMixin, keras.Model):
         audio = tf.tanh(out)
         if controls is not None:  # harmonic + noise from the stem (not in the paper)
             _, f0, voiced = excitation_phase(features, self.excitation, rate)
-            noise = noise_from_z(z, frames, rate, tf.constant(self._noise_table))
+            noise = noise_from_z(z, frames, rate, tf.constant(self._noise_table),
+                                 None if start_frame is None else start_frame * rate)
             hn = synthesize(controls, f0, voiced, self.harmonic_noise,
                             float(self.excitation.frame_rate * rate), noise, frame_mask,
                             start_cycles)
@@ -507,24 +447,6 @@ def output_mu(cfg) -> float:
         raise ValueError("generator.linear_output is set but generator.output_mu is not: it is "
                          "data.mu, filled in by fill_output_mu (resolve_config)")
     return float(mu)
-
-
-def excitation_spec(cfg) -> ExcitationSpec | None:
-    """The ``generator.excitation`` config as a spec (None when absent or not enabled); its
-    column indices and statistics are filled in from the manifest by ``resolve_config``."""
-    exc = cfg.get("excitation") if hasattr(cfg, "get") else None
-    if not exc or not exc.get("enabled", False):
-        return None
-    missing = [k for k in ("lf0_index", "lf0_mean", "lf0_std", "vuv_index")
-               if exc.get(k) is None]
-    if missing:
-        raise ValueError(f"generator.excitation is enabled but {', '.join(missing)} are not "
-                         "set: they come from the data's manifest.json (log_f0 / vuv blocks)")
-    return ExcitationSpec(
-        lf0_index=int(exc.lf0_index), lf0_mean=float(exc.lf0_mean), lf0_std=float(exc.lf0_std),
-        vuv_index=int(exc.vuv_index), vuv_mean=float(exc.get("vuv_mean", 0.0)),
-        vuv_std=float(exc.get("vuv_std", 1.0)), harmonics=int(exc.get("harmonics", 8)),
-        blocks=int(exc.get("blocks", 3)))
 
 
 def build_and_init(gen: Generator, frames: int = 4, batch: int = 1) -> Generator:

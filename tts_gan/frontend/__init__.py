@@ -2,7 +2,7 @@
 
 GAN-TTS conditions on 200 Hz linguistic features and log F0 (paper §3.1). This package turns
 an utterance's inputs into those RAW (un-normalised) features, the same way for the offline
-corpus preparation (:mod:`data_prep`) and for serving (:mod:`tts_gan.synthesis`):
+corpus preparation (``tts-gan-prep``) and for serving (:mod:`tts_gan.synthesis`):
 
 * :mod:`.labels` reads aligned HTS full-context label files (phone- or state-aligned);
 * :mod:`.questions` answers an HTS question file (``.hed``) on each label;

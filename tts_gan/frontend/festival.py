@@ -4,7 +4,7 @@ GAN-TTS conditions on linguistic features and log F0 (paper §3.1), which need a
 front end, a duration model and a pitch model. We use Festival: its HTS voice predicts the
 durations and F0, and its utterance structure gives the full-context labels
 (``hts_dump_feats_string_list``: one label per ``Segment`` item with the start/end times as
-Festival synthesised them). The built-in corpus (:mod:`data_prep.festival_corpus`) and
+Festival synthesised them). The built-in corpus (``tts-gan-prep --format=festival``) and
 ``tts-gan-synthesize --text`` both render through :func:`render_batch`.
 """
 
@@ -18,7 +18,7 @@ import uuid
 
 HTS_VOICE = "voice_cmu_us_slt_arctic_hts"
 BATCH = 16  # sentences per Festival process
-# The built-in corpus' speakers (:mod:`data_prep.festival_corpus`) → the Festival voice
+# The built-in corpus' speakers (``tts-gan-prep --format=festival``) → the Festival voice
 # function that rendered them: their durations and F0 when they speak new text.
 VOICES: dict[str, str] = {
     "kal_diphone": "voice_kal_diphone",
@@ -88,7 +88,8 @@ def render_batch(voice_fn: str, items: list[tuple[str, str, str, str]]) -> None:
     """
     binary = festival_binary()
     if binary is None:
-        raise FestivalError("festival not found (install: bash data_prep/install_system_deps.sh)")
+        raise FestivalError("festival not found (install it: `make system-deps` in the tts-gan "
+                            "checkout, or apt-get install festival festvox-us-slt-hts)")
     tag = uuid.uuid4().hex[:12]
     tmp_items = [(t, _temp_name(w, tag), _temp_name(lb, tag)) for t, w, lb, _ in items]
     temps = [p for _, w, lb in tmp_items for p in (w, lb)]
