@@ -106,6 +106,31 @@ def harmonic_amplitudes(amplitude: tf.Tensor, distribution_logits: tf.Tensor, f0
     return amplitude * dist * tf.expand_dims(tf.cast(voiced, dist.dtype), 2)
 
 
+def frame_start_cycles(cycles: tf.Tensor, start_cycles: tf.Tensor | None = None) -> tf.Tensor:
+    """``start_cycles`` ``[B]`` (0 if None) plus the exclusive running sum of ``cycles``
+    ``[B, T]`` (≥ 0, cycles per frame), modulo 1: the phase at each frame's start, ``[B, T]``.
+
+    Exact whatever the summation order, so every evaluation (one-shot, a chunk continuing from
+    ``start_cycles``, another kernel) agrees up to the last additions: each value's fraction
+    is split into parts on a 2^-10 and a 2^-20 grid and a remainder < 2^-20 whose running sums
+    are exact in float32 below 2^14 frames (82 s at 200 Hz; the remainder's for values ≥ 2^-7
+    cycles, F0 ≥ 1.6 Hz), each reduced modulo 1; only their sum (< 3 + start) rounds.
+    """
+    frac = cycles - tf.floor(cycles)
+    coarse = tf.floor(frac * 1024.0) / 1024.0
+    rest = frac - coarse  # exact, < 2^-10
+    mid = tf.floor(rest * 1048576.0) / 1048576.0
+    fine = rest - mid  # exact, < 2^-20
+    parts = []
+    for part in (coarse, mid):
+        run = tf.math.cumsum(part, axis=1, exclusive=True)
+        parts.append(run - tf.floor(run))
+    out = parts[0] + parts[1] + tf.math.cumsum(fine, axis=1, exclusive=True)
+    if start_cycles is not None:
+        out += tf.expand_dims(tf.cast(start_cycles, out.dtype), 1)
+    return out - tf.floor(out)
+
+
 def harmonic_phase(f0: tf.Tensor, steps_per_frame: int, sample_rate: float,
                    frame_mask: tf.Tensor | None = None,
                    start_cycles: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor]:
@@ -117,10 +142,16 @@ def harmonic_phase(f0: tf.Tensor, steps_per_frame: int, sample_rate: float,
     sum, φ(n) = start + Σ_{m<n} F0(m) / sample_rate (DDSP's ``oscillator_bank``: a cumulative
     sum of the per-sample frequency), so the instantaneous frequency of harmonic k, k·F0(n),
     is continuous: an F0 held per frame made it jump by k·ΔF0 at every frame edge (#25).
-    ``start_cycles`` ``[B]`` continues a phase. Float32 rounding does not accumulate: within
-    a frame the running sum is a closed form of the three frames' F0, across frames the
-    frames' totals are accumulated modulo 1 cycle without rounding (see the code), so the
-    phase is < 2 + r·F0/sample_rate cycles and good to a few eps of that."""
+
+    Closed forms, no float32 accumulation: within a frame the running sum is a weighted sum of
+    the three frames' F0 (weights' running sums in float64); frame t starts at
+    P_t + W·(F0_t − F0_{t−1}) / sample_rate, with P_t = Σ_{u<t} F0_u / frame_rate
+    (:func:`frame_start_cycles`, exact) and W the previous frame's total weight (F0_{−1} =
+    F0_0: the sum of the interpolated frequency telescopes). ``start_cycles`` ``[B]`` is P at
+    the first frame: a chunk that starts at frame c of an utterance continues it exactly with
+    start_cycles = frac(Σ_{u<c} F0_u / frame_rate), F0 held per frame — the same state as the
+    sine excitation's (:func:`tts_gan.excitation.excitation_phase`). The phase is
+    < 2 + r·F0/sample_rate cycles and good to a few eps of that."""
     r = int(steps_per_frame)
     if frame_mask is not None:
         frame_mask = tf.cast(frame_mask, f0.dtype)
@@ -130,21 +161,12 @@ def harmonic_phase(f0: tf.Tensor, steps_per_frame: int, sample_rate: float,
     freq = tf.squeeze(_mix(x, prev, nxt, weights), axis=3)  # [B, T, r] Hz
     # The phase within a frame, Σ_{m<j} F0(m)/rate, in closed form: F0 is a weighted sum of
     # the three frames' F0, so its running sum has the running sums of the weights (constants
-    # computed in float64) as weights — no float32 accumulation over the r samples.
+    # computed in float64) as weights.
     before = np.cumsum(weights, axis=1) - weights  # exclusive running sums [3, r]
     within = tf.squeeze(_mix(x, prev, nxt, before / float(sample_rate)), axis=3)
-    totals = np.sum(weights, axis=1, keepdims=True) / float(sample_rate)  # [3, 1]
-    total = tf.reshape(_mix(x, prev, nxt, totals), tf.shape(f0))  # cycles per frame [B, T]
-    # Frame starts modulo 1 cycle. A plain float32 cumsum of the totals rounds at the size of
-    # the running sum (~F0·duration cycles): a phase step of k·ulp at every frame edge.
-    # Split each total's fraction into a 2^-10-grid part, whose cumsum is exact below 2^14
-    # frames (82 s at 200 Hz), and a remainder < 2^-10, whose cumsum stays small.
-    frac = total - tf.floor(total)
-    coarse = tf.floor(frac * 1024.0) / 1024.0
-    start = tf.math.cumsum(coarse, axis=1, exclusive=True)
-    start = (start - tf.floor(start)) + tf.math.cumsum(frac - coarse, axis=1, exclusive=True)
-    if start_cycles is not None:
-        start += tf.expand_dims(tf.cast(start_cycles, start.dtype), 1)
+    edge = float(np.sum(weights[0])) / float(sample_rate)  # = the next frame's total weight
+    start = (frame_start_cycles(f0 / (float(sample_rate) / r), start_cycles)
+             + edge * tf.squeeze(x - prev, axis=2))
     start -= tf.floor(start)
     return tf.expand_dims(start, 2) + within, freq
 
@@ -248,13 +270,17 @@ def noise_table() -> np.ndarray:
 
 
 def noise_from_z(z: tf.Tensor, frames: tf.Tensor, steps_per_frame: int,
-                 table: tf.Tensor) -> tf.Tensor:
+                 table: tf.Tensor, start: tf.Tensor | None = None) -> tf.Tensor:
     """Per-example white noise ``[B, frames, r]``: the noise table read from an offset that
     each example's latent z picks. Deterministic given z (a seed's audio is reproducible and
-    independent of what else is in the batch), fresh for every random z in training."""
+    independent of what else is in the batch), fresh for every random z in training.
+    ``start`` ``[B]`` (int32 samples) continues a read: a chunk from frame c of an utterance
+    reads on from sample r·c, as the utterance's one-shot read does."""
     z0 = tf.abs(tf.cast(tf.gather(z, [0], axis=1), tf.float32))  # [B, 1]
     length = int(table.shape[0])
     offset = tf.cast(tf.floor((z0 * 4096.0 - tf.floor(z0 * 4096.0)) * length), tf.int32)
+    if start is not None:  # modulo first: offset + start stays far from int32 overflow
+        offset += tf.expand_dims(tf.math.floormod(tf.cast(start, tf.int32), length), 1)
     n = tf.range(frames * steps_per_frame, dtype=tf.int32)
     idx = tf.math.floormod(offset + tf.expand_dims(n, 0), length)
     return tf.reshape(tf.gather(table, idx), [tf.shape(z)[0], frames, steps_per_frame])
