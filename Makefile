@@ -6,9 +6,11 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.tts-gan-installed
 DEMO_DIR ?= demo_out
-PYTEST_ARGS ?= -n 2
+# -n 2: the 2-core machines of the CI; tests sharing a costly fixture run on one worker, the
+# costliest first (tests/conftest.py, BUILD_NOTES "Test suite wall time").
+PYTEST_ARGS ?= -n 2 --dist loadgroup --no-loadscope-reorder
 
-.PHONY: venv system-deps test lint demo clean
+.PHONY: venv system-deps test lint demo bench clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +34,11 @@ test: venv system-deps
 
 demo: venv system-deps
 	bash experiments/demo.sh $(DEMO_DIR)
+
+# Synthesis speed (issue 28): the shipped voice beside the paper-size G and HiFi-GAN V1/V3,
+# interleaved in one run; appends the table to benchmarks/RESULTS.md. Not part of `make test`.
+bench: venv
+	$(BIN)/python benchmarks/bench.py --append
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) build *.egg-info
