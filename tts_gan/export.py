@@ -21,6 +21,17 @@ Outputs: ``audio`` float32 ``[B, 120 T]`` linear PCM in [-1, 1] (µ-law decoded,
 beyond ``audio_lengths`` int32 ``[B]`` = 120 · lengths. A second signature ``synthesize_z``
 takes ``z`` float32 ``[B, noise_dim]`` instead of ``seed`` (used for TFLite parity). Wrong
 ranks or feature dims raise ``InvalidArgumentError`` with a readable message.
+
+Streaming (exact chunks of one utterance, ``tts_gan.synthesis.synthesize_streaming``):
+``synthesize_chunk`` takes ``serving_default``'s inputs plus ``start_frame`` int32 ``[B]`` (the
+chunk's first frame in the utterance: the harmonic head's noise table is read on from sample
+120·start_frame) and ``start_cycles`` float32 ``[B]`` (the fundamental's phase there, in
+cycles: frac(Σ_{t<start_frame} F0_t / 200), which the sine excitation and the harmonic head
+continue). Models with a sine excitation also have ``frame_cycles`` (``features``,
+``lengths`` → ``cycles`` float32 ``[B, T + 1]``: that phase at the start of every frame and
+after the last, from the graph's own F0, exact modulo 1; valid up to ``lengths``).
+``serving_default`` is ``synthesize_chunk`` with both zero. Exports before these signatures
+stream only without a sine excitation (the synthesis refuses the others, naming the export).
 """
 
 from __future__ import annotations
@@ -38,12 +49,15 @@ import tensorflow as tf
 
 from tts_gan import mulaw, schema
 from tts_gan.generator import Generator, accumulate_standing_statistics, build_and_init
+from tts_gan.serving import SynthesisModule, seed_to_z, tflite_model  # noqa: F401  (API)
 
 EXPORT_INFO = "export_info.json"
 QUESTIONS_NAME = "questions.hed"  # the prep's HTS question file (front end of the features)
 CONFIG_NAME = "config.json"
 SEED_SIGNATURE = "serving_default"
 Z_SIGNATURE = "synthesize_z"
+CHUNK_SIGNATURE = "synthesize_chunk"
+CYCLES_SIGNATURE = "frame_cycles"
 RANDOM_STANDING_FLAG = "--standing_stats_from_random"
 RANDOM_STANDING_SOURCE = f"random N(0,1) features ({RANDOM_STANDING_FLAG})"
 
@@ -101,6 +115,44 @@ def load_ema_generator(model_dir: str) -> tuple[Generator, Any, schema.Manifest,
     except AssertionError as e:
         raise ExportError(f"{ckpt}: the EMA generator does not match config.json ({e})") from None
     return gen, cfg, manifest, ckpt
+
+
+def generator_from_export(version_dir: str, overrides: list | None = None
+                          ) -> tuple[Generator, Any, schema.Manifest]:
+    """(generator, config, manifest) of an exported version, rebuilt from its
+    ``assets/config.json`` and ``assets/manifest.json`` with the SavedModel's own variables
+    (``variables/``, the ``generator_variables`` list :class:`SynthesisModule` saves): the EMA
+    weights and frozen standing statistics exactly as exported, e.g. to re-export a model whose
+    training checkpoint is gone with this version's signatures. Every saved variable must
+    match one of the rebuilt generator's, in order and shape. ``overrides``: functions that
+    edit the config before the generator is built."""
+    assets = os.path.join(version_dir, "assets")
+    cfg = config_from_json(_read_json(os.path.join(assets, CONFIG_NAME)))
+    for edit in overrides or []:
+        edit(cfg)
+    manifest = schema.load_manifest(assets)
+    gen = generator_from_config(cfg.generator, manifest.feature_dim, manifest.num_speakers)
+    prefix = os.path.join(version_dir, "variables", "variables")
+    try:
+        reader = tf.train.load_checkpoint(prefix)
+    except (tf.errors.OpError, ValueError) as e:
+        raise ExportError(f"{prefix}: not a SavedModel variables checkpoint ({e})") from None
+    saved = reader.get_variable_to_shape_map()
+    keys = [f"generator_variables/{i}/.ATTRIBUTES/VARIABLE_VALUE"
+            for i in range(len(gen.variables))]
+    extra = sorted(k for k in saved if k.startswith("generator_variables/")
+                   and k not in set(keys))
+    missing = [k for k in keys if k not in saved]
+    if missing or extra:
+        raise ExportError(f"{version_dir}: {len(gen.variables)} generator variables rebuilt "
+                          f"from {CONFIG_NAME}, the SavedModel has "
+                          f"{sum(k.startswith('generator_variables/') for k in saved)}")
+    for key, var in zip(keys, gen.variables, strict=True):
+        if list(saved[key]) != list(var.shape):
+            raise ExportError(f"{version_dir}: saved {key} has shape {saved[key]}, the rebuilt "
+                              f"generator's {var.path} {list(var.shape)}")
+        var.assign(reader.get_tensor(key))
+    return gen, cfg, manifest
 
 
 # ---------------------------------------------------------------------- standing statistics
@@ -196,111 +248,6 @@ def standing_statistics(gen: Generator, passes: int, batch_size: int, frames: in
                           f"only on request ({RANDOM_STANDING_FLAG})")
     accumulate_standing_statistics(gen, batches, num_passes=passes)
     return source
-
-
-# --------------------------------------------------------------------------- serving module
-class SynthesisModule(tf.Module):
-    """The served graph: normalisation → generator (inference, frozen BN) → µ-law decode."""
-
-    def __init__(self, gen: Generator, mean: np.ndarray, std: np.ndarray, mu: float,
-                 num_speakers: int) -> None:
-        super().__init__(name="gan_tts")
-        # The Keras model itself is not tracked (Keras 3 models trace a default signature with
-        # their own call convention when saved); its tf.Variables are, which is all the graph
-        # captures.
-        object.__setattr__(self, "gen", gen)
-        self.generator_variables = [v.value if hasattr(v, "value") else v
-                                    for v in gen.variables]
-        self.feature_dim = int(gen.feature_dim)
-        self.noise_dim = int(gen.noise_dim)
-        self.samples_per_frame = int(gen.samples_per_frame)
-        self.num_speakers = int(num_speakers)
-        self.mu = float(mu)
-        self.mean = tf.constant(np.asarray(mean, np.float32).reshape([self.feature_dim]))
-        self.std = tf.constant(np.asarray(std, np.float32).reshape([self.feature_dim]))
-        d = self.feature_dim
-        self.synthesize_seed = tf.function(self._seed_fn, input_signature=[
-            tf.TensorSpec(None, tf.float32, name="features"),
-            tf.TensorSpec([None], tf.int32, name="lengths"),
-            tf.TensorSpec([None], tf.int32, name="speaker"),
-            tf.TensorSpec([None], tf.int32, name="seed")])
-        self.synthesize_z = tf.function(self._z_fn, input_signature=[
-            tf.TensorSpec(None, tf.float32, name="features"),
-            tf.TensorSpec([None], tf.int32, name="lengths"),
-            tf.TensorSpec([None], tf.int32, name="speaker"),
-            tf.TensorSpec([None, self.noise_dim], tf.float32, name="z")])
-        # Assertion-free core for converters (TFLite has no Assert op); static D.
-        self.core = tf.function(self._core, input_signature=[
-            tf.TensorSpec([None, None, d], tf.float32, name="features"),
-            tf.TensorSpec([None], tf.int32, name="lengths"),
-            tf.TensorSpec([None], tf.int32, name="speaker"),
-            tf.TensorSpec([None, self.noise_dim], tf.float32, name="z")])
-
-    def _validate(self, features, lengths, speaker, n):
-        d = self.feature_dim
-        checks = [
-            tf.debugging.assert_equal(
-                tf.rank(features), 3,
-                message=f"features: expected a float32 tensor [batch, frames, {d}] of RAW "
-                        f"prep features; got rank"),
-        ]
-        with tf.control_dependencies(checks):
-            shape = tf.shape(features)
-            checks += [
-                tf.debugging.assert_equal(
-                    shape[-1], d,
-                    message=f"features: last dimension must be feature_dim={d} (from "
-                            f"manifest.json); got"),
-                tf.debugging.assert_equal(
-                    tf.shape(lengths)[0], shape[0],
-                    message="lengths: must have one entry per example ([batch]); sizes"),
-                tf.debugging.assert_equal(
-                    tf.shape(speaker)[0], shape[0],
-                    message="speaker: must have one entry per example ([batch]); sizes"),
-                tf.debugging.assert_equal(
-                    n, shape[0], message="seed/z: must have one entry per example; sizes"),
-                tf.debugging.assert_non_negative(
-                    lengths, message="lengths: must be >= 0"),
-                tf.debugging.assert_less_equal(
-                    lengths, shape[1],
-                    message="lengths: must be <= the padded number of frames T"),
-                tf.debugging.assert_non_negative(speaker, message="speaker: must be >= 0"),
-                tf.debugging.assert_less(
-                    speaker, max(self.num_speakers, 1),
-                    message=f"speaker: must be < num_speakers={self.num_speakers} "
-                            "(use 0 for a single-speaker model)"),
-            ]
-        with tf.control_dependencies(checks):
-            # Not tf.ensure_shape on `features` itself: grappler propagates that shape back to
-            # the input and folds the rank check away. A reshape gives the static [?, ?, D].
-            return tf.ensure_shape(tf.reshape(features, tf.stack([shape[0], shape[1], d])),
-                                   [None, None, d])
-
-    def _core(self, features, lengths, speaker, z):
-        x = (features - self.mean) / self.std
-        spk = speaker if self.num_speakers > 1 else None
-        y = self.gen(x, z, speaker=spk, lengths=lengths, training=False)[:, :, 0]
-        audio = tf.clip_by_value(mulaw.decode(y, self.mu), -1.0, 1.0)
-        return {"audio": audio,
-                "audio_lengths": lengths * tf.constant(self.samples_per_frame, tf.int32)}
-
-    def _z_fn(self, features, lengths, speaker, z):
-        features = self._validate(features, lengths, speaker, tf.shape(z)[0])
-        return self._core(features, lengths, speaker, z)
-
-    def _seed_fn(self, features, lengths, speaker, seed):
-        features = self._validate(features, lengths, speaker, tf.shape(seed)[0])
-        z = seed_to_z(seed, self.noise_dim)
-        return self._core(features, lengths, speaker, z)
-
-
-def seed_to_z(seed: tf.Tensor, noise_dim: int) -> tf.Tensor:
-    """z_i = stateless_normal([noise_dim], seed=[seed_i, 0]): per example, batch-independent."""
-    def one(s):
-        return tf.random.stateless_normal([noise_dim], seed=tf.stack([s, tf.zeros_like(s)]))
-
-    return tf.map_fn(one, tf.cast(seed, tf.int32),
-                     fn_output_signature=tf.TensorSpec([noise_dim], tf.float32))
 
 
 # ------------------------------------------------------------------------------ versioning
@@ -430,7 +377,11 @@ def export_saved_model(gen: Generator, export_base: str, *, version: int | None 
         sine_excitation=gen.excitation is not None,
         macs_per_sample=gen.macs_per_sample(), version=version,
         signatures={SEED_SIGNATURE: ["features", "lengths", "speaker", "seed"],
-                    Z_SIGNATURE: ["features", "lengths", "speaker", "z"]},
+                    Z_SIGNATURE: ["features", "lengths", "speaker", "z"],
+                    CHUNK_SIGNATURE: ["features", "lengths", "speaker", "seed", "start_frame",
+                                      "start_cycles"],
+                    **({CYCLES_SIGNATURE: ["features", "lengths"]}
+                       if module.frame_cycles is not None else {})},
         z_rule="z_i = tf.random.stateless_normal([noise_dim], seed=[seed_i, 0])",
         exported_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     tmp = os.path.join(export_base, f".tmp-{version}-{uuid.uuid4().hex[:12]}")
@@ -438,7 +389,10 @@ def export_saved_model(gen: Generator, export_base: str, *, version: int | None 
         signatures = {
             SEED_SIGNATURE: module.synthesize_seed.get_concrete_function(),
             Z_SIGNATURE: module.synthesize_z.get_concrete_function(),
+            CHUNK_SIGNATURE: module.synthesize_chunk.get_concrete_function(),
         }
+        if module.frame_cycles is not None:
+            signatures[CYCLES_SIGNATURE] = module.frame_cycles.get_concrete_function()
         tf.saved_model.save(module, tmp, signatures=signatures)
         asset_dir = os.path.join(tmp, "assets")
         tf.io.gfile.makedirs(asset_dir)
@@ -460,14 +414,6 @@ def export_saved_model(gen: Generator, export_base: str, *, version: int | None 
         _remove_tree(tmp)
         raise
     return ExportResult(final, version, info)
-
-
-def tflite_model(module: SynthesisModule) -> bytes:
-    """TFLite flatbuffer of the assertion-free core (dynamic B and T, builtin ops only)."""
-    conv = tf.lite.TFLiteConverter.from_concrete_functions(
-        [module.core.get_concrete_function()], module)
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    return conv.convert()
 
 
 def read_export_info(version_dir: str) -> dict[str, Any]:

@@ -30,12 +30,16 @@ class HarmonicNoiseSpec:
     filtered noise with ``noise_bands`` linearly spaced magnitudes from 0 Hz to Nyquist, all
     controlled per feature frame by a 1×1 head on the hidden state after GBlock ``after``
     (0 = the input conv; a block still at the 200 Hz frame rate). ``noise_bias`` starts the
-    noise quiet (DDSP's initial bias, −5)."""
+    noise quiet (DDSP's initial bias, −5). ``phase``: ``"interpolated"`` (F0 interpolated per
+    sample, per-sample Nyquist mask, #25) or ``"held"`` (F0 held over each frame, the sine
+    excitation's phase, Nyquist mask per frame: the synthesis before #25, which
+    ``pretrained/cpu_harmonic_noise/2`` was trained and exported with)."""
 
     harmonics: int = 80
     noise_bands: int = 65
     after: int = 2
     noise_bias: float = -5.0
+    phase: str = "interpolated"
 
     @property
     def controls(self) -> int:
@@ -195,6 +199,29 @@ def harmonic_synth(amplitudes: tf.Tensor, f0: tf.Tensor, steps_per_frame: int,
     return tf.reshape(out, [shape[0], shape[1] * r])
 
 
+def harmonic_synth_held(amplitudes: tf.Tensor, f0: tf.Tensor, steps_per_frame: int,
+                        sample_rate: float, frame_mask: tf.Tensor | None = None,
+                        start_cycles: tf.Tensor | None = None) -> tf.Tensor:
+    """The synthesis before #25 (``HarmonicNoiseSpec.phase="held"``): ``Σ_k A_k(n)·sin(2π·k·φ(n))``
+    ``[B, T·r]`` with F0 ``[B, T]`` held over each frame, φ the sine excitation's phase (frame
+    starts :func:`frame_start_cycles` of F0 / frame rate, then F0 / sample_rate per sample),
+    amplitudes interpolated to samples; :func:`harmonic_amplitudes` silences the harmonics
+    above Nyquist per frame."""
+    shape = tf.shape(amplitudes)
+    r = int(steps_per_frame)
+    h = amplitudes.shape[-1]
+    if frame_mask is not None:
+        frame_mask = tf.cast(frame_mask, amplitudes.dtype)
+    start = frame_start_cycles(f0 / (float(sample_rate) / r), start_cycles)
+    steps = tf.range(r, dtype=f0.dtype)
+    cycles = tf.expand_dims(start, 2) + tf.expand_dims(f0 / float(sample_rate), 2) * steps
+    amps = frames_to_samples(amplitudes, r, frame_mask)  # [B, T, r, H]
+    k = tf.range(1, h + 1, dtype=cycles.dtype)
+    sines = tf.sin(2.0 * math.pi * tf.expand_dims(cycles, 3) * k)
+    out = tf.reduce_sum(amps * sines, axis=3)
+    return tf.reshape(out, [shape[0], shape[1] * r])
+
+
 def _fir_matrix(bins: int) -> np.ndarray:
     """``[N, 2(N−1)]``: zero-phase magnitudes (N bins, 0 Hz to Nyquist) → the linear-phase
     FIR of :func:`noise_impulse_responses` (inverse real DFT, centred, periodic Hann)."""
@@ -300,7 +327,11 @@ def synthesize(controls: tf.Tensor, f0: tf.Tensor, voiced: tf.Tensor, spec: Harm
     amps = harmonic_amplitudes(exp_sigmoid(amp_logit), dist_logits, f0, voiced, sample_rate)
     if frame_mask is not None:
         amps = amps * tf.cast(frame_mask, amps.dtype)
-    harmonic = harmonic_synth(amps, f0, noise.shape[-1], sample_rate, frame_mask, start_cycles)
+    if spec.phase not in ("interpolated", "held"):
+        raise ValueError(f"harmonic_noise.phase={spec.phase!r}: expected 'interpolated' or "
+                         "'held'")
+    synth = harmonic_synth if spec.phase == "interpolated" else harmonic_synth_held
+    harmonic = synth(amps, f0, noise.shape[-1], sample_rate, frame_mask, start_cycles)
     mags = exp_sigmoid(noise_logits + spec.noise_bias)
     if frame_mask is not None:
         mags = mags * tf.cast(frame_mask, mags.dtype)

@@ -8,7 +8,11 @@
   depends only on input frames within the generator's receptive-field half-width H (46 frames
   = 230 ms for Table 2), and BN is frozen, so with ``overlap >= H`` the concatenated chunk
   centres equal one-shot synthesis (up to float summation order): long texts synthesise in
-  memory bounded by the chunk size.
+  memory bounded by the chunk size. A model with a sine excitation or a harmonic-plus-noise
+  head also carries state from the utterance's start, both closed-form in the prefix: the
+  fundamental's phase (the export's ``frame_cycles``) and the noise table position
+  (120 · first frame); each chunk passes them to the ``synthesize_chunk`` signature.
+  ``first_chunk_frames`` makes the first chunk short: the first audio comes sooner.
 * Front ends (:mod:`tts_gan.synthesis_inputs`, re-exported here), all producing RAW prep
   features (the export normalises in its graph) with the same code and question file as
   ``tts-gan-prep`` (both use :mod:`tts_gan.frontend`): a prep test split, aligned HTS label
@@ -66,6 +70,10 @@ class ExportedSynthesizer:
         self.samples_per_frame = int(self.info["samples_per_frame"])
         self.sample_rate = int(self.info["sample_rate"])
         self.halfwidth = int(self.info["receptive_field_halfwidth_frames"])
+        sigs = self.model.signatures
+        # absent from exports before the streaming state (then None)
+        self.chunk_fn = sigs.get(export_lib.CHUNK_SIGNATURE)
+        self.cycles_fn = sigs.get(export_lib.CYCLES_SIGNATURE)
 
     def asset(self, name: str) -> str | None:
         """Path of ``assets/<name>`` of the export (any tf.io.gfile file system), or None."""
@@ -94,6 +102,27 @@ class ExportedSynthesizer:
                       speaker=tf.constant(np.asarray(speakers, np.int32)),
                       seed=tf.constant(np.asarray(seeds, np.int32)))
         return out["audio"].numpy(), out["audio_lengths"].numpy()
+
+    def run_chunk(self, features: np.ndarray, speaker: int, seed: int, start_frame: int,
+                  start_cycles: float) -> np.ndarray:
+        """One chunk ``[T, D]`` (RAW) of an utterance that starts at its frame ``start_frame``
+        with the fundamental's phase ``start_cycles`` there: audio ``[120 T]``."""
+        out = self.chunk_fn(features=tf.constant(np.asarray(features, np.float32)[None]),
+                            lengths=tf.constant([features.shape[0]], tf.int32),
+                            speaker=tf.constant([speaker], tf.int32),
+                            seed=tf.constant([seed], tf.int32),
+                            start_frame=tf.constant([start_frame], tf.int32),
+                            start_cycles=tf.constant([start_cycles], tf.float32))
+        return out["audio"].numpy()[0]
+
+    def frame_cycles(self, features: np.ndarray) -> np.ndarray:
+        """The fundamental's phase (cycles, modulo 1) at the start of each frame of one
+        utterance ``[T, D]`` and after its last: ``[T + 1]`` (zeros without a sine excitation)."""
+        if self.cycles_fn is None:
+            return np.zeros(features.shape[0] + 1, np.float32)
+        out = self.cycles_fn(features=tf.constant(np.asarray(features, np.float32)[None]),
+                             lengths=tf.constant([features.shape[0]], tf.int32))
+        return out["cycles"].numpy()[0]
 
     def check(self, utt: Utterance) -> None:
         f = utt.features
@@ -137,35 +166,57 @@ def synthesize_batched(synth: ExportedSynthesizer, utts: Sequence[Utterance],
             yield i, audio[j, : audio_lengths[j]]
 
 
-def chunk_bounds(num_frames: int, chunk_frames: int, overlap: int
-                 ) -> list[tuple[int, int, int, int]]:
-    """[(context start, chunk start, chunk end, context end)] covering ``[0, num_frames)``."""
-    if chunk_frames <= 0 or overlap < 0:
-        raise SynthesisError(f"chunk_frames must be > 0 and overlap >= 0, got {chunk_frames}, "
-                             f"{overlap}")
+def chunk_bounds(num_frames: int, chunk_frames: int, overlap: int,
+                 first_chunk_frames: int | None = None) -> list[tuple[int, int, int, int]]:
+    """[(context start, chunk start, chunk end, context end)] covering ``[0, num_frames)``;
+    the first chunk has ``first_chunk_frames`` (default ``chunk_frames``)."""
+    first = chunk_frames if first_chunk_frames is None else first_chunk_frames
+    if chunk_frames <= 0 or first <= 0 or overlap < 0:
+        raise SynthesisError(f"chunk_frames and first_chunk_frames must be > 0 and overlap "
+                             f">= 0, got {chunk_frames}, {first}, {overlap}")
+    starts = [0, *range(first, num_frames, chunk_frames)] if num_frames > 0 else []
     out = []
-    for s in range(0, num_frames, chunk_frames):
-        e = min(s + chunk_frames, num_frames)
+    for s in starts:
+        e = min(s + (first if s == 0 else chunk_frames), num_frames)
         out.append((max(0, s - overlap), s, e, min(num_frames, e + overlap)))
     return out
 
 
 def synthesize_streaming(synth: ExportedSynthesizer, utt: Utterance, seed: int,
-                         chunk_frames: int = 400, overlap: int | None = None
-                         ) -> Iterator[np.ndarray]:
+                         chunk_frames: int = 400, overlap: int | None = None,
+                         first_chunk_frames: int | None = None, *,
+                         carry_state: bool = True) -> Iterator[np.ndarray]:
     """Yields consecutive audio chunks of one utterance; their concatenation equals one-shot
-    synthesis when ``overlap`` >= the receptive-field half-width (the default)."""
+    synthesis when ``overlap`` >= the receptive-field half-width (the default).
+
+    Each chunk (with its context) starts at frame c of the utterance and is passed c and the
+    fundamental's phase there (``synthesize_chunk``), so a sine excitation and a harmonic-plus-
+    noise head continue the utterance. ``carry_state=False`` passes zeros (a control for the
+    tests: every chunk restarts the phase and the noise read). An export without
+    ``synthesize_chunk`` streams through ``serving_default`` if it has no sine excitation and
+    is refused if it has one."""
     synth.check(utt)
-    if synth.info.get("sine_excitation"):
+    if synth.chunk_fn is None and synth.info.get("sine_excitation"):
         raise SynthesisError(
-            f"streaming: the export {synth.path} has a sine excitation whose phase runs from "
-            "the start of the utterance, and chunks would restart it (not supported yet); "
+            f"streaming: the export {synth.path} predates the {export_lib.CHUNK_SIGNATURE} "
+            "signature, and its sine excitation's phase (and a harmonic-plus-noise head's noise "
+            "read) runs from the start of the utterance, which chunks would restart; re-export "
+            "the model with this version's tts-gan-export (BUILD_NOTES: 'Exact streaming'), or "
             "synthesise without --streaming")
     overlap = synth.halfwidth if overlap is None else int(overlap)
     spf = synth.samples_per_frame
-    for cs, s, e, ce in chunk_bounds(utt.features.shape[0], chunk_frames, overlap):
-        audio, _ = synth.run(utt.features[None, cs:ce], [ce - cs], [utt.speaker], [seed])
-        yield audio[0, (s - cs) * spf : (e - cs) * spf]
+    bounds = chunk_bounds(utt.features.shape[0], chunk_frames, overlap, first_chunk_frames)
+    cycles = None
+    for cs, s, e, ce in bounds:
+        if synth.chunk_fn is None:
+            audio, _ = synth.run(utt.features[None, cs:ce], [ce - cs], [utt.speaker], [seed])
+            audio = audio[0]
+        else:
+            if cycles is None:  # one cheap call (no network) for the whole utterance
+                cycles = synth.frame_cycles(utt.features)
+            start, phase = (cs, float(cycles[cs])) if carry_state else (0, 0.0)
+            audio = synth.run_chunk(utt.features[cs:ce], utt.speaker, seed, start, phase)
+        yield audio[(s - cs) * spf : (e - cs) * spf]
 
 
 # ------------------------------------------------------------------------------ wav output

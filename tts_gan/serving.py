@@ -1,0 +1,162 @@
+"""The served graph of an export (:mod:`tts_gan.export` writes it; the signatures are described
+there): RAW features → normalisation → generator (inference, frozen BN) → µ-law decode.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from tts_gan import mulaw
+from tts_gan.generator import Generator, excitation_phase
+from tts_gan.harmonic_noise import frame_start_cycles
+
+
+class SynthesisModule(tf.Module):
+    """The served graph: normalisation → generator (inference, frozen BN) → µ-law decode."""
+
+    def __init__(self, gen: Generator, mean: np.ndarray, std: np.ndarray, mu: float,
+                 num_speakers: int) -> None:
+        super().__init__(name="gan_tts")
+        # The Keras model itself is not tracked (Keras 3 models trace a default signature with
+        # their own call convention when saved); its tf.Variables are, which is all the graph
+        # captures.
+        object.__setattr__(self, "gen", gen)
+        self.generator_variables = [v.value if hasattr(v, "value") else v
+                                    for v in gen.variables]
+        self.feature_dim = int(gen.feature_dim)
+        self.noise_dim = int(gen.noise_dim)
+        self.samples_per_frame = int(gen.samples_per_frame)
+        self.num_speakers = int(num_speakers)
+        self.mu = float(mu)
+        self.mean = tf.constant(np.asarray(mean, np.float32).reshape([self.feature_dim]))
+        self.std = tf.constant(np.asarray(std, np.float32).reshape([self.feature_dim]))
+        d = self.feature_dim
+        self.synthesize_seed = tf.function(self._seed_fn, input_signature=[
+            tf.TensorSpec(None, tf.float32, name="features"),
+            tf.TensorSpec([None], tf.int32, name="lengths"),
+            tf.TensorSpec([None], tf.int32, name="speaker"),
+            tf.TensorSpec([None], tf.int32, name="seed")])
+        self.synthesize_z = tf.function(self._z_fn, input_signature=[
+            tf.TensorSpec(None, tf.float32, name="features"),
+            tf.TensorSpec([None], tf.int32, name="lengths"),
+            tf.TensorSpec([None], tf.int32, name="speaker"),
+            tf.TensorSpec([None, self.noise_dim], tf.float32, name="z")])
+        self.synthesize_chunk = tf.function(self._chunk_fn, input_signature=[
+            tf.TensorSpec(None, tf.float32, name="features"),
+            tf.TensorSpec([None], tf.int32, name="lengths"),
+            tf.TensorSpec([None], tf.int32, name="speaker"),
+            tf.TensorSpec([None], tf.int32, name="seed"),
+            tf.TensorSpec([None], tf.int32, name="start_frame"),
+            tf.TensorSpec([None], tf.float32, name="start_cycles")])
+        self.frame_cycles = None
+        if gen.excitation is not None:
+            self.frame_cycles = tf.function(self._cycles_fn, input_signature=[
+                tf.TensorSpec(None, tf.float32, name="features"),
+                tf.TensorSpec([None], tf.int32, name="lengths")])
+        # Assertion-free core for converters (TFLite has no Assert op); static D.
+        self.core = tf.function(self._core, input_signature=[
+            tf.TensorSpec([None, None, d], tf.float32, name="features"),
+            tf.TensorSpec([None], tf.int32, name="lengths"),
+            tf.TensorSpec([None], tf.int32, name="speaker"),
+            tf.TensorSpec([None, self.noise_dim], tf.float32, name="z")])
+
+    def _validate(self, features, lengths, speaker, n):
+        d = self.feature_dim
+        checks = [
+            tf.debugging.assert_equal(
+                tf.rank(features), 3,
+                message=f"features: expected a float32 tensor [batch, frames, {d}] of RAW "
+                        f"prep features; got rank"),
+        ]
+        with tf.control_dependencies(checks):
+            shape = tf.shape(features)
+            checks += [
+                tf.debugging.assert_equal(
+                    shape[-1], d,
+                    message=f"features: last dimension must be feature_dim={d} (from "
+                            f"manifest.json); got"),
+                tf.debugging.assert_equal(
+                    tf.shape(lengths)[0], shape[0],
+                    message="lengths: must have one entry per example ([batch]); sizes"),
+                tf.debugging.assert_equal(
+                    tf.shape(speaker)[0], shape[0],
+                    message="speaker: must have one entry per example ([batch]); sizes"),
+                tf.debugging.assert_equal(
+                    n, shape[0], message="seed/z: must have one entry per example; sizes"),
+                tf.debugging.assert_non_negative(
+                    lengths, message="lengths: must be >= 0"),
+                tf.debugging.assert_less_equal(
+                    lengths, shape[1],
+                    message="lengths: must be <= the padded number of frames T"),
+                tf.debugging.assert_non_negative(speaker, message="speaker: must be >= 0"),
+                tf.debugging.assert_less(
+                    speaker, max(self.num_speakers, 1),
+                    message=f"speaker: must be < num_speakers={self.num_speakers} "
+                            "(use 0 for a single-speaker model)"),
+            ]
+        with tf.control_dependencies(checks):
+            # Not tf.ensure_shape on `features` itself: grappler propagates that shape back to
+            # the input and folds the rank check away. A reshape gives the static [?, ?, D].
+            return tf.ensure_shape(tf.reshape(features, tf.stack([shape[0], shape[1], d])),
+                                   [None, None, d])
+
+    def _core(self, features, lengths, speaker, z, start_frame=None, start_cycles=None):
+        x = (features - self.mean) / self.std
+        spk = speaker if self.num_speakers > 1 else None
+        y = self.gen(x, z, speaker=spk, lengths=lengths, training=False,
+                     start_frame=start_frame, start_cycles=start_cycles)[:, :, 0]
+        audio = tf.clip_by_value(mulaw.decode(y, self.mu), -1.0, 1.0)
+        return {"audio": audio,
+                "audio_lengths": lengths * tf.constant(self.samples_per_frame, tf.int32)}
+
+    def _z_fn(self, features, lengths, speaker, z):
+        features = self._validate(features, lengths, speaker, tf.shape(z)[0])
+        return self._core(features, lengths, speaker, z)
+
+    def _seed_fn(self, features, lengths, speaker, seed):
+        features = self._validate(features, lengths, speaker, tf.shape(seed)[0])
+        z = seed_to_z(seed, self.noise_dim)
+        return self._core(features, lengths, speaker, z)
+
+    def _chunk_fn(self, features, lengths, speaker, seed, start_frame, start_cycles):
+        n = tf.shape(seed)[0]
+        checks = [
+            tf.debugging.assert_equal(
+                tf.shape(start_frame)[0], n,
+                message="start_frame: must have one entry per example ([batch]); sizes"),
+            tf.debugging.assert_equal(
+                tf.shape(start_cycles)[0], n,
+                message="start_cycles: must have one entry per example ([batch]); sizes"),
+            tf.debugging.assert_non_negative(start_frame, message="start_frame: must be >= 0"),
+        ]
+        with tf.control_dependencies(checks):
+            features = self._validate(features, lengths, speaker, n)
+        z = seed_to_z(seed, self.noise_dim)
+        return self._core(features, lengths, speaker, z, start_frame, start_cycles)
+
+    def _cycles_fn(self, features, lengths):
+        features = self._validate(features, lengths, tf.zeros_like(lengths),
+                                  tf.shape(lengths)[0])
+        x = (features - self.mean) / self.std
+        spec = self.gen.excitation
+        _, f0, _ = excitation_phase(x, spec, 1)  # the generator's own F0 [B, T]
+        per_frame = tf.concat([f0 / float(spec.frame_rate), tf.zeros_like(f0[:, :1])], axis=1)
+        return {"cycles": frame_start_cycles(per_frame)}
+
+
+def seed_to_z(seed: tf.Tensor, noise_dim: int) -> tf.Tensor:
+    """z_i = stateless_normal([noise_dim], seed=[seed_i, 0]): per example, batch-independent."""
+    def one(s):
+        return tf.random.stateless_normal([noise_dim], seed=tf.stack([s, tf.zeros_like(s)]))
+
+    return tf.map_fn(one, tf.cast(seed, tf.int32),
+                     fn_output_signature=tf.TensorSpec([noise_dim], tf.float32))
+
+
+def tflite_model(module: SynthesisModule) -> bytes:
+    """TFLite flatbuffer of the assertion-free core (dynamic B and T, builtin ops only)."""
+    conv = tf.lite.TFLiteConverter.from_concrete_functions(
+        [module.core.get_concrete_function()], module)
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    return conv.convert()
