@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.tts-gan-installed
 DEMO_DIR ?= demo_out
 # -n 2: the 2-core machines of the CI; tests sharing a costly fixture run on one worker, the
 # costliest first (tests/conftest.py, BUILD_NOTES "Test suite wall time").
-PYTEST_ARGS ?= -n 2 --dist loadgroup --no-loadscope-reorder
+PYTEST_ARGS ?= -n 2 --dist loadgroup
 
 .PHONY: venv system-deps test lint demo bench clean
 
