@@ -44,11 +44,20 @@ def _config(data_dir: str, d_start_step: int = 0, **overrides):
     return train_lib.resolve_config(c, data_dir)
 
 
-def test_generator_only_warm_up_leaves_d_alone(data_dir):
+@pytest.fixture(scope="module")
+def warm_up_run(data_dir):
+    """One traced trainer of every auxiliary term with d_start_step = 2 (default strategy, no
+    XLA) and its first three steps (G-only, G-only, full) from the seeded initial weights:
+    (trainer, initial weights, metrics, weights, rerun) of train_lib_test._trainer_steps.
+    Shared by the warm-up test and the XLA test's reference (every rerun starts from the
+    initial weights and optimizer state), so the trainer is built and traced once."""
+    return _trainer_steps(_config(data_dir, d_start_step=2), tf.distribute.get_strategy(),
+                          td.fixed_batch(4, FRAMES), 3)
+
+
+def test_generator_only_warm_up_leaves_d_alone(warm_up_run):
     """Before d_start_step: no D update, no hinge term; G trains on the auxiliary losses."""
-    config = _config(data_dir, d_start_step=2)
-    batch = td.fixed_batch(4, FRAMES)
-    w0, metrics, w = _run_steps(config, tf.distribute.get_strategy(), batch, 3)
+    _, w0, metrics, w, rerun = warm_up_run
     d_keys = [k for k in w0 if k.startswith("D/")]
     g_keys = [k for k in w0 if k.startswith("G/") and k.endswith("/kernel")]
     assert d_keys and g_keys
@@ -60,7 +69,7 @@ def test_generator_only_warm_up_leaves_d_alone(data_dir):
         assert m["g_loss"] == pytest.approx(want + m["ortho_penalty"], rel=1e-6)
     assert {"d_loss", "g_loss_adv", "aux/feature_matching"} <= set(metrics[2])
     # D changed only in step 3: rerun 2 steps and compare
-    _, _, w2 = _run_steps(config, tf.distribute.get_strategy(), batch, 2, init=w0)
+    _, w2 = rerun(0, steps=2)
     for k in d_keys:
         np.testing.assert_array_equal(w2[k], w0[k], err_msg=k)
     assert any(np.any(w[k] != w0[k]) for k in d_keys)
@@ -122,7 +131,7 @@ def _sensitivity_bounds(rerun, w0: dict, trainable, m_ref: dict, m_other: dict,
     return bounds, r
 
 
-def test_aux_step_xla_matches_non_xla(data_dir):
+def test_aux_step_xla_matches_non_xla(data_dir, warm_up_run):
     """The G-only step and the full step with every auxiliary term compile with XLA; the G-only
     step agrees with the TF kernels, metric by metric within ρ (_step_rounding, the paper-step
     test's bound) plus the metric's measured amplification of the observed rounding
@@ -134,7 +143,8 @@ def test_aux_step_xla_matches_non_xla(data_dir):
     config = _config(data_dir, d_start_step=2)
     batch = td.fixed_batch(4, FRAMES)
     default = tf.distribute.get_strategy()
-    tr, w0, m_ref, _, rerun = _trainer_steps(config, default, batch, 1)
+    tr, w0, m_ref, _, rerun = warm_up_run  # the same config, batch and seed, not XLA
+    m_ref = m_ref[:1]
     _, _, m_xla, _, rerun_xla = _trainer_steps(config, default, batch, 1, xla=True, init=w0)
     assert "d_loss" not in m_xla[0]
     m_full, _ = rerun_xla(2)

@@ -66,10 +66,12 @@ def _distribute(strategy, batch: dict[str, np.ndarray]):
 def _trainer_steps(config, strategy, batch, steps: int, *, xla: bool = False, init=None):
     """Builds a trainer, optionally loads ``init`` weights, runs ``steps`` steps on the same
     global ``batch`` split over the replicas; returns (trainer, initial weights, metrics,
-    weights, rerun). ``rerun(step, other_batch=None, lr_scale=1, weights=None)`` puts the
-    trainer back at the initial weights (or ``weights``) and optimizer state (learning rates ×
-    ``lr_scale``) and runs one step ``step``: no retrace (same shapes; the step number and
-    learning rates are tensors), so a control or a sensitivity probe costs one step."""
+    weights, rerun). ``rerun(step, other_batch=None, lr_scale=1, weights=None, steps=1)`` puts
+    the trainer back at the initial weights (or ``weights``) and optimizer state (learning
+    rates × ``lr_scale``) and runs the ``steps`` steps from ``step`` on, returning the last
+    one's metrics and the weights: no retrace (same shapes; the step number and learning rates
+    are tensors), so a control or a sensitivity probe costs one step, and tests can share one
+    traced trainer (train_aux_test)."""
     keras.utils.set_random_seed(1234)  # reproducible initial weights
     tr = train_lib.GANTrainer(config, strategy, config.generator.feature_dim,
                               config.generator.num_speakers, xla=xla)
@@ -81,14 +83,17 @@ def _trainer_steps(config, strategy, batch, steps: int, *, xla: bool = False, in
     dist = _distribute(strategy, batch)
     metrics = [tr.scalar_metrics(tr.train_step(dist, s)) for s in range(steps)]
 
-    def rerun(step: int, other_batch=None, lr_scale: float = 1.0, weights=None):
+    def rerun(step: int, other_batch=None, lr_scale: float = 1.0, weights=None,
+              steps: int = 1):
         _set_weights(tr, w0 if weights is None else weights)
         for v, x in zip(opt_vars, opt0, strict=True):
             v.assign(x)
-        for opt in (tr.g_opt, tr.d_opt):
+        for opt in (tr.g_opt, tr.d_opt):  # (the optimizer variables hold the rate)
             opt.learning_rate.assign(opt.learning_rate * lr_scale)
         b = dist if other_batch is None else _distribute(strategy, other_batch)
-        return tr.scalar_metrics(tr.train_step(b, step)), _all_weights(tr)
+        for s in range(step, step + steps - 1):
+            tr.train_step(b, s)
+        return tr.scalar_metrics(tr.train_step(b, step + steps - 1)), _all_weights(tr)
 
     return tr, w0, metrics, _all_weights(tr), rerun
 
