@@ -28,6 +28,8 @@ def get_config():
     c = cpu_sine_mel_linear_stem.get_config()
     c.name = "cpu_harmonic_noise"
     c.generator.harmonic_noise = ml_collections.ConfigDict(
-        dict(enabled=True, harmonics=80, noise_bands=65, after=2))
+        # phase: "interpolated" (F0 per sample, issue 25) or "held" (F0 per frame: the head
+        # resume/weights and version 2 learnt; set it to branch from them without a re-adaptation)
+        dict(enabled=True, harmonics=80, noise_bands=65, after=2, phase="interpolated"))
     c.generator.dc_block_frames = 9
     return c
