@@ -90,6 +90,9 @@ class PrepConfig:
     max_length_mismatch_ms: float = 50.0
     downmix: bool = False
     f0_method: str = "dio"
+    # how labels become features (tts_gan.frontend.features): the current version, or an older
+    # one to continue training a model whose features were computed with it
+    frontend_version: int = FRONTEND_VERSION
     max_utterances: int = 0
     split_by: str = "utterance"  # or "sentence" (SPLIT_BY)
     split_file: str | None = None  # TSV KEY<TAB>SPLIT: fixed splits (read_split_file)
@@ -121,7 +124,7 @@ def _init_worker(cfg: PrepConfig, feature_dim: int, check_settings: dict[str, An
     _WORKER["check_settings"] = check_settings
     if cfg.fmt == "hts":
         _WORKER["questions"] = feat_lib.load_questions_for(
-            cfg.question_file or DEFAULT_QUESTION_FILE, FRONTEND_VERSION
+            cfg.question_file or DEFAULT_QUESTION_FILE, cfg.frontend_version
         )
 
 
@@ -171,7 +174,7 @@ def _features_hts(
     x = x[: t * schema.SAMPLES_PER_FRAME]
     try:
         ling = feat_lib.linguistic_features(labels, _WORKER["questions"], t,
-                                            version=FRONTEND_VERSION)
+                                            version=cfg.frontend_version)
     except questions.QuestionError as e:
         raise _RejectError("bad label", f"{utt.side}: {e}") from None
     if cached_pitch is not None and cached_pitch.shape == (t, feat_lib.NUM_PITCH_FEATURES):
@@ -573,12 +576,17 @@ def run_prep(cfg: PrepConfig) -> schema.Manifest:
     if cfg.fmt == "hts":
         qfile = cfg.question_file or DEFAULT_QUESTION_FILE
         try:
-            qset = feat_lib.load_questions_for(qfile, FRONTEND_VERSION)
+            try:
+                feat_lib.check_version(cfg.frontend_version)
+            except ValueError as e:
+                raise PrepError(f"--frontend_version: {e}") from None
+            qset = feat_lib.load_questions_for(qfile, cfg.frontend_version)
         except questions.QuestionError as e:
             raise PrepError(str(e)) from None
         dim = qset.dim + feat_lib.NUM_FRAME_FEATURES + feat_lib.NUM_PITCH_FEATURES
         settings_extra = {
-            "questions_sha256": questions.file_sha256(qfile), "frontend_version": FRONTEND_VERSION,
+            "questions_sha256": questions.file_sha256(qfile),
+            "frontend_version": cfg.frontend_version,
         }
     else:
         dim = _first_feature_dim(utts)
@@ -864,7 +872,7 @@ def _write_manifest(
             "input_format": cfg.fmt,
             # how labels became features (tts_gan.frontend.features.FRONTEND_VERSION): serving
             # computes features of new labels the same way
-            "frontend_version": FRONTEND_VERSION if qset else None,
+            "frontend_version": cfg.frontend_version if qset else None,
             "f0_method": cfg.f0_method if qset else None,
             "question_file": (
                 os.path.abspath(cfg.question_file or DEFAULT_QUESTION_FILE) if qset else None

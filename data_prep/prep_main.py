@@ -70,6 +70,11 @@ flags.DEFINE_float(
 flags.DEFINE_bool("downmix", False, "Average multi-channel audio instead of rejecting it.")
 flags.DEFINE_enum("f0_method", "dio", ["dio", "harvest"], "pyworld F0 estimator.")
 flags.DEFINE_integer(
+    "frontend_version", None, "How labels become features (tts_gan.frontend.features): default "
+    "the current version; an older one (1) to continue training a model whose features were "
+    "computed with it (its export's assets/manifest.json: frontend_version, null = 1).",
+)
+flags.DEFINE_integer(
     "max_utterances", 0, "Use at most this many utterances (0 = all). For festival: renders "
     "ceil(N / voices) sentences per voice.",
 )
@@ -136,6 +141,8 @@ def main(argv: list[str]) -> int:
             max_length_mismatch_ms=FLAGS.max_length_mismatch_ms,
             downmix=FLAGS.downmix,
             f0_method=FLAGS.f0_method,
+            frontend_version=(pipeline.FRONTEND_VERSION if FLAGS.frontend_version is None
+                              else FLAGS.frontend_version),
             max_utterances=max_utts,
             split_by=split_by,
             split_file=FLAGS.split_file,

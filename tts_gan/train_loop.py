@@ -15,6 +15,7 @@ import os
 import signal
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import ml_collections
 import numpy as np
@@ -145,6 +146,9 @@ def train(config: ml_collections.ConfigDict, model_dir: str,
     config = resolve_config(config, data_dir)
     tcfg = config.train
     _, task_id, is_chief = strategy_lib.task_info(strategy)
+    init_note = None
+    if init_checkpoint and not tf.train.latest_checkpoint(model_dir):  # before writing
+        init_note = check_init_data(init_checkpoint, schema.load_manifest(data_dir))
     tf.io.gfile.makedirs(model_dir)
     if is_chief:
         atomic_write(os.path.join(model_dir, "config.json"),
@@ -166,6 +170,7 @@ def train(config: ml_collections.ConfigDict, model_dir: str,
         trainer.ckpt.restore(latest).assert_existing_objects_matched()
         log(f"restored {latest} (step {int(trainer.step.numpy())})")
     elif init_checkpoint:
+        log(init_note)
         restore_weights(trainer, init_checkpoint)
         log(f"initialised from {init_checkpoint} (step {int(trainer.step.numpy())}; weights "
             "only: the optimizers start afresh)")
@@ -307,18 +312,27 @@ def _weights_checkpoint(trainer: GANTrainer) -> tf.train.Checkpoint:
                                ema_generator=trainer.G_ema, discriminator=trainer.D)
 
 
-def write_weights(trainer: GANTrainer, path: str) -> str:
+# Beside a weights checkpoint PREFIX: the manifest.json of the data its weights were trained on.
+WEIGHTS_MANIFEST_SUFFIX = ".manifest.json"
+
+
+def write_weights(trainer: GANTrainer, path: str, manifest_text: str | None = None) -> str:
     """Writes the step and the G, G_ema and D weights (no optimizer state: ~⅓ of a training
     checkpoint) to the checkpoint prefix ``path``; returns it. For carrying a run across
-    machines (``tts-gan-train --init_checkpoint``)."""
+    machines (``tts-gan-train --init_checkpoint``). ``manifest_text``: the training data's
+    manifest.json, written to ``path`` + :data:`WEIGHTS_MANIFEST_SUFFIX` so that a run started
+    from the weights can check that its data has the same features (:func:`check_init_data`)."""
     trainer.refresh_ema_state()
-    return _weights_checkpoint(trainer).write(path)
+    out = _weights_checkpoint(trainer).write(path)
+    if manifest_text is not None:
+        atomic_write(path + WEIGHTS_MANIFEST_SUFFIX, manifest_text)
+    return out
 
 
 def write_latest_weights(model_dir: str, path: str,
                          strategy: tf.distribute.Strategy | None = None) -> str:
     """:func:`write_weights` of ``model_dir``'s latest checkpoint, with the models of the run's
-    own ``config.json`` (as resolved when it started)."""
+    own ``config.json`` (as resolved when it started) and its data's manifest.json."""
     latest = tf.train.latest_checkpoint(model_dir)
     if not latest:
         raise FileNotFoundError(f"{model_dir}: no checkpoint to write weights from")
@@ -329,7 +343,57 @@ def write_latest_weights(model_dir: str, path: str,
     trainer = GANTrainer(config, strategy, int(config.generator.feature_dim),
                          int(config.generator.num_speakers))
     trainer.ckpt.restore(latest).assert_existing_objects_matched()
-    return write_weights(trainer, path)
+    manifest = os.path.join(model_dir, schema.MANIFEST_NAME)
+    text = None
+    if tf.io.gfile.exists(manifest):
+        with tf.io.gfile.GFile(manifest) as f:
+            text = f.read()
+    return write_weights(trainer, path, text)
+
+
+def feature_identity(manifest: schema.Manifest) -> dict[str, Any]:
+    """What makes two preps' features the same inputs: dimension, input format and, for HTS
+    labels, the front-end version, the F0 estimator and the question file's hash (where
+    recorded). Normalisation statistics are not part of it (every corpus has its own)."""
+    from tts_gan.synthesis_inputs import SynthesisError, f0_method, frontend_version
+
+    ident: dict[str, Any] = {"feature_dim": manifest.feature_dim,
+                             "input_format": manifest.extra.get("input_format")}
+    if ident["input_format"] == "hts":
+        ident["frontend_version"] = frontend_version(manifest)
+        try:
+            ident["f0_method"] = f0_method(manifest)
+        except SynthesisError:
+            ident["f0_method"] = None  # unknown: not compared
+        ident["question_file_sha256"] = manifest.extra.get("question_file_sha256")
+    return ident
+
+
+def check_init_data(init_checkpoint: str, data_manifest: schema.Manifest) -> str:
+    """Raises ValueError when ``init_checkpoint``'s weights were trained on features that mean
+    something else than ``data_manifest``'s (:func:`feature_identity`; fields unknown on
+    either side are not compared), naming each difference and the prep flag that reproduces
+    the weights' features. Returns a line for the log: the normalisation shift (largest
+    |Δmean| in the weights' std units), or that the weights' data is unknown."""
+    path = init_checkpoint + WEIGHTS_MANIFEST_SUFFIX
+    if not tf.io.gfile.exists(path):
+        return (f"{path} is absent: the features the init weights were trained on are "
+                "unknown, not checked against --data_dir")
+    with tf.io.gfile.GFile(path) as f:
+        old = schema.manifest_from_json(json.loads(f.read()), path)
+    a, b = feature_identity(old), feature_identity(data_manifest)
+    diffs = [f"{k} {a[k]!r} (weights) vs {b.get(k)!r} (--data_dir)" for k in a
+             if a[k] is not None and b.get(k) is not None and a[k] != b[k]]
+    if diffs:
+        hint = (f" (tts-gan-prep --frontend_version={a['frontend_version']} reproduces the "
+                "weights' front end)" if "frontend_version" in a
+                and a["frontend_version"] != b.get("frontend_version") else "")
+        raise ValueError(f"--init_checkpoint {init_checkpoint}: its weights were trained on "
+                         f"other features than --data_dir's: {'; '.join(diffs)}{hint}")
+    shift = float(np.max(np.abs(np.asarray(old.mean) - np.asarray(data_manifest.mean))
+                         / np.maximum(np.asarray(old.std), 1e-12)))
+    return (f"init weights' features match --data_dir's ({path}); normalisation shift: "
+            f"largest |mean difference| {shift:.3g} of the weights' std")
 
 
 def restore_weights(trainer: GANTrainer, path: str) -> None:

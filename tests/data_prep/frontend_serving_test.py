@@ -197,3 +197,48 @@ def test_a_label_a_question_cannot_answer_is_rejected_naming_the_file(tmp_path) 
     uid, reason, detail = row.split("\t")
     assert (uid, reason) == ("u1", "bad label")
     assert f"{root}/lab/u1.lab" in detail and "captured '1.2.3', not a number" in detail
+
+
+def test_prep_reproduces_front_end_version_1_and_init_weights_check_it(prepared, tmp_path
+                                                                       ) -> None:
+    """#25: ``--frontend_version=1`` writes the features serving computes with version 1 (the
+    shipped model's training features); weights trained on one front end refuse data of
+    another (train_loop.check_init_data, from the weights' manifest) and accept a prep that
+    reproduces theirs. Control: the version-2 prep's features differ in the CQS columns."""
+    from tts_gan import train_loop
+
+    root, out2, m2 = prepared
+    out1 = str(tmp_path / "v1")
+    m1 = pipeline.run_prep(pipeline.PrepConfig(
+        fmt="hts", corpus_dir=root, output_dir=out1, window_frames=40, valid_fraction=0,
+        test_fraction=0, f0_method="harvest", frontend_version=1, progress=False))
+    assert m1.extra["frontend_version"] == 1 == synthesis.frontend_version(m1)
+    qfile = synthesis.default_question_file(m1)
+    f1, f2 = _utterance_features(out1, m1.feature_dim), _utterance_features(out2, m2.feature_dim)
+    for uid, f in f1.items():
+        served = synthesis.features_from_labels(f"{root}/lab/{uid}.lab", f"{root}/wav/{uid}.wav",
+                                                qfile, "harvest", 1)
+        np.testing.assert_array_equal(f, served)
+        assert not np.array_equal(f, f2[uid])  # control: version 2 differs
+
+    weights = str(tmp_path / "w" / "weights")  # a write_weights prefix trained on m1's data
+    os.makedirs(os.path.dirname(weights))
+    with open(os.path.join(out1, schema.MANIFEST_NAME)) as src, \
+            open(weights + train_loop.WEIGHTS_MANIFEST_SUFFIX, "w") as dst:
+        dst.write(src.read())
+    with pytest.raises(ValueError, match=r"frontend_version 1 \(weights\) vs 2 \(--data_dir\) "
+                       r"\(tts-gan-prep --frontend_version=1 reproduces"):
+        train_loop.check_init_data(weights, m2)
+    assert "features match" in train_loop.check_init_data(weights, m1)
+    # another F0 estimator is other features too; statistics alone are not
+    with pytest.raises(ValueError, match=r"f0_method 'harvest' \(weights\) vs 'dio'"):
+        train_loop.check_init_data(weights, dataclasses.replace(
+            m1, extra={**m1.extra, "f0_method": "dio"}))
+    shifted = dataclasses.replace(m1, mean=[x + 0.5 * s for x, s in zip(m1.mean, m1.std,
+                                                                        strict=True)])
+    assert "largest |mean difference| 0.5 of" in train_loop.check_init_data(weights, shifted)
+    assert "is absent" in train_loop.check_init_data(str(tmp_path / "none"), m1)
+    with pytest.raises(pipeline.PrepError, match="--frontend_version: front-end version 7"):
+        pipeline.run_prep(pipeline.PrepConfig(
+            fmt="hts", corpus_dir=root, output_dir=str(tmp_path / "v7"), window_frames=40,
+            frontend_version=7, progress=False))
