@@ -80,7 +80,7 @@ FIXTURE_GROUPS: dict[str, tuple[str, ...] | None] = {
 # longest tests of the suite, to one worker.
 CHEAP_MODULE_FIXTURES = frozenset({"data_dir"})
 HEAVY_FIRST = (  # node-id prefixes, costliest first (measured; BUILD_NOTES)
-    "tests/train_lib_test.py::test_tiny_run_kill9_then_resume",
+    "tests/train_lib_test.py::test_micro_run_kill9_then_resume",
     "tests/onednn_off_train_test.py",
     "tests/train_switch_test.py",
     "tests/train_aux_test.py",

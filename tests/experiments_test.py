@@ -125,3 +125,26 @@ def test_cpu_recipe_5_changes_only_d_start_and_d_view():
     assert four["discriminator"].pop("input_domain") == "mulaw"
     assert five.pop("name") == "cpu_harmonic_noise_adv" and four.pop("name")
     assert four == five
+
+
+@pytest.mark.parametrize("windows", ["full", "random"])
+def test_micro_is_tiny_at_test_size(windows):
+    """experiments/micro.py (test-size, outside ALL_CONFIGS: the training tests' micro_config
+    and their CLI runs) changes only tiny's sizes, batch and ensemble; its windows fit."""
+    from experiments import micro
+
+    cfg = micro.get_config(windows)
+    samples = cfg.data.window_frames * cfg.data.samples_per_frame
+    assert max(s.window or 0 for s in rwd_specs(cfg.discriminator)) <= samples
+    assert len(cfg.discriminator.rwds) == 2
+    assert np.prod([f for _, f in cfg.generator.blocks]) == cfg.data.samples_per_frame
+    tiny, m = experiments.get_config("tiny").to_dict(), cfg.to_dict()
+    for key in ("noise_dim", "input_channels", "blocks"):
+        tiny["generator"].pop(key), m["generator"].pop(key)
+    for key in ("first_channels", "down_channels", "rwds"):
+        tiny["discriminator"].pop(key), m["discriminator"].pop(key)
+    assert m["train"].pop("global_batch_size") == 4 and tiny["train"].pop("global_batch_size")
+    assert m.pop("name") == "micro" and tiny.pop("name") == "tiny"
+    assert m == tiny
+    with pytest.raises(ValueError, match="windows must be 'full' or 'random'"):
+        micro.get_config("bad")

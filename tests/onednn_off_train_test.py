@@ -1,10 +1,14 @@
-"""experiments/tiny.py trains with TensorFlow's oneDNN ops off as with them on (#26).
+"""GAN-TTS trains with TensorFlow's oneDNN ops off as with them on (#26).
 
 TF 2.21's Eigen CPU kernels have no gradient for dilated convolutions, and oneDNN is off by
 default on CPUs without AVX512_VNNI/BF16 or AMX (an AVX2 AMD EPYC): there no training step ran.
 ``tts_gan.layers.dilated_conv1d`` differentiates those convs through their space-to-batch form.
 oneDNN on/off must be chosen before TensorFlow starts, so each side runs in a subprocess (this
 file's ``__main__``): the oneDNN run first, then the oneDNN-off run from its initial weights.
+Both train experiments/micro.py with random windows (test-size: GBlocks with every dilation
+1-8, DBlocks with dilation 2, a cRWD and a uRWD on random windows, the training step's every
+op; tiny.py's trace cost each process minutes more on 2 cores, BUILD_NOTES "Test suite wall
+time").
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from float32_bounds import EPS, exceeds, within
 HERE = os.path.dirname(os.path.abspath(__file__))
 STEPS = 2
 SENSITIVITY_SEEDS = 3
-FRAMES = 24  # experiments/tiny.py's window
+FRAMES = 24  # experiments/micro.py's window (tiny.py's)
 
 
 def _updates_difference(w0a: dict, wa: dict, w0b: dict, wb: dict) -> float:
@@ -89,8 +93,9 @@ def _child(out: str, ref: str | None) -> None:
     from tts_gan import layers, train_lib
 
     data_dir = td.write_dataset(tempfile.mkdtemp(prefix="onednn-"), window_frames=32)
-    config = train_lib.resolve_config(td.tiny_config(
-        data_dir, adam_epsilon=1.0, g_learning_rate=1.0, d_learning_rate=1.0), data_dir)
+    config = train_lib.resolve_config(td.micro_config(
+        data_dir, random_windows=True, adam_epsilon=1.0, g_learning_rate=1.0,
+        d_learning_rate=1.0), data_dir)
     batch = td.fixed_batch(int(config.train.global_batch_size), FRAMES)
     strategy = tf.distribute.get_strategy()
     keras.utils.set_random_seed(1234)
@@ -152,18 +157,18 @@ def _run_child(onednn: str, out: str, ref: str | None = None) -> dict:
         return pickle.load(f)
 
 
-def test_tiny_trains_two_steps_with_onednn_off_as_with_it_on(tmp_path):
-    """Two steps of experiments/tiny.py (learning rates 1 and adam_epsilon 1, as in the other
-    step comparisons, so that updates are far above the weights' ulp and linear in the
-    gradient) with oneDNN off (space-to-batch gradients of the dilated convs) equal the oneDNN
-    run (TF's dilated conv gradients):
+def test_micro_trains_two_steps_with_onednn_off_as_with_it_on(tmp_path):
+    """Two steps of experiments/micro.py, random windows (learning rates 1 and adam_epsilon 1,
+    as in the other step comparisons, so that updates are far above the weights' ulp and linear
+    in the gradient) with oneDNN off (space-to-batch gradients of the dilated convs) equal the
+    oneDNN run (TF's dilated conv gradients):
 
     * each step's update, from the same state (the oneDNN run's weights and optimizer state
       before it), within ρ (train_lib_test._step_rounding, as the XLA and mirrored tests) plus
       its measured response, in the oneDNN-off process, to perturbing that state's weights by
       the rounding r observed in step 1 (as train_aux_test._sensitivity_bounds): after step 1
-      at learning rate 1 the gradients pass the hinge's and ReLUs' kinks (measured: step 1
-      2e-6 of the update, step 2 5e-4 in G's CBN gain/shift kernels);
+      at learning rate 1 the gradients pass the hinge's and ReLUs' kinks (measured on tiny.py:
+      step 1 2e-6 of the update, step 2 5e-4 in G's CBN gain/shift kernels);
     * the metrics of the two free-running runs, step by step and metric by metric, within ρ
       plus their response to perturbing the initial weights by r: step 2 starts from weights
       that already differ by step 1's rounding.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import importlib
 import json
 import os
 import signal
@@ -456,12 +457,15 @@ def test_check_finite_names_terms():
     train_lib.check_finite({"g_loss": 0.5}, 7, None)
 
 
-# --- (4) kill -9 + resume and (7) a short tiny run through the real CLI ----------------------
+# --- (4) kill -9 + resume and (7) a short micro run through the real CLI ---------------------
+
+CLI_CONFIG = "micro"  # experiments/micro.py: a trace of minutes less per process than tiny's
+
 
 def _cli(*args: str) -> list[str]:
     exe = os.path.join(os.path.dirname(sys.executable), "tts-gan-train")
     return [exe, "--config=" + os.path.join(os.path.dirname(os.path.dirname(
-        os.path.abspath(__file__))), "experiments", "tiny.py"), *args]
+        os.path.abspath(__file__))), "experiments", f"{CLI_CONFIG}.py"), *args]
 
 
 def _ckpt_step(model_dir: str) -> int:
@@ -480,11 +484,12 @@ def _scalars(model_dir: str) -> dict[str, list[tuple[int, float]]]:
     return {k: sorted(v) for k, v in out.items()}
 
 
-def test_tiny_run_kill9_then_resume(data_dir, tmp_path):
-    """Tracing, not stepping, is what a tiny CLI run costs (measured at load 6 on 2 cores:
+def test_micro_run_kill9_then_resume(data_dir, tmp_path):
+    """Tracing, not stepping, is what a CLI run costs (tiny.py, measured at load 6 on 2 cores:
     7.5 min to the first steps, the first eval 1.7 min, later evals 0.5 min, then 0.2-0.4 s a
-    step): the killed run evaluates nothing (nothing reads its evals); the resumed run
-    evaluates at its last step, so the CLI's eval path still runs."""
+    step), so both processes train experiments/micro.py (2 GBlocks, 2 RWDs) and the killed
+    run evaluates nothing (nothing reads its evals); the resumed run evaluates at its last
+    step, so the CLI's eval path still runs."""
     model_dir = str(tmp_path / "model")
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     common = [f"--data_dir={data_dir}", f"--model_dir={model_dir}", "--save_every=10",
@@ -522,7 +527,8 @@ def test_tiny_run_kill9_then_resume(data_dir, tmp_path):
     assert scalars["d_loss"][-1][0] == end
     assert all(np.isfinite(v) for series in scalars.values() for _, v in series)
     names = [k.split("/", 1)[1] for k in scalars if k.startswith("d_loss_real/")]
-    assert len(names) == 8
+    assert len(names) == len(importlib.import_module(
+        f"experiments.{CLI_CONFIG}").get_config().discriminator.rwds)
     moved = [abs(scalars[f"d_loss_real/{n}"][-1][1] + scalars[f"d_loss_fake/{n}"][-1][1]
                  - scalars[f"d_loss_real/{n}"][0][1] - scalars[f"d_loss_fake/{n}"][0][1])
              for n in names]

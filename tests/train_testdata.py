@@ -81,22 +81,18 @@ def tiny_config(data_dir: str, **train_overrides):
 
 
 def micro_config(data_dir: str, *, random_windows: bool = False, **train_overrides):
-    """A very small G (2 GBlocks, ×120) and a 2-RWD ensemble, for the distribution tests.
+    """experiments/micro.py (a very small G, 2 GBlocks ×120, and a 2-RWD ensemble, global batch
+    4) pointed at ``data_dir``, for the distribution tests and the CLI runs.
 
     ``random_windows=False``: both RWDs see the whole input (deterministic, Table 1's FullD
     style), so a step does not depend on how the batch is split over replicas.
     """
-    from experiments import common
+    from experiments import micro
 
-    c = tiny_config(data_dir, global_batch_size=4, **train_overrides)
-    c.generator.noise_dim = 8
-    c.generator.input_channels = 16
-    c.generator.blocks = ((8, 4), (8, 30))
-    c.discriminator.first_channels = 8
-    c.discriminator.down_channels = (8, 8)
-    c.discriminator.rwds = (
-        [common.rwd(True, 2, 2), common.rwd(False, 1, 1)] if random_windows
-        else [common.rwd(True, 1, None), common.rwd(False, 8, None)])
+    c = micro.get_config("random" if random_windows else "full")
+    c.data.data_dir = data_dir
+    for k, v in train_overrides.items():
+        c.train[k] = v
     return c
 
 
