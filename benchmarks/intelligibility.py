@@ -62,11 +62,14 @@ from tts_gan.intelligibility import (  # noqa: E402  (the scoring, shared with t
 
 
 # ------------------------------------------------------------------------------- the model
-def load_synthesizer(export_dir: str) -> Any:
-    """The export's ``serving_default`` signature (tts_gan.synthesis.ExportedSynthesizer)."""
+def load_synthesizer(export_dir: str, tflite: str | None = None) -> Any:
+    """The export's ``serving_default`` signature (tts_gan.synthesis.ExportedSynthesizer), or
+    with ``tflite`` that TFLite variant of it (TFLiteSynthesizer)."""
     from tts_gan import export, schema, synthesis
 
     try:
+        if tflite:
+            return synthesis.TFLiteSynthesizer(export_dir, tflite)
         return synthesis.ExportedSynthesizer(export_dir)
     except (export.ExportError, schema.ManifestError, OSError, ValueError) as e:
         raise IntelligibilityError(f"--export_dir={export_dir}: not a usable tts-gan-export "
@@ -76,8 +79,15 @@ def load_synthesizer(export_dir: str) -> Any:
 def synthesize_items(synth: Any, items: Sequence[Item], seed: int = 0,
                      batch_size: int = 8, conditioning: str = "text",
                      data_dir: str | None = None, split: str = "test") -> list[np.ndarray]:
-    """The model's audio (at ``synth.sample_rate``) for each item with its speaker, utterance i
-    with seed ``seed + i``. ``conditioning="text"``: from the item's text as
+    """:func:`synthesize_utterances` of :func:`item_utterances`."""
+    return synthesize_utterances(
+        synth, item_utterances(synth, items, conditioning, data_dir, split), seed, batch_size)
+
+
+def item_utterances(synth: Any, items: Sequence[Item], conditioning: str = "text",
+                    data_dir: str | None = None, split: str = "test") -> list[Any]:
+    """The utterance (RAW features, the export's speaker id) the model speaks for each item.
+    ``conditioning="text"``: from the item's text as
     ``tts-gan-synthesize --text`` (Festival front end with the speaker's own voice, the front
     end of the model's training data; each distinct text goes through each voice once);
     ``"recorded"``: from the utterance's prepared features in ``data_dir``'s ``split`` (the
@@ -109,8 +119,15 @@ def synthesize_items(synth: Any, items: Sequence[Item], seed: int = 0,
                 qfile, 0, voice=v, **fe)), strict=True))
             feats.update({it.utterance_id: by_text[it.text] for it in items
                           if voice[it.utterance_id] == v})
-    utts = [synthesis.Utterance(it.utterance_id, feats[it.utterance_id],
+    return [synthesis.Utterance(it.utterance_id, feats[it.utterance_id],
                                 speaker[it.utterance_id]) for it in items]
+
+
+def synthesize_utterances(synth: Any, utts: Sequence[Any], seed: int = 0,
+                          batch_size: int = 8) -> list[np.ndarray]:
+    """The model's audio for each utterance, utterance i with seed ``seed + i``."""
+    from tts_gan import synthesis
+
     out: list[np.ndarray] = [np.zeros(0, np.float32)] * len(utts)
     for i, audio in synthesis.synthesize_batched(synth, utts, [seed + i for i in
                                                                range(len(utts))], batch_size):
@@ -273,6 +290,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--export_dir", default=None,
                    help="tts-gan-export SavedModel (version dir or base); without it only the "
                         "recordings are scored")
+    p.add_argument("--tflite", default=None,
+                   choices=("float32", "float16", "dynamic_int8", "int8"),
+                   help="score this TFLite variant of --export_dir instead of its SavedModel")
     p.add_argument("--max_sentences", type=int, default=0,
                    help="at most this many utterances per speaker (0: all)")
     p.add_argument("--split", default="test", choices=("test", "train", "valid"),
@@ -322,7 +342,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     t0 = time.perf_counter()
     work = tempfile.TemporaryDirectory(prefix="tts-gan-unseen-")
     try:
-        synth = load_synthesizer(args.export_dir) if args.export_dir else None
+        synth = (load_synthesizer(args.export_dir, args.tflite) if args.export_dir
+                 else None)
         if args.text_file is not None:
             em = synth.manifest() if synth is not None else None
             speakers = (em.speakers if em is not None
@@ -351,7 +372,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     report = {
         "data_dir": args.data_dir, "corpus_dir": args.corpus_dir,
         "text_file": args.text_file,
-        "export_dir": synth.path if synth is not None else None,
+        "export_dir": synth.path if synth is not None else None, "tflite": args.tflite,
         "held_out_utterances": len(items), "seed": args.seed, "split": args.split,
         "conditioning": args.conditioning,
         "split_by": (schema.load_manifest(args.data_dir).extra.get("splits", {}).get("split_by")

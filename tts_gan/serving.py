@@ -4,6 +4,8 @@ there): RAW features → normalisation → generator (inference, frozen BN) → 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+
 import numpy as np
 import tensorflow as tf
 
@@ -154,9 +156,41 @@ def seed_to_z(seed: tf.Tensor, noise_dim: int) -> tf.Tensor:
                      fn_output_signature=tf.TensorSpec([noise_dim], tf.float32))
 
 
-def tflite_model(module: SynthesisModule) -> bytes:
-    """TFLite flatbuffer of the assertion-free core (dynamic B and T, builtin ops only)."""
+# TFLite variants of the served core (issue 28 item 3): name → file under ``<version>/assets/``.
+# "float32" is the plain conversion; "float16" stores the weights as float16 (dequantised to
+# float32 at load: float32 arithmetic); "dynamic_int8" stores int8 weights and quantises the
+# activations of matmuls/convs on the fly (dynamic range); "int8" quantises weights and
+# activations with ranges calibrated on a representative dataset (training features), with
+# float32 kernels kept for the ops TFLite has no integer kernel for (sin, exp, log) and float32
+# inputs and outputs.
+TFLITE_VARIANTS = ("float32", "float16", "dynamic_int8", "int8")
+TFLITE_INPUTS = ("features", "lengths", "speaker", "z")
+
+
+def tflite_file(variant: str) -> str:
+    """The asset name of a TFLite variant (``gan_tts.tflite`` for float32)."""
+    if variant not in TFLITE_VARIANTS:
+        raise ValueError(f"TFLite variant {variant!r}: expected one of {TFLITE_VARIANTS}")
+    return "gan_tts.tflite" if variant == "float32" else f"gan_tts_{variant}.tflite"
+
+
+def tflite_model(module: SynthesisModule, variant: str = "float32",
+                 representative: Callable[[], Iterator[dict[str, np.ndarray]]] | None = None
+                 ) -> bytes:
+    """TFLite flatbuffer of the assertion-free core (dynamic B and T, builtin ops only),
+    signature ``serving_default`` with inputs :data:`TFLITE_INPUTS` and outputs ``audio``,
+    ``audio_lengths``. ``variant``: one of :data:`TFLITE_VARIANTS`; ``"int8"`` needs
+    ``representative``: a function yielding input dicts (RAW features, as served)."""
+    tflite_file(variant)  # validates the name
+    if (variant == "int8") != (representative is not None):
+        raise ValueError("a representative dataset is needed for, and only for, variant int8")
     conv = tf.lite.TFLiteConverter.from_concrete_functions(
         [module.core.get_concrete_function()], module)
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if variant != "float32":
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    if variant == "float16":
+        conv.target_spec.supported_types = [tf.float16]
+    if variant == "int8":
+        conv.representative_dataset = representative
     return conv.convert()

@@ -135,6 +135,64 @@ class ExportedSynthesizer:
 
 
 
+class TFLiteSynthesizer(ExportedSynthesizer):
+    """A TFLite variant of an export (``assets/gan_tts[_VARIANT].tflite``, written by
+    ``tts-gan-export --tflite`` or ``python -m tts_gan.quantize``) behind the same ``run``:
+    the same inputs, z drawn from the seed as ``serving_default`` does
+    (:func:`tts_gan.serving.seed_to_z`). No ``synthesize_chunk``: a model with a sine
+    excitation is refused for streaming."""
+
+    def __init__(self, export_dir: str, variant: str = "float32") -> None:
+        from tts_gan.serving import TFLITE_INPUTS, tflite_file
+
+        self.path = export_lib.latest_version_dir(export_dir)
+        self.info = export_lib.read_export_info(self.path)
+        for key in ("feature_dim", "num_speakers", "samples_per_frame", "sample_rate",
+                    "receptive_field_halfwidth_frames", "noise_dim"):
+            if key not in self.info:
+                raise SynthesisError(f"{self.path}: export_info.json has no {key!r} "
+                                     "(re-export the model with this version)")
+        try:
+            name = tflite_file(variant)
+        except ValueError as e:
+            raise SynthesisError(str(e)) from None
+        self.tflite_path = os.path.join(self.path, "assets", name)
+        if not tf.io.gfile.exists(self.tflite_path):
+            raise SynthesisError(f"{self.tflite_path}: no TFLite variant {variant!r} in this "
+                                 "export (python -m tts_gan.quantize writes it)")
+        with tf.io.gfile.GFile(self.tflite_path, "rb") as f:
+            self.interpreter = tf.lite.Interpreter(model_content=f.read())
+        self.runner = self.interpreter.get_signature_runner("serving_default")
+        got = sorted(self.interpreter.get_signature_list()["serving_default"]["inputs"])
+        if got != sorted(TFLITE_INPUTS):
+            raise SynthesisError(f"{self.tflite_path}: inputs {got}, expected "
+                                 f"{sorted(TFLITE_INPUTS)}")
+        self.variant = variant
+        self.model, self.fn, self.chunk_fn, self.cycles_fn = None, None, None, None
+        self.feature_dim = int(self.info["feature_dim"])
+        self.num_speakers = int(self.info["num_speakers"])
+        self.samples_per_frame = int(self.info["samples_per_frame"])
+        self.sample_rate = int(self.info["sample_rate"])
+        self.halfwidth = int(self.info["receptive_field_halfwidth_frames"])
+        self.noise_dim = int(self.info["noise_dim"])
+
+    def run(self, features: np.ndarray, lengths: Sequence[int], speakers: Sequence[int],
+            seeds: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        from tts_gan.serving import seed_to_z
+
+        features = np.asarray(features, np.float32)
+        if features.ndim != 3 or features.shape[-1] != self.feature_dim:
+            raise SynthesisError(f"features: expected [batch, frames, {self.feature_dim}] "
+                                 f"({self.tflite_path}), got {features.shape}")
+        z = seed_to_z(tf.constant(np.asarray(seeds, np.int32)), self.noise_dim).numpy()
+        out = self.runner(features=features, lengths=np.asarray(lengths, np.int32),
+                          speaker=np.asarray(speakers, np.int32), z=z)
+        return out["audio"], out["audio_lengths"]
+
+    def frame_cycles(self, features: np.ndarray) -> np.ndarray:
+        raise SynthesisError(f"{self.tflite_path}: the TFLite variant has no frame_cycles")
+
+
 def pad_batch(feats: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Zero-pads ``[T_i, D]`` arrays into ``[B, max T, D]``; returns (batch, lengths)."""
     lengths = np.array([f.shape[0] for f in feats], np.int32)
@@ -197,6 +255,11 @@ def synthesize_streaming(synth: ExportedSynthesizer, utt: Utterance, seed: int,
     is refused if it has one."""
     synth.check(utt)
     if synth.chunk_fn is None and synth.info.get("sine_excitation"):
+        if isinstance(synth, TFLiteSynthesizer):
+            raise SynthesisError(
+                f"streaming: {synth.tflite_path} has no {export_lib.CHUNK_SIGNATURE} "
+                "signature, and the model's sine excitation runs from the start of the "
+                "utterance, which chunks would restart; stream with the SavedModel")
         raise SynthesisError(
             f"streaming: the export {synth.path} predates the {export_lib.CHUNK_SIGNATURE} "
             "signature, and its sine excitation's phase (and a harmonic-plus-noise head's noise "

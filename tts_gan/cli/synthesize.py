@@ -50,6 +50,9 @@ flags.DEFINE_integer("first_chunk_frames", None, "Frames of the first streaming 
                      "sooner (20 frames = 100 ms).")
 flags.DEFINE_integer("overlap_frames", None, "Context frames on each side of a chunk "
                      "(default: the receptive-field half-width from the export).")
+flags.DEFINE_enum("tflite", None, ["float32", "float16", "dynamic_int8", "int8"],
+                  "Run the export's TFLite variant (assets/gan_tts[_VARIANT].tflite, written by "
+                  "tts-gan-export or python -m tts_gan.quantize) instead of the SavedModel.")
 flags.DEFINE_string("question_file", None, "HTS question file (default: the prep's).")
 flags.DEFINE_string("festival_voice", None, "Festival voice function whose durations and F0 "
                     "the text gets as they are (default: the speaker's own voice in the "
@@ -255,7 +258,8 @@ def main(argv: list[str]) -> int:
                     raise synthesis.SynthesisError(
                         f"{source} line {n}: {t!r} has nothing to speak (no letter or digit"
                         + (f" in its ASCII transliteration {a!r}" if a != t else "") + ")")
-        synth = synthesis.ExportedSynthesizer(FLAGS.export_dir)
+        synth = (synthesis.TFLiteSynthesizer(FLAGS.export_dir, FLAGS.tflite) if FLAGS.tflite
+                 else synthesis.ExportedSynthesizer(FLAGS.export_dir))
         manifest = synth.manifest()
         qfile = FLAGS.question_file or synth.question_file()
         speaker = FLAGS.speaker
