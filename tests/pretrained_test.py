@@ -69,3 +69,31 @@ def test_shipped_model_loads_and_follows_the_requested_f0(synth):
         results[f0] = _pitch_hz(mid, synth.sample_rate)
     for f0, est in results.items():
         assert abs(np.log2(est / f0)) < 0.1, results  # within ~a semitone and a half
+
+
+def test_serving_concurrency_benchmark_counts_requests_errors_and_memory(synth, monkeypatch):
+    """benchmarks/serving_concurrency.py (issue 28 item 5) on the shipped model, small: every
+    request is timed once, memory sampled after each tenth, no error. Control: a request whose
+    output is not finite is counted as an error, not timed away."""
+    import argparse
+    import sys
+
+    sys.path.insert(0, os.path.join(os.path.dirname(BASE), "..", "benchmarks"))
+    import serving_concurrency as sc
+
+    args = argparse.Namespace(export_dir=BASE, data_dir=None, threads=2, requests=20,
+                              frames=40)
+    r = sc.run(args, synth)
+    assert r["errors"] == 0 and r["first_errors"] == []
+    assert len(r["rss_mb"]) == 1 + 10 and all(m > 0 for m in r["rss_mb"])
+    assert r["p50_s"] <= r["p99_s"] <= r["max_s"] < r["wall_s"]
+    assert r["requests_per_s"] == pytest.approx(20 / r["wall_s"])
+    run = synth.run
+
+    def bad(features, lengths, speakers, seeds):
+        audio, n = run(features, lengths, speakers, seeds)
+        return (audio * np.nan if seeds[0] == 7 else audio), n
+
+    monkeypatch.setattr(synth, "run", bad)
+    r = sc.run(args, synth)
+    assert r["errors"] == 1 and "request 7: bad output" in r["first_errors"][0]
