@@ -1,5 +1,6 @@
 """tts-gan-export (App. D standing statistics, App. A.1 masking): SavedModel for TF Serving."""
 
+import functools
 import json
 import os
 import shutil
@@ -121,31 +122,76 @@ def _model_dir_with_data(exported, tmp_path, **data) -> tuple[str, str]:
     return model_dir, cfg_path
 
 
-def test_the_preps_question_file_ships_with_the_model(exported, tmp_path):
-    """The manifest's question file goes into assets/questions.hed (serving computes features
-    of new text with it, wherever the export is loaded); a recorded question file that is gone
-    and is not the packaged default is a clear error, nothing written."""
-    from tts_gan import synthesis
-
-    model_dir, _ = _model_dir_with_data(exported, tmp_path)
-    qfile = tmp_path / "my_questions.hed"
+@pytest.fixture(scope="module")
+def variant(exported, tmp_path_factory):
+    """One more `tts-gan-export` subprocess (SavedModel only: these tests read no TFLite) of a
+    copy of the fixture's model_dir whose config.json records data.mu = 255 and a data_dir and
+    whose manifest names a question file: the question-file, µ and standing-statistics tests
+    each read their property off it (each was its own export process before: BUILD_NOTES,
+    "Test suite wall time"). The in-process references restore the same checkpoint."""
+    root = tmp_path_factory.mktemp("variant")
+    data_dir = str(root / "data")
+    make_prep_dir(data_dir)
+    model_dir, _ = _model_dir_with_data(exported, root, mu=255.0, data_dir=data_dir)
+    qfile = root / "questions" / "my_questions.hed"
+    qfile.parent.mkdir()
     qfile.write_text('QS "C-pau" {-pau+}\nCQS "C-Syl_Num-Segs" {/C:(\\d+)+}\n')
     man_path = os.path.join(model_dir, "manifest.json")
     with open(man_path) as f:
         man = json.load(f)
     with open(man_path, "w") as f:
         json.dump(dict(man, question_file=str(qfile)), f)
-    base = str(tmp_path / "serving")
+    base = str(root / "serving")
     proc = _run_export(f"--model_dir={model_dir}", f"--export_dir={base}", "--notflite",
-                       "--standing_passes=1", f"--standing_batch_size={BATCH}",
-                       "--standing_stats_from_random")
+                       f"--standing_passes={PASSES}", f"--standing_batch_size={BATCH}")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    shipped = os.path.join(base, "1", "assets", "questions.hed")
+    path = os.path.join(base, "1")
+    feats, lengths, spk = _inputs([20, 13])
+    z = np.random.default_rng(1).normal(size=(2, 16)).astype(np.float32)
+    with open(os.path.join(data_dir, "manifest.json")) as f:
+        m = json.load(f)
+    mean, std = (np.array(m["normalisation"][k], np.float32) for k in ("mean", "std"))
+
+    @functools.cache
+    def reference_y(data: str | None) -> np.ndarray:
+        """The EMA generator's µ-law output in-process, standing statistics from ``data``
+        (None: random features), on the export's z inputs."""
+        cfg = tiny_config()
+        gen = build_and_init(build_generator(cfg.generator, FEATURE_DIM, NUM_SPEAKERS))
+        tf.train.Checkpoint(ema_generator=gen).restore(
+            tf.train.latest_checkpoint(model_dir)).expect_partial()
+        export.standing_statistics(gen, PASSES, BATCH, cfg.data.window_frames, data, 0,
+                                   from_random=data is None)
+        y = gen((feats - mean) / std, z, speaker=spk, lengths=lengths, training=False)
+        return y.numpy()[:, :, 0]
+
+    out = tf.saved_model.load(path).signatures["synthesize_z"](
+        features=feats, lengths=lengths, speaker=spk, z=z)["audio"].numpy()
+    return {"model_dir": model_dir, "data_dir": data_dir, "qfile": qfile, "base": base,
+            "path": path, "stdout": proc.stdout, "audio": out, "reference_y": reference_y}
+
+
+def _decoded(y: np.ndarray, mu: float) -> np.ndarray:
+    return np.clip(export.mulaw.decode(y, mu), -1, 1)
+
+
+def test_the_preps_question_file_ships_with_the_model(exported, variant, tmp_path):
+    """The manifest's question file goes into assets/questions.hed (serving computes features
+    of new text with it, wherever the export is loaded); a recorded question file that is gone
+    and is not the packaged default is a clear error, nothing written."""
+    from tts_gan import synthesis
+
+    qfile = variant["qfile"]
+    shipped = os.path.join(variant["path"], "assets", "questions.hed")
     with open(shipped, "rb") as f:
         assert f.read() == qfile.read_bytes()
     qfile.unlink()  # the export is self-contained
-    assert synthesis.ExportedSynthesizer(base).question_file() == shipped
+    assert synthesis.ExportedSynthesizer(variant["base"]).question_file() == shipped
 
+    model_dir, _ = _model_dir_with_data(exported, tmp_path)
+    man_path = os.path.join(model_dir, "manifest.json")
+    with open(man_path) as f:
+        man = json.load(f)
     with open(man_path, "w") as f:
         json.dump(dict(man, question_file=str(qfile), question_file_sha256="0" * 64), f)
     base2 = str(tmp_path / "serving2")
@@ -155,27 +201,17 @@ def test_the_preps_question_file_ships_with_the_model(exported, tmp_path):
     assert not os.path.exists(base2) or not os.listdir(base2)
 
 
-def test_config_mu_is_the_decoding_mu(exported, tmp_path):
+def test_config_mu_is_the_decoding_mu(exported, variant):
     """A model trained with config data.mu = 255 (App. C's 8-bit option) is exported with a
-    µ = 255 decoder: same generator output y, decoded with 255 instead of 65535."""
-    model_dir, _ = _model_dir_with_data(exported, tmp_path, mu=255.0)
-    base = str(tmp_path / "serving")
-    proc = _run_export(f"--model_dir={model_dir}", f"--export_dir={base}",
-                       f"--standing_passes={PASSES}", f"--standing_batch_size={BATCH}",
-                       "--standing_stats_from_random")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    path = os.path.join(base, "1")
-    assert export.read_export_info(path)["mu"] == 255.0
+    µ = 255 decoder: the generator's output y (in-process, same checkpoint and standing
+    statistics), decoded with 255 instead of 65535."""
+    assert export.read_export_info(variant["path"])["mu"] == 255.0
     assert export.read_export_info(exported["path"])["mu"] == 65535.0
-    feats, lengths, spk = _inputs([20, 13])
-    audio16, _ = _run(exported["model"], feats, lengths, spk, [3, 4])
-    audio8, _ = _run(tf.saved_model.load(path), feats, lengths, spk, [3, 4])
-    y = export.mulaw.encode(audio16.astype(np.float64), 65535.0)
-    # Two exports (each its own standing statistics), decoded with µ = 255: float32 rounding.
-    # Worst measured: 2e-4 of the bound.
-    assert_same_audio(audio8, export.mulaw.decode(y, 255.0), "µ=255 export vs re-decoded", 255.0)
-    # Control, 300× the bound: decoding with the training µ = 65535 instead.
-    assert_audio_differs(audio16, export.mulaw.decode(y, 255.0), "decoded with µ=65535", 255.0)
+    y = variant["reference_y"](variant["data_dir"])
+    # Export subprocess vs in-process, decoded with µ = 255: float32 rounding.
+    assert_same_audio(variant["audio"], _decoded(y, 255.0), "µ=255 export vs in-process", 255.0)
+    # Control: decoding with the training µ = 65535 instead.
+    assert_audio_differs(variant["audio"], _decoded(y, 65535.0), "decoded with µ=65535", 255.0)
 
 
 def test_bad_config_mu_is_a_clear_error(exported, tmp_path):
@@ -352,8 +388,11 @@ def test_tflite_parity(exported):
 
 
 def test_versions_are_never_overwritten(tmp_path):
-    cfg = tiny_config()
-    gen = build_and_init(build_generator(cfg.generator, 5, 1))
+    """Version numbering does not depend on the generator: experiments/micro.py's (2 GBlocks),
+    whose three exports trace a fraction of tiny's graph."""
+    from experiments import micro
+
+    gen = build_and_init(build_generator(micro.get_config().generator, 5, 1))
     export.standing_statistics(gen, 1, 2, 8, from_random=True)
     base = str(tmp_path / "base")
     assert export.export_saved_model(gen, base).version == 1
@@ -385,44 +424,23 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path):
 
 
 # --------------------------------------------------- standing statistics: data, never silently
-def test_standing_statistics_come_from_the_data_dir_recorded_in_config_json(exported, tmp_path):
+def test_standing_statistics_come_from_the_data_dir_recorded_in_config_json(exported, variant):
     """Without --data_dir the export finds the training data through the data.data_dir that
     config.json records: its standing statistics are those of the data's training windows."""
-    data_dir = str(tmp_path / "data")
-    make_prep_dir(data_dir)
-    model_dir, _ = _model_dir_with_data(exported, tmp_path, data_dir=data_dir)
-    base = str(tmp_path / "serving")
-    proc = _run_export(f"--model_dir={model_dir}", f"--export_dir={base}",
-                       f"--standing_passes={PASSES}", f"--standing_batch_size={BATCH}")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert json.loads(proc.stdout.strip().splitlines()[-1])["standing_source"] == data_dir
-    assert export.read_export_info(os.path.join(base, "1"))["standing_source"] == data_dir
+    data_dir = variant["data_dir"]
+    assert json.loads(variant["stdout"].strip().splitlines()[-1])["standing_source"] == data_dir
+    assert export.read_export_info(variant["path"])["standing_source"] == data_dir
     # the random-statistics export of the fixture says so, with the flag's name
     assert export.read_export_info(exported["path"])["standing_source"] == (
         "random N(0,1) features (--standing_stats_from_random)")
 
-    feats, lengths, spk = _inputs([20, 13])
-    z = np.random.default_rng(1).normal(size=(2, 16)).astype(np.float32)
-    out = tf.saved_model.load(os.path.join(base, "1")).signatures["synthesize_z"](
-        features=feats, lengths=lengths, speaker=spk, z=z)["audio"].numpy()
-    with open(os.path.join(data_dir, "manifest.json")) as f:
-        m = json.load(f)
-    mean, std = (np.array(m["normalisation"][k], np.float32) for k in ("mean", "std"))
-
-    def reference(data: str | None) -> np.ndarray:
-        cfg = tiny_config()
-        gen = build_and_init(build_generator(cfg.generator, FEATURE_DIM, NUM_SPEAKERS))
-        tf.train.Checkpoint(ema_generator=gen).restore(
-            tf.train.latest_checkpoint(model_dir)).expect_partial()
-        export.standing_statistics(gen, PASSES, BATCH, cfg.data.window_frames, data, 0,
-                                   from_random=data is None)
-        y = gen((feats - mean) / std, z, speaker=spk, lengths=lengths, training=False)
-        return np.clip(export.mulaw.decode(y.numpy()[:, :, 0]), -1, 1)
-
+    ref = variant["reference_y"]  # (the variant export decodes with its config's µ = 255)
     # Export subprocess vs in-process, both from the data's windows: float32 rounding.
-    assert_same_audio(out, reference(data_dir), "export vs in-process (data statistics)")
+    assert_same_audio(variant["audio"], _decoded(ref(data_dir), 255.0),
+                      "export vs in-process (data statistics)", 255.0)
     # Control: the same weights with random-feature statistics.
-    assert_audio_differs(out, reference(None), "random-feature standing statistics")
+    assert_audio_differs(variant["audio"], _decoded(ref(None), 255.0),
+                         "random-feature standing statistics", 255.0)
 
 
 def test_missing_data_is_one_clear_error_naming_the_path_and_the_flag(exported, tmp_path):
