@@ -72,8 +72,14 @@ FIXTURE_GROUPS: dict[str, tuple[str, ...] | None] = {
     "tests/synthesis_test.py": None,                  # synth (an export)
     "tests/data_prep/frontend_serving_test.py": None,  # prepared (Festival + prep)
     "tests/data_prep/speaker_prosody_test.py": None,  # low_voice (Festival + WORLD + prep)
-    "tests/train_aux_test.py": (                      # warm_up_run (a traced trainer)
-        "test_generator_only_warm_up_leaves_d_alone", "test_aux_step_xla_matches_non_xla"),
+    "tests/train_aux_test.py": (                      # warm_up_run, aux_step (traced trainers)
+        "test_generator_only_warm_up_leaves_d_alone", "test_aux_step_xla_matches_non_xla",
+        "test_aux_losses_change_the_generator_update", "test_aux_step_mirrored_matches_default",
+        "test_train_logs_every_aux_term_to_tensorboard"),
+    "tests/train_loop_test.py": (                     # per_rwd_run (a traced trainer)
+        "test_train_seed_fixes_the_initial_weights",
+        "test_d_hinge_ensemble_trains_on_the_hinge_of_the_sum"),
+    "tests/train_weights_test.py": None,              # run_a (a 2-step training run)
 }
 # Module-scoped fixtures too cheap to group by: the training tests' synthetic data dirs (a few
 # TFRecords, well under a second); grouping by them would pin whole training modules, the

@@ -55,6 +55,16 @@ def warm_up_run(data_dir):
                           td.fixed_batch(4, FRAMES), 3)
 
 
+@pytest.fixture(scope="module")
+def aux_step(data_dir):
+    """One traced trainer of every auxiliary term from step 0 (default strategy, learning rates
+    1 and adam_epsilon 1) and its first step from the seeded initial weights: (trainer,
+    initial weights, metrics, weights, rerun) of train_lib_test._trainer_steps. Shared by the
+    mirrored test's default-strategy side and the test that the terms change G's update."""
+    return _trainer_steps(_config(data_dir, g_learning_rate=1.0, d_learning_rate=1.0),
+                          tf.distribute.get_strategy(), td.fixed_batch(4, FRAMES), 1)
+
+
 def test_generator_only_warm_up_leaves_d_alone(warm_up_run):
     """Before d_start_step: no D update, no hinge term; G trains on the auxiliary losses."""
     _, w0, metrics, w, rerun = warm_up_run
@@ -76,14 +86,17 @@ def test_generator_only_warm_up_leaves_d_alone(warm_up_run):
     assert all(np.any(w2[k] != w0[k]) for k in g_keys)
 
 
-def test_aux_losses_change_the_generator_update(data_dir):
+def test_aux_losses_change_the_generator_update(data_dir, aux_step):
     """The weights are live: the same step with the auxiliary terms on updates G differently
-    from the paper's step (and the paper's step is what a zero weight gives)."""
+    from the paper's step (and the paper's step is what a zero weight gives). Both sides at
+    the shared aux_step's learning rates (1): the same D update before G's on both sides."""
     batch = td.fixed_batch(4, FRAMES)
     default = tf.distribute.get_strategy()
-    paper = train_lib.resolve_config(td.micro_config(data_dir, adam_epsilon=1.0), data_dir)
-    w0, m_paper, w_paper = _run_steps(paper, default, batch, 1)
-    _, m_aux, w_aux = _run_steps(_config(data_dir), default, batch, 1, init=w0)
+    _, w0, m_aux, w_aux, _ = aux_step
+    paper = train_lib.resolve_config(td.micro_config(
+        data_dir, adam_epsilon=1.0, g_learning_rate=1.0, d_learning_rate=1.0), data_dir)
+    _, m_paper, w_paper = _run_steps(paper, default, batch, 1, init=w0)
+    assert {"aux/mel", "aux/stft_sc", "aux/stft_mag", "aux/ged"} <= set(m_aux[0])
     assert not any(k.startswith("aux/") for k in m_paper[0])
     g = [k for k in w0 if k.startswith("G/") and k.endswith("/kernel")]
     d_paper = np.concatenate([(w_paper[k] - w0[k]).ravel() for k in g])
@@ -170,7 +183,7 @@ def _d_only(w: dict) -> dict:
     return {k: v for k, v in w.items() if k.startswith("D/")}
 
 
-def test_aux_step_mirrored_matches_default(data_dir, mirrored_cpu_strategy):
+def test_aux_step_mirrored_matches_default(data_dir, mirrored_cpu_strategy, aux_step):
     """One App.-D step with every auxiliary term on (STFT, mel, GED with its second sample,
     feature matching), 2-replica MirroredStrategy == default strategy: per-example terms are
     summed per replica and divided by the *global* batch, GED's second z is sliced from the
@@ -187,9 +200,9 @@ def test_aux_step_mirrored_matches_default(data_dir, mirrored_cpu_strategy):
     (G's updates 2.5e-5 / 1.4e-4 relative, within the bound): rounding through a
     non-differentiable point, not a distribution bug (BUILD_NOTES, "Numeric tolerances").
     Controls: a duplicated replica shard and a doubled update."""
-    config = _config(data_dir, g_learning_rate=1.0, d_learning_rate=1.0)
+    config = _config(data_dir, g_learning_rate=1.0, d_learning_rate=1.0)  # aux_step's
     batch = td.fixed_batch(4, FRAMES)
-    w0, m_default, w_default = _run_steps(config, tf.distribute.get_strategy(), batch, 1)
+    _, w0, m_default, w_default, _ = aux_step
     tr, _, m_mirrored, w_mirrored, rerun = _trainer_steps(
         config, mirrored_cpu_strategy, batch, 1, init=w0)
     assert {"aux/mel", "aux/stft_sc", "aux/stft_mag", "aux/ged", "aux/feature_matching"} <= set(
@@ -211,15 +224,21 @@ def test_aux_step_mirrored_matches_default(data_dir, mirrored_cpu_strategy):
             _updates_difference(_d_only(w0), _d_only(w_default), _d_only(w_double)), bound)
 
 
-def test_train_logs_every_aux_term_to_tensorboard(data_dir, tmp_path):
-    c = td.micro_config(data_dir)
+def test_train_logs_every_aux_term_to_tensorboard(data_dir, warm_up_run, tmp_path):
+    """Run by warm_up_run's trainer (its config: every term, d_start_step 2; train() reuses
+    its traced single steps, and every rerun of the fixture restores weights and optimizer
+    state), from step 0."""
+    tr = warm_up_run[0]
+    c = td.micro_config(data_dir, adam_epsilon=1.0)
     c.train.aux = ConfigDict(dict(c.train.aux.to_dict(), **AUX))
     c.train.d_start_step = 2
     c.train.max_steps = 4
     c.train.log_every = 2
     c.train.eval_every = 0
     c.data.data_dir = data_dir
-    train_lib.train(c, str(tmp_path))
+    assert int(tr.step.numpy()) == 0 and tr.d_start_step == 2
+    train_lib.train(c, str(tmp_path), trainer=tr)
+    tr.step.assign(0)
     tags = set()
     for f in glob.glob(str(tmp_path / "train" / "events*")):
         for e in tf.compat.v1.train.summary_iterator(f):

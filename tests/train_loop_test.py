@@ -4,6 +4,8 @@ graph."""
 
 from __future__ import annotations
 
+import copy
+
 import keras
 import numpy as np
 import pytest
@@ -40,12 +42,30 @@ def _weights_after(config, steps: int) -> tuple[dict, dict]:
     return w0, _all_weights(tr)
 
 
-def test_train_seed_fixes_the_initial_weights(data_dir):
-    """Two trainers of one config start from, and after 2 steps hold, bit-identical weights on
-    CPU, whatever the global random state before; another train.seed starts elsewhere."""
+@pytest.fixture(scope="module")
+def per_rwd_run(data_dir):
+    """A trainer of the micro config with random windows (train.d_hinge "per_rwd", the
+    default), built after keras.utils.set_random_seed(1), and its first two steps on the fixed
+    batch: (config, initial weights, step 1's metrics, weights after step 1, after step 2).
+    Shared by the seed test (trainer A) and the d_hinge test (the per-RWD side), so this
+    config's step is traced once."""
     config = train_lib.resolve_config(td.micro_config(data_dir, random_windows=True), data_dir)
     keras.utils.set_random_seed(1)
-    w0_a, w_a = _weights_after(config, 2)
+    tr = train_lib.GANTrainer(config, tf.distribute.get_strategy(),
+                              config.generator.feature_dim, config.generator.num_speakers)
+    w0 = _all_weights(tr)
+    batch = {k: tf.constant(v) for k, v in td.fixed_batch(4, FRAMES).items()}
+    m1 = tr.scalar_metrics(tr.train_step(batch, 0))
+    w1 = _all_weights(tr)
+    tr.train_step(batch, 1)
+    return config, w0, m1, w1, _all_weights(tr)
+
+
+def test_train_seed_fixes_the_initial_weights(per_rwd_run):
+    """Two trainers of one config start from, and after 2 steps hold, bit-identical weights on
+    CPU, whatever the global random state before; another train.seed starts elsewhere."""
+    config, w0_a, _, _, w_a = per_rwd_run  # built after keras.utils.set_random_seed(1)
+    config = copy.deepcopy(config)
     keras.utils.set_random_seed(2)  # the global state the trainer must not depend on
     np.random.rand(7)
     w0_b, w_b = _weights_after(config, 2)
@@ -66,21 +86,20 @@ def test_bad_train_seed_is_a_clear_error(data_dir):
             train_lib.build_models(ConfigDict(config), 8, 1)
 
 
-def test_d_hinge_ensemble_trains_on_the_hinge_of_the_sum(data_dir):
+def test_d_hinge_ensemble_trains_on_the_hinge_of_the_sum(per_rwd_run):
     """train.d_hinge="ensemble" (Eq. 3 literally): the D step's hinge is on Σ_i D_i. Same
     init, batch and windows as the per-RWD step (equal scores), then: the loss is one term
     per side, bounded below by the hinge of the mean summed score (Jensen) and above by the
     per-RWD terms' sum (Σ_i relu(1 − s_i) ≥ relu(R − Σ_i s_i) ≥ relu(1 − Σ_i s_i), R ≥ 1),
     and D's update differs."""
-    config = train_lib.resolve_config(td.micro_config(data_dir, random_windows=True), data_dir)
+    config, w0_p, m_p, w_p, _ = per_rwd_run  # the per-RWD step: step 1 of the shared run
+    assert config.train.d_hinge == "per_rwd"
+    config = copy.deepcopy(config)
+    config.train.d_hinge = "ensemble"
     batch = {k: tf.constant(v) for k, v in td.fixed_batch(4, FRAMES).items()}
-    runs = {}
-    for form in ("per_rwd", "ensemble"):
-        config.train.d_hinge = form
-        tr = train_lib.GANTrainer(config, tf.distribute.get_strategy(), 8, 1)
-        w0 = _all_weights(tr)
-        runs[form] = (w0, tr.scalar_metrics(tr.train_step(batch, 0)), _all_weights(tr))
-    (w0_p, m_p, w_p), (w0_e, m_e, w_e) = runs["per_rwd"], runs["ensemble"]
+    tr = train_lib.GANTrainer(config, tf.distribute.get_strategy(), 8, 1)
+    w0_e = _all_weights(tr)
+    m_e, w_e = tr.scalar_metrics(tr.train_step(batch, 0)), _all_weights(tr)
     names = [k.split("/", 1)[1] for k in m_p if k.startswith("score_real/")]
     assert len(names) == 2
     for k in w0_p:
@@ -134,26 +153,37 @@ def test_k_steps_per_call_equal_single_steps_across_d_start_step(data_dir, tmp_p
     step 5) give the run of K = 1 (one call per step) from the same train.seed: the same
     kernels, in one graph. Bound: one step's float32 rounding (_step_rounding, learning rate 1
     as in train_lib_test); measured: metrics 0, updates ≤ 1e-12 relative. Control: step 2 run
-    by the G-only graph (a K-step call crossing d_start_step with the wrong function)."""
+    by the G-only graph (a K-step call crossing d_start_step with the wrong function).
+
+    One trainer runs the three: every call of train() goes through the trainer's K-step
+    function with the call's length a tensor (K = 1 is one call per step), so the runs share
+    its two traced graphs; each starts from the same initial weights and optimizer state."""
     quiet = dict(log=lambda s: None)
-    ref = train_lib.train(_loop_config(data_dir, 1), str(tmp_path / "k1"), **quiet)
     tr = train_lib.GANTrainer(train_lib.resolve_config(_loop_config(data_dir, 4), data_dir),
                               tf.distribute.get_strategy(), 8, 1)
     w0 = _all_weights(tr)
     opt0 = [np.array(v.numpy()) for o in (tr.g_opt, tr.d_opt) for v in o.variables]
+
+    def restart(d_start_step: int = 2) -> None:
+        _set_weights(tr, w0)
+        for v, x in zip([v for o in (tr.g_opt, tr.d_opt) for v in o.variables], opt0,
+                        strict=True):
+            v.assign(x)
+        tr.step.assign(0)
+        tr.d_start_step = d_start_step
+
+    ref = train_lib.train(_loop_config(data_dir, 1), str(tmp_path / "k1"), trainer=tr, **quiet)
+    w_ref = _all_weights(tr)
+    restart()
     res = train_lib.train(_loop_config(data_dir, 4), str(tmp_path / "k4"), trainer=tr, **quiet)
     assert res.end_step == ref.end_step == 5
     assert "d_loss" in res.last_metrics  # the log interval spans both step kinds
     bound = _step_rounding(tr, td.fixed_batch(4, FRAMES))
-    w_ref, w_k = _all_weights(ref.trainer), _all_weights(tr)
+    w_k = _all_weights(tr)
     within("metrics", _metrics_difference([ref.last_metrics], [res.last_metrics]), bound)
     within("updates", _updates_difference(w0, w_ref, w_k), bound)
     # Control: the same K = 4 run with step 2 in the G-only graph.
-    _set_weights(tr, w0)
-    for v, x in zip([v for o in (tr.g_opt, tr.d_opt) for v in o.variables], opt0, strict=True):
-        v.assign(x)
-    tr.step.assign(0)
-    tr.d_start_step = 3
+    restart(d_start_step=3)
     bad = train_lib.train(_loop_config(data_dir, 4), str(tmp_path / "k4_wrong"), trainer=tr,
                           **quiet)
     exceeds("updates, step 2 G-only", _updates_difference(w0, w_ref, _all_weights(tr)), bound)

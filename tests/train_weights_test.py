@@ -21,9 +21,18 @@ def _config(data_dir: str, max_steps: int, **kw):
                            eval_every=0, **kw)
 
 
-def test_write_weights_then_init_a_new_model_dir(data_dir, tmp_path):
-    a = train_lib.train(_config(data_dir, 2), str(tmp_path / "a"), log=lambda s: None)
-    prefix = train_lib.write_latest_weights(str(tmp_path / "a"), str(tmp_path / "w" / "weights"))
+@pytest.fixture(scope="module")
+def run_a(data_dir, tmp_path_factory):
+    """A 2-step micro run and its weights-only checkpoint: (result, model_dir, prefix). Shared
+    by both tests (each traced its own trainer before)."""
+    root = tmp_path_factory.mktemp("weights")
+    a = train_lib.train(_config(data_dir, 2), str(root / "a"), log=lambda s: None)
+    prefix = train_lib.write_latest_weights(str(root / "a"), str(root / "w" / "weights"))
+    return a, str(root / "a"), prefix
+
+
+def test_write_weights_then_init_a_new_model_dir(data_dir, run_a, tmp_path):
+    a, _, prefix = run_a
     assert tf.io.gfile.exists(prefix + ".index")
     # no optimizer state in the weights-only checkpoint
     names = [n for n, _ in tf.train.list_variables(prefix)]
@@ -37,18 +46,19 @@ def test_write_weights_then_init_a_new_model_dir(data_dir, tmp_path):
         for va, vb in zip(getattr(a.trainer, model).weights, getattr(b.trainer, model).weights,
                           strict=True):
             np.testing.assert_array_equal(va.numpy(), vb.numpy(), err_msg=va.path)
-    # training goes on from there; an existing checkpoint in model_dir wins over the init
+    # training goes on from there; an existing checkpoint in model_dir wins over the init.
+    # (Run by a's trainer, whose step is traced: train() restores model_dir's checkpoint into
+    # the trainer it is given.)
     c = train_lib.train(_config(data_dir, 3), str(tmp_path / "b"), log=lambda s: None,
-                        init_checkpoint=prefix)
+                        init_checkpoint=prefix, trainer=a.trainer)
     assert (c.start_step, c.end_step) == (2, 3)
 
 
-def test_bad_init_checkpoint_is_a_clear_error(data_dir, tmp_path):
+def test_bad_init_checkpoint_is_a_clear_error(data_dir, run_a, tmp_path):
     with pytest.raises(FileNotFoundError, match=r"--init_checkpoint .*nope: no checkpoint"):
         train_lib.train(_config(data_dir, 1), str(tmp_path / "x"), log=lambda s: None,
                         init_checkpoint=str(tmp_path / "nope"))
-    train_lib.train(_config(data_dir, 1), str(tmp_path / "a"), log=lambda s: None)
-    prefix = train_lib.write_latest_weights(str(tmp_path / "a"), str(tmp_path / "w"))
+    prefix = run_a[2]
     other = _config(data_dir, 1)
     other.generator.input_channels = 24  # a different model
     with pytest.raises(ValueError, match=r"--init_checkpoint .*does not match"):
