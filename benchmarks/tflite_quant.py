@@ -79,27 +79,35 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     longest = max(prepared, key=lambda u: u.features.shape[0])
     clip = synthesis.Utterance(longest.utterance_id, longest.features[:400], longest.speaker)
     seconds = _timing(models, clip, args.repeats)
-    audio = {k: intel.synthesize_utterances(m, prepared, seed=0) for k, m in models.items()}
-    rows: dict[str, dict[str, Any]] = {}
-    for k, m in models.items():
-        size = (os.path.getsize(m.tflite_path) if k != "SavedModel" else sum(
-            os.path.getsize(os.path.join(d, f)) for d, _, fs in
-            os.walk(os.path.join(ref.path, "variables")) for f in fs))
-        per = [snr_db(a, b) for a, b in zip(audio["SavedModel"], audio[k], strict=True)]
-        rows[k] = {"bytes": size, "seconds_2s_batch1": seconds[k],
-                   "x_real_time": 2.0 / seconds[k],
-                   "snr_db": snr_db(np.concatenate(audio["SavedModel"]),
-                                    np.concatenate(audio[k])),
-                   "snr_db_worst": float(min(per))}
+    sizes = {k: (os.path.getsize(m.tflite_path) if k != "SavedModel" else sum(
+        os.path.getsize(os.path.join(d, f)) for d, _, fs in
+        os.walk(os.path.join(ref.path, "variables")) for f in fs)) for k, m in models.items()}
+    utts, items, recognizer = None, None, None
     if args.score:
         items = intel.corpus_items(args.data_dir, args.corpus_dir)
         utts = intel.item_utterances(ref, items, "text", args.data_dir, "test")
         recognizer = intel.Recognizer()
-        for k, m in models.items():
-            gen = intel.synthesize_utterances(m, utts, seed=0)
+    rows: dict[str, dict[str, Any]] = {}
+    reference: list[np.ndarray] = []
+    # One model at a time, batch 1: an interpreter keeps its tensors at the last input shape
+    # (a padded batch of 8 long utterances held ~2 GB per variant).
+    for k in list(models):
+        m = models[k]
+        audio = intel.synthesize_utterances(m, prepared, seed=0, batch_size=1)
+        reference = reference or audio
+        per = [snr_db(a, b) for a, b in zip(reference, audio, strict=True)]
+        rows[k] = {"bytes": sizes[k], "seconds_2s_batch1": seconds[k],
+                   "x_real_time": 2.0 / seconds[k],
+                   "snr_db": snr_db(np.concatenate(reference), np.concatenate(audio)),
+                   "snr_db_worst": float(min(per))}
+        if args.score:
+            gen = intel.synthesize_utterances(m, utts, seed=0, batch_size=1)
             s = intel.summarise([intel.score(recognizer, it, a, m.sample_rate)
                                  for it, a in zip(items, gen, strict=True)])
-            rows[k]["wer"], rows[k]["dnsmos_p808"] = s["all"]["wer"], s["all"]["dnsmos_p808_mean"]
+            rows[k]["wer"], rows[k]["dnsmos_p808"] = (s["all"]["wer"],
+                                                      s["all"]["dnsmos_p808_mean"])
+        models[k] = None  # frees the interpreter before the next one runs
+    if args.score:
         base = rows["SavedModel"]
         for r in rows.values():
             r["ships"] = (abs(r["wer"] - base["wer"]) <= WER_TOLERANCE
