@@ -68,6 +68,7 @@ FIXTURE_GROUPS: dict[str, tuple[str, ...] | None] = {
     "tests/generator_test.py": None,                  # paper_generator, tiny_generator
     "tests/intelligibility_test.py": None,            # recognizer (pocketsphinx)
     "tests/pretrained_test.py": None,                 # synth (the shipped model)
+    "tests/quantize_test.py": None,                   # quantized (export + 4 TFLite conversions)
     "tests/streaming_state_test.py": None,            # shipped
     "tests/synthesis_test.py": None,                  # synth (an export)
     "tests/data_prep/frontend_serving_test.py": None,  # prepared (Festival + prep)

@@ -3,6 +3,8 @@ step and G, G_ema, D weights to a new model_dir without the optimizer state."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -42,6 +44,11 @@ def test_write_weights_then_init_a_new_model_dir(data_dir, run_a, tmp_path):
     b = train_lib.train(_config(data_dir, 2), str(tmp_path / "b"), log=logs.append,
                         init_checkpoint=prefix)
     assert b.start_step == b.end_step == 2 and any("initialised from" in s for s in logs)
+    # the weights carry their data's manifest; the new run checked its data against it (#25)
+    with open(prefix + train_lib.WEIGHTS_MANIFEST_SUFFIX) as f, \
+            open(os.path.join(data_dir, "manifest.json")) as g:
+        assert f.read() == g.read()
+    assert any("init weights' features match --data_dir's" in s for s in logs)
     for model in ("G", "G_ema", "D"):
         for va, vb in zip(getattr(a.trainer, model).weights, getattr(b.trainer, model).weights,
                           strict=True):

@@ -24,10 +24,12 @@ from tts_gan.train_input import (
     make_train_dataset_fn,
 )
 from tts_gan.train_loop import (
+    WEIGHTS_MANIFEST_SUFFIX,
     NonFiniteLossError,
     TrainResult,
     atomic_write,
     check_finite,
+    check_init_data,
     loop_length,
     restore_weights,
     steps_per_loop,
@@ -56,7 +58,8 @@ from tts_gan.train_summaries import (
 
 __all__ = [
     "D_INPUT_DOMAINS", "MEAN", "RANDOM_WINDOWS_PER_UTTERANCE", "SUM", "GANTrainer",
-    "NonFiniteLossError", "TrainResult", "atomic_write", "build_models", "check_finite",
+    "NonFiniteLossError", "TrainResult", "WEIGHTS_MANIFEST_SUFFIX", "atomic_write",
+    "build_models", "check_finite", "check_init_data",
     "crop_windows", "d_input_domain", "eval_batch", "fill_excitation_columns", "hinge_d_terms",
     "hinge_g_terms", "loop_length", "make_optimizer", "make_train_dataset_fn",
     "make_training_distance", "resolve_config", "restore_weights", "spectrogram_image",
