@@ -147,3 +147,23 @@ def _without(path: str, tmp_path, asset: str) -> str:
     shutil.copytree(path, dst)
     os.remove(os.path.join(dst, "assets", asset))
     return dst
+
+
+def test_the_library_defines_no_flags_and_the_cli_reports_errors(quantized):
+    """tts_gan.quantize is imported beside the CLIs (tests, notebooks): it defines no absl flag
+    (a flag defined at import clashed with tts-gan-prep's --seed in one process); reloading a
+    module that defines flags raises DuplicateFlagError. The CLI (python -m tts_gan.quantize)
+    names a bad request and exits 1."""
+    import importlib
+    import subprocess
+    import sys
+
+    import data_prep.prep_main  # noqa: F401  (defines --seed, --data_dir, ...)
+
+    importlib.reload(quantize)
+    out = subprocess.run([sys.executable, "-m", "tts_gan.quantize",
+                          f"--export_dir={quantized[0]}", "--variants=int8"],
+                         capture_output=True, text=True, timeout=300,
+                         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    assert out.returncode == 1, out.stderr[-2000:]
+    assert "quantize: error: --variants=int8 needs --data_dir" in out.stderr
