@@ -61,19 +61,40 @@ class ExportedSynthesizer:
     """The ``serving_default`` signature of an export (base dir: highest version)."""
 
     def __init__(self, export_dir: str) -> None:
-        self.path = export_lib.latest_version_dir(export_dir)
-        self.info: dict[str, Any] = export_lib.read_export_info(self.path)
+        self._read_info(export_dir)
         self.model = tf.saved_model.load(self.path)
         self.fn = self.model.signatures[export_lib.SEED_SIGNATURE]
+        sigs = self.model.signatures
+        # absent from exports before the streaming state (then None)
+        self.chunk_fn = sigs.get(export_lib.CHUNK_SIGNATURE)
+        self.cycles_fn = sigs.get(export_lib.CYCLES_SIGNATURE)
+
+    def _read_info(self, export_dir: str) -> None:
+        """``path`` (the version dir), ``info`` (export_info.json) and the sizes from it."""
+        self.path = export_lib.latest_version_dir(export_dir)
+        self.info: dict[str, Any] = export_lib.read_export_info(self.path)
         self.feature_dim = int(self.info["feature_dim"])
         self.num_speakers = int(self.info["num_speakers"])
         self.samples_per_frame = int(self.info["samples_per_frame"])
         self.sample_rate = int(self.info["sample_rate"])
         self.halfwidth = int(self.info["receptive_field_halfwidth_frames"])
-        sigs = self.model.signatures
-        # absent from exports before the streaming state (then None)
-        self.chunk_fn = sigs.get(export_lib.CHUNK_SIGNATURE)
-        self.cycles_fn = sigs.get(export_lib.CYCLES_SIGNATURE)
+
+    def _batch_features(self, features: np.ndarray, where: str) -> np.ndarray:
+        """``features`` as float32 ``[B, T, D]``; a SynthesisError naming ``where`` else."""
+        features = np.asarray(features, np.float32)
+        if features.ndim != 3 or features.shape[-1] != self.feature_dim:
+            raise SynthesisError(f"features: expected [batch, frames, {self.feature_dim}] "
+                                 f"({where}), got {features.shape}")
+        return features
+
+    def streaming_refusal(self) -> str:
+        """Why this synthesizer cannot stream a model with a sine excitation (no
+        ``synthesize_chunk``)."""
+        return (f"streaming: the export {self.path} predates the {export_lib.CHUNK_SIGNATURE} "
+                "signature, and its sine excitation's phase (and a harmonic-plus-noise head's "
+                "noise read) runs from the start of the utterance, which chunks would restart; "
+                "re-export the model with this version's tts-gan-export (BUILD_NOTES: 'Exact "
+                "streaming'), or synthesise without --streaming")
 
     def asset(self, name: str) -> str | None:
         """Path of ``assets/<name>`` of the export (any tf.io.gfile file system), or None."""
@@ -93,10 +114,7 @@ class ExportedSynthesizer:
     def run(self, features: np.ndarray, lengths: Sequence[int], speakers: Sequence[int],
             seeds: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         """One call of the signature: padded RAW features ``[B, T, D]`` → (audio, lengths)."""
-        features = np.asarray(features, np.float32)
-        if features.ndim != 3 or features.shape[-1] != self.feature_dim:
-            raise SynthesisError(f"features: expected [batch, frames, {self.feature_dim}] "
-                                 f"(export {self.path}), got {features.shape}")
+        features = self._batch_features(features, f"export {self.path}")
         out = self.fn(features=tf.constant(features),
                       lengths=tf.constant(np.asarray(lengths, np.int32)),
                       speaker=tf.constant(np.asarray(speakers, np.int32)),
@@ -145,13 +163,10 @@ class TFLiteSynthesizer(ExportedSynthesizer):
     def __init__(self, export_dir: str, variant: str = "float32") -> None:
         from tts_gan.serving import TFLITE_INPUTS, tflite_file
 
-        self.path = export_lib.latest_version_dir(export_dir)
-        self.info = export_lib.read_export_info(self.path)
-        for key in ("feature_dim", "num_speakers", "samples_per_frame", "sample_rate",
-                    "receptive_field_halfwidth_frames", "noise_dim"):
-            if key not in self.info:
-                raise SynthesisError(f"{self.path}: export_info.json has no {key!r} "
-                                     "(re-export the model with this version)")
+        self._read_info(export_dir)
+        if "noise_dim" not in self.info:
+            raise SynthesisError(f"{self.path}: export_info.json has no 'noise_dim' "
+                                 "(re-export the model with this version)")
         try:
             name = tflite_file(variant)
         except ValueError as e:
@@ -169,21 +184,13 @@ class TFLiteSynthesizer(ExportedSynthesizer):
                                  f"{sorted(TFLITE_INPUTS)}")
         self.variant = variant
         self.model, self.fn, self.chunk_fn, self.cycles_fn = None, None, None, None
-        self.feature_dim = int(self.info["feature_dim"])
-        self.num_speakers = int(self.info["num_speakers"])
-        self.samples_per_frame = int(self.info["samples_per_frame"])
-        self.sample_rate = int(self.info["sample_rate"])
-        self.halfwidth = int(self.info["receptive_field_halfwidth_frames"])
         self.noise_dim = int(self.info["noise_dim"])
 
     def run(self, features: np.ndarray, lengths: Sequence[int], speakers: Sequence[int],
             seeds: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         from tts_gan.serving import seed_to_z
 
-        features = np.asarray(features, np.float32)
-        if features.ndim != 3 or features.shape[-1] != self.feature_dim:
-            raise SynthesisError(f"features: expected [batch, frames, {self.feature_dim}] "
-                                 f"({self.tflite_path}), got {features.shape}")
+        features = self._batch_features(features, self.tflite_path)
         z = seed_to_z(tf.constant(np.asarray(seeds, np.int32)), self.noise_dim).numpy()
         out = self.runner(features=features, lengths=np.asarray(lengths, np.int32),
                           speaker=np.asarray(speakers, np.int32), z=z)
@@ -191,6 +198,11 @@ class TFLiteSynthesizer(ExportedSynthesizer):
 
     def frame_cycles(self, features: np.ndarray) -> np.ndarray:
         raise SynthesisError(f"{self.tflite_path}: the TFLite variant has no frame_cycles")
+
+    def streaming_refusal(self) -> str:
+        return (f"streaming: {self.tflite_path} has no {export_lib.CHUNK_SIGNATURE} signature, "
+                "and the model's sine excitation runs from the start of the utterance, which "
+                "chunks would restart; stream with the SavedModel")
 
 
 def pad_batch(feats: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -255,17 +267,7 @@ def synthesize_streaming(synth: ExportedSynthesizer, utt: Utterance, seed: int,
     is refused if it has one."""
     synth.check(utt)
     if synth.chunk_fn is None and synth.info.get("sine_excitation"):
-        if isinstance(synth, TFLiteSynthesizer):
-            raise SynthesisError(
-                f"streaming: {synth.tflite_path} has no {export_lib.CHUNK_SIGNATURE} "
-                "signature, and the model's sine excitation runs from the start of the "
-                "utterance, which chunks would restart; stream with the SavedModel")
-        raise SynthesisError(
-            f"streaming: the export {synth.path} predates the {export_lib.CHUNK_SIGNATURE} "
-            "signature, and its sine excitation's phase (and a harmonic-plus-noise head's noise "
-            "read) runs from the start of the utterance, which chunks would restart; re-export "
-            "the model with this version's tts-gan-export (BUILD_NOTES: 'Exact streaming'), or "
-            "synthesise without --streaming")
+        raise SynthesisError(synth.streaming_refusal())
     overlap = synth.halfwidth if overlap is None else int(overlap)
     spf = synth.samples_per_frame
     bounds = chunk_bounds(utt.features.shape[0], chunk_frames, overlap, first_chunk_frames)
