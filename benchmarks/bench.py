@@ -11,11 +11,20 @@ fraction of this machine's measured float32 ceiling (the best of a 1024² matmul
 conv1d, measured in the same run).
 
 Models: ``pretrained/cpu_harmonic_noise/<latest>`` through its SavedModel ``serving_default``
-(as TF Serving runs it); the Table-2 generator (``experiments/gan_tts.py``, random weights,
+(as TF Serving runs it), through its TFLite variants (``--tflite``: those the export ships, or
+every variant of ``--tflite_export``, e.g. one written by ``python -m tts_gan.quantize``) and
+streamed (``synthesis.synthesize_streaming``, 400-frame chunks, batch 1: the exact-state chunks
+in sequence); the Table-2 generator (``experiments/gan_tts.py``, random weights,
 standing statistics, exported the same way); HiFi-GAN V1 and V3 (``benchmarks/hifigan.py``:
 Keras, the released configs' architecture, random weights, a ``tf.function`` on 80-band mels at
 22.05 kHz / hop 256). HiFi-GAN runs in TensorFlow here, not PyTorch, so the comparison is between
 architectures on one framework's CPU kernels.
+
+First-audio latency (batch 1, in the same rounds): the time until the first 100 ms of an
+utterance is available from features, ``synthesize_streaming`` with a 20-frame first chunk (the
+phase sum over the utterance, then one ``synthesize_chunk`` call with its receptive-field
+context), beside one-shot synthesis of the whole utterance. From text, the front end's share:
+``benchmarks/first_audio_latency.py``.
 """
 
 from __future__ import annotations
@@ -44,6 +53,16 @@ from tts_gan.layers import onednn_enabled  # noqa: E402  (the repository root, j
 
 def load_average() -> str:
     return " / ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def onednn_label() -> str:
+    """Whether oneDNN runs in this process and why (TF 2.21's default without
+    TF_ENABLE_ONEDNN_OPTS: on only for CPUs with AVX512_VNNI/AVX512_BF16/AVX_VNNI/AMX)."""
+    state = "on" if onednn_enabled() else "off"
+    env = os.environ.get("TF_ENABLE_ONEDNN_OPTS")
+    why = (f"TF_ENABLE_ONEDNN_OPTS={env}" if env is not None else
+           "TF_ENABLE_ONEDNN_OPTS unset: TF's default for this CPU's instruction set")
+    return f"oneDNN {state} ({why})"
 
 
 def latest_version(base: str) -> str:
@@ -108,6 +127,56 @@ def saved_model_cases(name: str, path: str, batches: list[int], lengths: list[fl
     return cases, model
 
 
+def tflite_cases(name: str, export_dir: str, variant: str, batches: list[int],
+                 lengths: list[float], rng: np.random.Generator) -> tuple[list[Case], object]:
+    """Cases calling one TFLite variant of an export (``synthesis.TFLiteSynthesizer``: the
+    same inputs as ``serving_default``)."""
+    from tts_gan import synthesis
+
+    synth = synthesis.TFLiteSynthesizer(export_dir, variant)
+    cases = []
+    for b in batches:
+        for s in lengths:
+            frames = int(round(s * synth.sample_rate / synth.samples_per_frame))
+            feats = rng.normal(size=(b, frames, synth.feature_dim)).astype(np.float32)
+            args = (feats, [frames] * b, [0] * b, list(range(b)))
+            n = b * frames * synth.samples_per_frame
+            cases.append(Case(f"{name} TFLite {variant}", b, s,
+                              lambda a=args: synth.run(*a)[0], n / synth.sample_rate,
+                              n * synth.info["macs_per_sample"]))
+    return cases, synth
+
+
+def streaming_cases(name: str, export_dir: str, lengths: list[float],
+                    rng: np.random.Generator, first_chunk_frames: int = 20
+                    ) -> tuple[list[Case], list[Case], object]:
+    """Batch-1 cases of an export streamed in 400-frame chunks (every chunk in turn), and its
+    first-audio cases: the first chunk of ``first_chunk_frames`` frames (≥ 100 ms) alone, and
+    one-shot synthesis of the same utterance for comparison."""
+    from tts_gan import synthesis
+
+    synth = synthesis.ExportedSynthesizer(export_dir)
+    spf, rate = synth.samples_per_frame, synth.sample_rate
+    assert first_chunk_frames * spf >= rate // 10, "the first chunk must hold 100 ms"
+    stream, first = [], []
+    for s in lengths:
+        frames = int(round(s * rate / spf))
+        utt = synthesis.Utterance(f"{s:g}s", rng.normal(size=(frames, synth.feature_dim))
+                                  .astype(np.float32), 0)
+        n, macs = frames * spf, frames * spf * synth.info["macs_per_sample"]
+        stream.append(Case(f"{name} streamed (400-frame chunks)", 1, s,
+                           lambda u=utt: list(synthesis.synthesize_streaming(synth, u, 0)),
+                           n / rate, macs))
+        first.append(Case("first 100 ms, streamed (first chunk 20 frames)", 1, s,
+                          lambda u=utt: next(synthesis.synthesize_streaming(
+                              synth, u, 0, first_chunk_frames=first_chunk_frames)),
+                          first_chunk_frames * spf / rate, 0.0))
+        first.append(Case("first 100 ms, one-shot (the whole utterance)", 1, s,
+                          lambda u=utt: next(synthesis.synthesize_batched(synth, [u], [0])),
+                          n / rate, macs))
+    return stream, first, synth
+
+
 def hifigan_cases(name: str, cfg: hifigan.HiFiGANConfig, batches: list[int],
                   lengths: list[float], rng: np.random.Generator
                   ) -> tuple[list[Case], hifigan.HiFiGANGenerator]:
@@ -143,7 +212,12 @@ def main() -> None:
     ap.add_argument("--batches", default="1,8")
     ap.add_argument("--lengths", default="2,10", help="utterance seconds")
     ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--models", default="shipped,gan_tts,hifigan_v1,hifigan_v3")
+    ap.add_argument("--models", default="shipped,tflite,streaming,gan_tts,hifigan_v1,hifigan_v3")
+    ap.add_argument("--tflite", default="",
+                    help="TFLite variants of the shipped model (default: those its export ships)")
+    ap.add_argument("--tflite_export", default="",
+                    help="take the TFLite variants from this export instead (e.g. one written "
+                         "by python -m tts_gan.quantize with every variant)")
     ap.add_argument("--append", action="store_true", help="append the table to RESULTS.md")
     args = ap.parse_args()
     batches = [int(b) for b in args.batches.split(",")]
@@ -158,6 +232,21 @@ def main() -> None:
         c, m = saved_model_cases(os.path.relpath(path, ROOT), path, batches, lengths, rng)
         cases += c
         keep.append(m)
+    tflite_dir = latest_version(args.tflite_export or args.shipped)
+    if "tflite" in wanted:
+        with open(os.path.join(tflite_dir, "assets", "export_info.json"), encoding="utf-8") as f:
+            shipped_variants = json.load(f).get("tflite_variants", [])
+        for v in args.tflite.split(",") if args.tflite else shipped_variants:
+            c, m = tflite_cases(os.path.relpath(tflite_dir, ROOT), tflite_dir, v, batches,
+                                lengths, rng)
+            cases += c
+            keep.append(m)
+    latency: list[Case] = []
+    if "streaming" in wanted:
+        path = latest_version(args.shipped)
+        c, latency, m = streaming_cases(os.path.relpath(path, ROOT), path, lengths, rng)
+        cases += c
+        keep.append(m)
     if "gan_tts" in wanted:
         path = export_paper_generator(tempfile.mkdtemp(prefix="bench-gan-tts-"))
         c, m = saved_model_cases("Table-2 G (gan_tts, random)", path, batches, lengths, rng)
@@ -169,10 +258,10 @@ def main() -> None:
                                  lengths, rng)
             cases += c
             keep.append(m)
-    for case in cases:  # warm-up: tracing, oneDNN primitive creation
+    for case in cases + latency:  # warm-up: tracing, oneDNN primitive creation
         case.fn()
     for _ in range(args.rounds):
-        for case in cases:
+        for case in cases + latency:
             t = time.perf_counter()
             case.fn()
             case.times.append(time.perf_counter() - t)
@@ -183,13 +272,21 @@ def main() -> None:
         gflops = 2 * c.macs / wall / 1e9
         rows.append((c.model, c.batch, c.seconds, wall, c.audio_s / wall, c.macs / c.audio_s
                      / (22050 if "HiFi" in c.model else 24000) / 1e6, gflops, gflops / ceiling))
+    if latency:
+        lines_latency = [
+            "", "First audio (batch 1, features → the first 100 ms; the streamed row is one "
+            "`frame_cycles` call and one `synthesize_chunk` call of 20 frames + the "
+            "receptive-field context):", "",
+            "| how | utterance s | median ms | min ms | max ms |", "|---|---:|---:|---:|---:|"]
+        lines_latency += [f"| {c.model} | {c.seconds:g} | {1000 * statistics.median(c.times):.1f}"
+                          f" | {1000 * min(c.times):.1f} | {1000 * max(c.times):.1f} |"
+                          for c in latency]
     nproc = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
     lines = [
         "", f"## Synthesis speed, shipped voice vs HiFi-GAN (issue 28, `make bench`) — "
         f"{datetime.date.today().isoformat()}", "",
-        f"Machine: nproc={nproc}, {cpu_model()}, TF {tf.__version__}, oneDNN "
-        f"{'on' if onednn_enabled() else 'off'} (TF_ENABLE_ONEDNN_OPTS="
-        f"{os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'unset')}); load "
+        f"Machine: nproc={nproc}, {cpu_model()}, TF {tf.__version__}, "
+        f"{onednn_label()}; load "
         f"average (1/5/15 min) {load_start} at the start, {load_end} at the end. Command: "
         f"`{command('bench.py')}`. Median of {args.rounds} calls after a warm-up, models "
         f"round-robin. Ceiling {ceiling:.1f} GFLOP/s float32 ({ceiling_detail}). "
@@ -200,6 +297,8 @@ def main() -> None:
     ]
     lines += [f"| {m} | {b} | {s:g} | {w:.3f} | {x:.1f} | {mac:.3f} | {g:.1f} | {f:.0%} |"
               for m, b, s, w, x, mac, g, f in rows]
+    if latency:
+        lines += lines_latency
     publish(lines, args.append)
 
 
