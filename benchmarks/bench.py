@@ -31,8 +31,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import glob
-import json
 import os
 import statistics
 import subprocess
@@ -48,7 +46,8 @@ from machine import command, cpu_model, publish  # benchmarks/ is on sys.path
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-from tts_gan.layers import onednn_enabled  # noqa: E402  (the repository root, just added)
+from tts_gan import export, synthesis  # noqa: E402  (the repository root, just added)
+from tts_gan.layers import onednn_enabled  # noqa: E402
 
 
 def load_average() -> str:
@@ -63,16 +62,6 @@ def onednn_label() -> str:
     why = (f"TF_ENABLE_ONEDNN_OPTS={env}" if env is not None else
            "TF_ENABLE_ONEDNN_OPTS unset: TF's default for this CPU's instruction set")
     return f"oneDNN {state} ({why})"
-
-
-def latest_version(base: str) -> str:
-    """``base/<N>`` with the highest N (a TF Serving model base path), or ``base`` itself."""
-    versions = [d for d in glob.glob(os.path.join(base, "*")) if os.path.basename(d).isdigit()]
-    if not versions:
-        if os.path.exists(os.path.join(base, "saved_model.pb")):
-            return base
-        raise FileNotFoundError(f"{base}: no saved_model.pb and no numbered version directory")
-    return max(versions, key=lambda d: int(os.path.basename(d)))
 
 
 def ceiling_gflops(repeats: int = 5) -> tuple[float, str]:
@@ -106,75 +95,71 @@ class Case:
         self.audio_s, self.macs, self.times = audio_s, macs, []
 
 
-def saved_model_cases(name: str, path: str, batches: list[int], lengths: list[float],
-                      rng: np.random.Generator) -> tuple[list[Case], object]:
-    """Cases calling a SavedModel's ``serving_default`` on normal-distributed features (the
-    features are normalised; speed does not depend on their values)."""
-    model = tf.saved_model.load(path)
-    with open(os.path.join(path, "assets", "export_info.json"), encoding="utf-8") as f:
-        info = json.load(f)
-    sig = model.signatures["serving_default"]
-    spf, rate, dim = info["samples_per_frame"], info["sample_rate"], info["feature_dim"]
-    cases = []
-    for b in batches:
-        for s in lengths:
-            frames = int(round(s * rate / spf))
-            feats = tf.constant(rng.normal(size=(b, frames, dim)).astype(np.float32))
-            kw = dict(features=feats, lengths=tf.fill([b], frames), speaker=tf.zeros([b], tf.int32),
-                      seed=tf.range(b, dtype=tf.int32))
-            cases.append(Case(name, b, s, lambda kw=kw: sig(**kw)["audio"].numpy(),
-                              b * frames * spf / rate, b * frames * spf * info["macs_per_sample"]))
-    return cases, model
-
-
-def tflite_cases(name: str, export_dir: str, variant: str, batches: list[int],
-                 lengths: list[float], rng: np.random.Generator) -> tuple[list[Case], object]:
-    """Cases calling one TFLite variant of an export (``synthesis.TFLiteSynthesizer``: the
-    same inputs as ``serving_default``)."""
-    from tts_gan import synthesis
-
-    synth = synthesis.TFLiteSynthesizer(export_dir, variant)
-    cases = []
+def _inputs(synth, batches: list[int], lengths: list[float], rng: np.random.Generator):
+    """(batch, seconds, normal-distributed features ``[B, T, D]``) per batch size and length
+    (the features are normalised; speed does not depend on their values)."""
     for b in batches:
         for s in lengths:
             frames = int(round(s * synth.sample_rate / synth.samples_per_frame))
-            feats = rng.normal(size=(b, frames, synth.feature_dim)).astype(np.float32)
-            args = (feats, [frames] * b, [0] * b, list(range(b)))
-            n = b * frames * synth.samples_per_frame
-            cases.append(Case(f"{name} TFLite {variant}", b, s,
-                              lambda a=args: synth.run(*a)[0], n / synth.sample_rate,
-                              n * synth.info["macs_per_sample"]))
-    return cases, synth
+            yield b, s, rng.normal(size=(b, frames, synth.feature_dim)).astype(np.float32)
 
 
-def streaming_cases(name: str, export_dir: str, lengths: list[float],
-                    rng: np.random.Generator, first_chunk_frames: int = 20
-                    ) -> tuple[list[Case], list[Case], object]:
-    """Batch-1 cases of an export streamed in 400-frame chunks (every chunk in turn), and its
-    first-audio cases: the first chunk of ``first_chunk_frames`` frames (≥ 100 ms) alone, and
-    one-shot synthesis of the same utterance for comparison."""
-    from tts_gan import synthesis
+def _case(model: str, synth, batch: int, seconds: float, frames: int,
+          fn: Callable[[], object]) -> Case:
+    """A Case of ``batch`` utterances of ``frames`` frames through an export ``synth``."""
+    n = batch * frames * synth.samples_per_frame
+    return Case(model, batch, seconds, fn, n / synth.sample_rate,
+                n * synth.info["macs_per_sample"])
 
-    synth = synthesis.ExportedSynthesizer(export_dir)
+
+def saved_model_cases(name: str, synth, batches: list[int], lengths: list[float],
+                      rng: np.random.Generator) -> list[Case]:
+    """Cases calling a SavedModel's ``serving_default`` (``synth.fn``, a
+    ``synthesis.ExportedSynthesizer``) on tensors made before the timing."""
+    cases = []
+    for b, s, feats in _inputs(synth, batches, lengths, rng):
+        frames = feats.shape[1]
+        kw = dict(features=tf.constant(feats), lengths=tf.fill([b], frames),
+                  speaker=tf.zeros([b], tf.int32), seed=tf.range(b, dtype=tf.int32))
+        cases.append(_case(name, synth, b, s, frames,
+                           lambda kw=kw: synth.fn(**kw)["audio"].numpy()))
+    return cases
+
+
+def tflite_cases(name: str, synth, batches: list[int], lengths: list[float],
+                 rng: np.random.Generator) -> list[Case]:
+    """Cases calling one TFLite variant (a ``synthesis.TFLiteSynthesizer``: the same inputs
+    as ``serving_default``)."""
+    cases = []
+    for b, s, feats in _inputs(synth, batches, lengths, rng):
+        args = (feats, [feats.shape[1]] * b, [0] * b, list(range(b)))
+        cases.append(_case(f"{name} TFLite {synth.variant}", synth, b, s, feats.shape[1],
+                           lambda a=args: synth.run(*a)[0]))
+    return cases
+
+
+def streaming_cases(name: str, synth, lengths: list[float], rng: np.random.Generator,
+                    chunk_frames: int = 400, first_chunk_frames: int = 20
+                    ) -> tuple[list[Case], list[Case]]:
+    """Batch-1 cases of an export (``synthesis.ExportedSynthesizer``) streamed in
+    ``chunk_frames`` chunks (every chunk in turn), and its first-audio cases: the first chunk
+    of ``first_chunk_frames`` frames (≥ 100 ms) alone, and one-shot synthesis of the same
+    utterance for comparison."""
     spf, rate = synth.samples_per_frame, synth.sample_rate
     assert first_chunk_frames * spf >= rate // 10, "the first chunk must hold 100 ms"
     stream, first = [], []
-    for s in lengths:
-        frames = int(round(s * rate / spf))
-        utt = synthesis.Utterance(f"{s:g}s", rng.normal(size=(frames, synth.feature_dim))
-                                  .astype(np.float32), 0)
-        n, macs = frames * spf, frames * spf * synth.info["macs_per_sample"]
-        stream.append(Case(f"{name} streamed (400-frame chunks)", 1, s,
-                           lambda u=utt: list(synthesis.synthesize_streaming(synth, u, 0)),
-                           n / rate, macs))
-        first.append(Case("first 100 ms, streamed (first chunk 20 frames)", 1, s,
-                          lambda u=utt: next(synthesis.synthesize_streaming(
-                              synth, u, 0, first_chunk_frames=first_chunk_frames)),
+    for _, s, feats in _inputs(synth, [1], lengths, rng):
+        utt, frames = synthesis.Utterance(f"{s:g}s", feats[0], 0), feats.shape[1]
+        stream.append(_case(f"{name} streamed ({chunk_frames}-frame chunks)", synth, 1, s,
+                            frames, lambda u=utt: list(synthesis.synthesize_streaming(
+                                synth, u, 0, chunk_frames))))
+        first.append(Case(f"first 100 ms, streamed (first chunk {first_chunk_frames} frames)",
+                          1, s, lambda u=utt: next(synthesis.synthesize_streaming(
+                              synth, u, 0, chunk_frames, first_chunk_frames=first_chunk_frames)),
                           first_chunk_frames * spf / rate, 0.0))
-        first.append(Case("first 100 ms, one-shot (the whole utterance)", 1, s,
-                          lambda u=utt: next(synthesis.synthesize_batched(synth, [u], [0])),
-                          n / rate, macs))
-    return stream, first, synth
+        first.append(_case("first 100 ms, one-shot (the whole utterance)", synth, 1, s, frames,
+                           lambda u=utt: next(synthesis.synthesize_batched(synth, [u], [0]))))
+    return stream, first
 
 
 def hifigan_cases(name: str, cfg: hifigan.HiFiGANConfig, batches: list[int],
@@ -227,31 +212,30 @@ def main() -> None:
     load_start = load_average()
     ceiling, ceiling_detail = ceiling_gflops()
     cases, keep = [], []
+    if {"shipped", "tflite", "streaming"} & set(wanted):
+        shipped = synthesis.ExportedSynthesizer(args.shipped)  # its highest version
+        keep.append(shipped)
+        shipped_name = os.path.relpath(shipped.path, ROOT)
     if "shipped" in wanted:
-        path = latest_version(args.shipped)
-        c, m = saved_model_cases(os.path.relpath(path, ROOT), path, batches, lengths, rng)
-        cases += c
-        keep.append(m)
-    tflite_dir = latest_version(args.tflite_export or args.shipped)
+        cases += saved_model_cases(shipped_name, shipped, batches, lengths, rng)
     if "tflite" in wanted:
-        with open(os.path.join(tflite_dir, "assets", "export_info.json"), encoding="utf-8") as f:
-            shipped_variants = json.load(f).get("tflite_variants", [])
-        for v in args.tflite.split(",") if args.tflite else shipped_variants:
-            c, m = tflite_cases(os.path.relpath(tflite_dir, ROOT), tflite_dir, v, batches,
-                                lengths, rng)
-            cases += c
-            keep.append(m)
+        path = (export.latest_version_dir(args.tflite_export) if args.tflite_export
+                else shipped.path)
+        variants = (args.tflite.split(",") if args.tflite
+                    else export.read_export_info(path).get("tflite_variants", []))
+        for v in variants:
+            synth = synthesis.TFLiteSynthesizer(path, v)
+            cases += tflite_cases(os.path.relpath(path, ROOT), synth, batches, lengths, rng)
+            keep.append(synth)
     latency: list[Case] = []
     if "streaming" in wanted:
-        path = latest_version(args.shipped)
-        c, latency, m = streaming_cases(os.path.relpath(path, ROOT), path, lengths, rng)
+        c, latency = streaming_cases(shipped_name, shipped, lengths, rng)
         cases += c
-        keep.append(m)
     if "gan_tts" in wanted:
-        path = export_paper_generator(tempfile.mkdtemp(prefix="bench-gan-tts-"))
-        c, m = saved_model_cases("Table-2 G (gan_tts, random)", path, batches, lengths, rng)
-        cases += c
-        keep.append(m)
+        paper = synthesis.ExportedSynthesizer(
+            export_paper_generator(tempfile.mkdtemp(prefix="bench-gan-tts-")))
+        cases += saved_model_cases("Table-2 G (gan_tts, random)", paper, batches, lengths, rng)
+        keep.append(paper)
     for key, cfg in (("hifigan_v1", hifigan.V1), ("hifigan_v3", hifigan.V3)):
         if key in wanted:
             c, m = hifigan_cases(f"HiFi-GAN {key[-2:].upper()} (TF, random)", cfg, batches,
@@ -278,15 +262,6 @@ def main() -> None:
         gflops = 2 * c.macs / wall / 1e9
         rows.append((c.model, c.batch, c.seconds, wall, c.audio_s / wall, c.macs / c.audio_s
                      / (22050 if "HiFi" in c.model else 24000) / 1e6, gflops, gflops / ceiling))
-    if latency:
-        lines_latency = [
-            "", "First audio (batch 1, features → the first 100 ms; the streamed row is one "
-            "`frame_cycles` call and one `synthesize_chunk` call of 20 frames + the "
-            "receptive-field context):", "",
-            "| how | utterance s | median ms | min ms | max ms |", "|---|---:|---:|---:|---:|"]
-        lines_latency += [f"| {c.model} | {c.seconds:g} | {1000 * statistics.median(c.times):.1f}"
-                          f" | {1000 * min(c.times):.1f} | {1000 * max(c.times):.1f} |"
-                          for c in latency]
     nproc = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
     lines = [
         "", f"## Synthesis speed, shipped voice vs HiFi-GAN (issue 28, `make bench`) — "
@@ -304,7 +279,13 @@ def main() -> None:
     lines += [f"| {m} | {b} | {s:g} | {w:.3f} | {x:.1f} | {mac:.3f} | {g:.1f} | {f:.0%} |"
               for m, b, s, w, x, mac, g, f in rows]
     if latency:
-        lines += lines_latency
+        lines += [
+            "", "First audio (batch 1, features → the first 100 ms; the streamed row is one "
+            "`frame_cycles` call and one `synthesize_chunk` call of the first chunk + the "
+            "receptive-field context):", "",
+            "| how | utterance s | median ms | min ms | max ms |", "|---|---:|---:|---:|---:|"]
+        lines += [f"| {c.model} | {c.seconds:g} | {1000 * statistics.median(c.times):.1f} | "
+                  f"{1000 * min(c.times):.1f} | {1000 * max(c.times):.1f} |" for c in latency]
     publish(lines, args.append)
 
 
