@@ -134,6 +134,12 @@ def test_bad_requests_are_clear_errors(quantized, tmp_path):
     with pytest.raises(synthesis.SynthesisError, match="no TFLite variant 'float16' in this"):
         synthesis.TFLiteSynthesizer(_without(path, tmp_path, "gan_tts_float16.tflite"),
                                     "float16")
+    # export_info.json from another version: the missing field is named, for both kinds
+    for cls, key in ((synthesis.TFLiteSynthesizer, "samples_per_frame"),
+                     (synthesis.TFLiteSynthesizer, "noise_dim"),
+                     (synthesis.ExportedSynthesizer, "sample_rate")):
+        with pytest.raises(synthesis.SynthesisError, match=f"export_info.json has no '{key}'"):
+            cls(_info_without(path, tmp_path / key, key))
     calib = quantize.calibration_inputs(data_dir, schema.load_manifest(data_dir), 128, 3, 10)
     assert [c["features"].shape for c in calib] == [(1, 10, raw[0].shape[1])] * 3
     assert json.dumps(sorted(calib[0])) == json.dumps(sorted(serving.TFLITE_INPUTS))
@@ -146,6 +152,18 @@ def _without(path: str, tmp_path, asset: str) -> str:
     dst = str(tmp_path / "without" / "1")
     shutil.copytree(path, dst)
     os.remove(os.path.join(dst, "assets", asset))
+    return dst
+
+
+def _info_without(path: str, tmp_path, key: str) -> str:
+    """A copy of the version ``path`` whose export_info.json lacks ``key``."""
+    dst = _without(path, tmp_path, "gan_tts_float16.tflite")
+    info_path = os.path.join(dst, "assets", "export_info.json")
+    with open(info_path) as f:
+        info = json.load(f)
+    del info[key]
+    with open(info_path, "w") as f:
+        json.dump(info, f)
     return dst
 
 

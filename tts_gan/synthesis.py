@@ -73,6 +73,11 @@ class ExportedSynthesizer:
         """``path`` (the version dir), ``info`` (export_info.json) and the sizes from it."""
         self.path = export_lib.latest_version_dir(export_dir)
         self.info: dict[str, Any] = export_lib.read_export_info(self.path)
+        for key in ("feature_dim", "num_speakers", "samples_per_frame", "sample_rate",
+                    "receptive_field_halfwidth_frames"):
+            if key not in self.info:
+                raise SynthesisError(f"{self.path}: export_info.json has no {key!r} "
+                                     "(re-export the model with this version)")
         self.feature_dim = int(self.info["feature_dim"])
         self.num_speakers = int(self.info["num_speakers"])
         self.samples_per_frame = int(self.info["samples_per_frame"])
