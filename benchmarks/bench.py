@@ -133,7 +133,8 @@ def tflite_cases(name: str, synth, batches: list[int], lengths: list[float],
     cases = []
     for b, s, feats in _inputs(synth, batches, lengths, rng):
         args = (feats, [feats.shape[1]] * b, [0] * b, list(range(b)))
-        cases.append(_case(f"{name} TFLite {synth.variant}", synth, b, s, feats.shape[1],
+        label = f"{name} TFLite {synth.variant} ({synth.num_threads} threads)"
+        cases.append(_case(label, synth, b, s, feats.shape[1],
                            lambda a=args: synth.run(*a)[0]))
     return cases
 

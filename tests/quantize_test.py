@@ -108,6 +108,12 @@ def test_tflite_synthesizer_speaks_as_the_savedmodel(quantized):
     np.testing.assert_array_equal(out_len, ref_len)
     for i, n in enumerate(ref_len):
         _same(out[i, :n], ref[i, :n], gen, f"tflite float32, utterance {i}")
+    # the interpreter's thread count (default: every CPU we may use) changes no output
+    one, _ = synthesis.TFLiteSynthesizer(path, "float32", num_threads=1).run(
+        feats, lengths, [0, 1, 0], [3, 4, 5])
+    assert lite["float32"].num_threads == len(os.sched_getaffinity(0))
+    for i, n in enumerate(ref_len):
+        _same(one[i, :n], ref[i, :n], gen, f"tflite float32 on 1 thread, utterance {i}")
     other, _ = lite["float32"].run(feats, lengths, [0, 1, 0], [6, 4, 5])
     _differs(other[0, :ref_len[0]], ref[0, :ref_len[0]], gen, "another seed")
     for v in ("dynamic_int8", "int8"):
@@ -134,6 +140,8 @@ def test_bad_requests_are_clear_errors(quantized, tmp_path):
     with pytest.raises(synthesis.SynthesisError, match="no TFLite variant 'float16' in this"):
         synthesis.TFLiteSynthesizer(_without(path, tmp_path, "gan_tts_float16.tflite"),
                                     "float16")
+    with pytest.raises(synthesis.SynthesisError, match="TFLite num_threads: 0, expected >= 1"):
+        synthesis.TFLiteSynthesizer(path, "float32", num_threads=0)
     # export_info.json from another version: the missing field is named, for both kinds
     for cls, key in ((synthesis.TFLiteSynthesizer, "samples_per_frame"),
                      (synthesis.TFLiteSynthesizer, "noise_dim"),

@@ -163,11 +163,19 @@ class TFLiteSynthesizer(ExportedSynthesizer):
     ``tts-gan-export --tflite`` or ``python -m tts_gan.quantize``) behind the same ``run``:
     the same inputs, z drawn from the seed as ``serving_default`` does
     (:func:`tts_gan.serving.seed_to_z`). No ``synthesize_chunk``: a model with a sine
-    excitation is refused for streaming."""
+    excitation is refused for streaming. ``num_threads``: the interpreter's CPU threads
+    (default: every CPU this process may run on, as TF's own pools use; TFLite's own
+    default is one thread)."""
 
-    def __init__(self, export_dir: str, variant: str = "float32") -> None:
+    def __init__(self, export_dir: str, variant: str = "float32",
+                 num_threads: int | None = None) -> None:
         from tts_gan.serving import TFLITE_INPUTS, tflite_file
 
+        if num_threads is None:
+            num_threads = available_cpus()
+        if int(num_threads) < 1:
+            raise SynthesisError(f"TFLite num_threads: {num_threads}, expected >= 1")
+        self.num_threads = int(num_threads)
         self._read_info(export_dir)
         if "noise_dim" not in self.info:
             raise SynthesisError(f"{self.path}: export_info.json has no 'noise_dim' "
@@ -181,7 +189,8 @@ class TFLiteSynthesizer(ExportedSynthesizer):
             raise SynthesisError(f"{self.tflite_path}: no TFLite variant {variant!r} in this "
                                  "export (python -m tts_gan.quantize writes it)")
         with tf.io.gfile.GFile(self.tflite_path, "rb") as f:
-            self.interpreter = tf.lite.Interpreter(model_content=f.read())
+            self.interpreter = tf.lite.Interpreter(model_content=f.read(),
+                                                   num_threads=self.num_threads)
         self.runner = self.interpreter.get_signature_runner("serving_default")
         got = sorted(self.interpreter.get_signature_list()["serving_default"]["inputs"])
         if got != sorted(TFLITE_INPUTS):
@@ -208,6 +217,14 @@ class TFLiteSynthesizer(ExportedSynthesizer):
         return (f"streaming: {self.tflite_path} has no {export_lib.CHUNK_SIGNATURE} signature, "
                 "and the model's sine excitation runs from the start of the utterance, which "
                 "chunks would restart; stream with the SavedModel")
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 def pad_batch(feats: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

@@ -53,6 +53,8 @@ flags.DEFINE_integer("overlap_frames", None, "Context frames on each side of a c
 flags.DEFINE_enum("tflite", None, ["float32", "float16", "dynamic_int8", "int8"],
                   "Run the export's TFLite variant (assets/gan_tts[_VARIANT].tflite, written by "
                   "tts-gan-export or python -m tts_gan.quantize) instead of the SavedModel.")
+flags.DEFINE_integer("tflite_threads", None, "CPU threads of the TFLite interpreter with "
+                     "--tflite (default: every CPU this process may use).")
 flags.DEFINE_string("question_file", None, "HTS question file (default: the prep's).")
 flags.DEFINE_string("festival_voice", None, "Festival voice function whose durations and F0 "
                     "the text gets as they are (default: the speaker's own voice in the "
@@ -258,7 +260,8 @@ def main(argv: list[str]) -> int:
                     raise synthesis.SynthesisError(
                         f"{source} line {n}: {t!r} has nothing to speak (no letter or digit"
                         + (f" in its ASCII transliteration {a!r}" if a != t else "") + ")")
-        synth = (synthesis.TFLiteSynthesizer(FLAGS.export_dir, FLAGS.tflite) if FLAGS.tflite
+        synth = (synthesis.TFLiteSynthesizer(FLAGS.export_dir, FLAGS.tflite,
+                                              FLAGS.tflite_threads) if FLAGS.tflite
                  else synthesis.ExportedSynthesizer(FLAGS.export_dir))
         manifest = synth.manifest()
         qfile = FLAGS.question_file or synth.question_file()
