@@ -131,6 +131,46 @@ def test_harmonic_synth_follows_a_gliding_f0_sample_by_sample():
                                               - want).max()), bound)
 
 
+def test_held_synth_matches_a_sum_of_sines_with_interpolated_amplitudes():
+    """``harmonic_synth_held`` (the shipped model's synthesis) against the per-sample NumPy
+    synthesis with F0 held per frame: a gliding F0 and eight harmonics whose amplitudes differ
+    per harmonic and per frame (random), so every neighbour weight of the amplitude
+    interpolation counts; on a masked batch the padding (amplitudes 100) reaches no valid
+    sample. Bound as for the interpolated synthesis. Controls: amplitudes held per frame, and
+    the neighbours' weights swapped (each sample mixing in the frame on the wrong side)."""
+    frames, r, h, valid = 50, 120, 8, 37
+    rng = np.random.default_rng(3)
+    f0 = np.concatenate([_glide(frames, 120.0, 260.0)] * 2)
+    amps = rng.uniform(0.0, 0.2, size=(2, frames, h)).astype(np.float32)
+    padded = amps.copy()
+    padded[1, valid:] = 100.0
+    mask = np.ones((2, frames, 1), np.float32)
+    mask[1, valid:] = 0.0
+    got = hn.harmonic_synth_held(tf.constant(padded), tf.constant(f0), r, RATE,
+                                 frame_mask=tf.constant(mask)).numpy()
+    f64 = f0.astype(np.float64)  # the reference's running phase sum in float64
+    want = _np_harmonics(amps[:1], f64[:1], r, per_frame_f0=True)[0]
+    alone = _np_harmonics(amps[1:, :valid], f64[1:, :valid], r, per_frame_f0=True)[0]
+    peak_a = float(np.sum(amps.max(axis=1)))
+    bound = (2 * np.pi * h * peak_a * _phase_bound(r, frames, float(f0.max()))
+             + EPS * h * peak_a * 4)
+    within("held synthesis vs NumPy", float(np.abs(got[0] - want).max()), bound)
+    within("held synthesis, masked utterance vs alone",
+           float(np.abs(got[1, :valid * r] - alone).max()), bound)
+    f = np.repeat(f64[:1], r, axis=-1)
+    phase = np.cumsum(f / RATE, axis=-1) - f / RATE
+    sines = np.sin(2 * np.pi * phase[..., None] * np.arange(1, h + 1))[0]
+    held_amps = np.repeat(amps[0], r, axis=0)
+    exceeds("amplitudes held per frame", float(np.abs(np.sum(held_amps * sines, axis=-1)
+                                                      - want).max()), bound)
+    centres = np.arange(frames) * r + (r - 1) / 2
+    n = np.arange(frames * r)
+    mirrored = 2 * centres.repeat(r) - n  # the same distance on the other side of the centre
+    swapped = np.stack([np.interp(mirrored, centres, amps[0, :, k]) for k in range(h)], -1)
+    exceeds("neighbour weights swapped", float(np.abs(np.sum(swapped * sines, axis=-1)
+                                                      - want).max()), bound)
+
+
 def _instantaneous_frequency(x: np.ndarray) -> np.ndarray:
     """Hz between consecutive samples, from the analytic signal (scipy.signal.hilbert)."""
     a = scipy.signal.hilbert(np.asarray(x, np.float64))

@@ -93,6 +93,22 @@ def frames_to_samples(x: tf.Tensor, steps_per_frame: int,
     return _mix(x, prev, nxt, _interpolation_weights(steps_per_frame))
 
 
+def weighted_sines(amplitudes: tf.Tensor, sines: tf.Tensor,
+                   frame_mask: tf.Tensor | None = None) -> tf.Tensor:
+    """``Σ_k A_k(n)·sines_k(n)`` ``[B, T, r]``: per-frame ``amplitudes`` ``[B, T, H]``
+    interpolated to samples as :func:`frames_to_samples` does, times ``sines``
+    ``[B, T, r, H]``, summed over the harmonics. By linearity the sum is taken per neighbour
+    frame first, one batched matmul ``[r, H] × [H, 3]`` per frame, and the three results are
+    mixed with the interpolation weights, instead of forming the ``[B, T, r, H]`` amplitudes
+    (five passes over the largest tensor of the synthesis: ~2× faster, same value up to
+    float32 rounding of the sums' order)."""
+    r = sines.shape[2]
+    prev, nxt = _neighbours(amplitudes, frame_mask)
+    per_frame = tf.linalg.matmul(sines, tf.stack([prev, amplitudes, nxt], axis=3))
+    w = tf.constant(_interpolation_weights(r).T.astype(np.float32), per_frame.dtype)  # [r, 3]
+    return tf.reduce_sum(per_frame * w, axis=3)
+
+
 def harmonic_amplitudes(amplitude: tf.Tensor, distribution_logits: tf.Tensor, f0: tf.Tensor,
                         voiced: tf.Tensor, sample_rate: float) -> tf.Tensor:
     """Per-frame amplitudes ``[B, T, H]`` of harmonics k = 1..H: ``amplitude`` ``[B, T, 1]``
@@ -191,11 +207,10 @@ def harmonic_synth(amplitudes: tf.Tensor, f0: tf.Tensor, steps_per_frame: int,
     if frame_mask is not None:
         frame_mask = tf.cast(frame_mask, amplitudes.dtype)
     cycles, freq = harmonic_phase(f0, r, sample_rate, frame_mask, start_cycles)
-    amps = frames_to_samples(amplitudes, r, frame_mask)  # [B, T, r, H]
     k = tf.range(1, h + 1, dtype=cycles.dtype)
-    audible = tf.cast(tf.expand_dims(freq, 3) * k < 0.5 * float(sample_rate), amps.dtype)
-    sines = tf.sin(2.0 * math.pi * tf.expand_dims(cycles, 3) * k)
-    out = tf.reduce_sum(amps * audible * sines, axis=3)
+    audible = tf.cast(tf.expand_dims(freq, 3) * k < 0.5 * float(sample_rate), cycles.dtype)
+    sines = tf.sin(2.0 * math.pi * tf.expand_dims(cycles, 3) * k) * audible  # [B, T, r, H]
+    out = weighted_sines(amplitudes, sines, frame_mask)
     return tf.reshape(out, [shape[0], shape[1] * r])
 
 
@@ -215,10 +230,9 @@ def harmonic_synth_held(amplitudes: tf.Tensor, f0: tf.Tensor, steps_per_frame: i
     start = frame_start_cycles(f0 / (float(sample_rate) / r), start_cycles)
     steps = tf.range(r, dtype=f0.dtype)
     cycles = tf.expand_dims(start, 2) + tf.expand_dims(f0 / float(sample_rate), 2) * steps
-    amps = frames_to_samples(amplitudes, r, frame_mask)  # [B, T, r, H]
     k = tf.range(1, h + 1, dtype=cycles.dtype)
-    sines = tf.sin(2.0 * math.pi * tf.expand_dims(cycles, 3) * k)
-    out = tf.reduce_sum(amps * sines, axis=3)
+    sines = tf.sin(2.0 * math.pi * tf.expand_dims(cycles, 3) * k)  # [B, T, r, H]
+    out = weighted_sines(amplitudes, sines, frame_mask)
     return tf.reshape(out, [shape[0], shape[1] * r])
 
 
