@@ -193,3 +193,35 @@ def test_the_library_defines_no_flags_and_the_cli_reports_errors(quantized):
                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
     assert out.returncode == 1, out.stderr[-2000:]
     assert "quantize: error: --variants=int8 needs --data_dir" in out.stderr
+
+
+def test_reexport_lists_no_tflite_variant_it_did_not_write(quantized, tmp_path):
+    """python -m tts_gan.reexport --replace on a version with four TFLite variants: the new
+    version serves the same audio (within the generator's float32 rounding) and neither holds
+    nor lists the old graph's TFLite files (export_info listed them, so bench and users looked
+    for files that were not there); the JSON line names them for python -m tts_gan.quantize."""
+    import shutil
+    import subprocess
+    import sys
+
+    path, _, raw, _, gen = quantized
+    listed = export.read_export_info(path)["tflite_variants"]
+    assert sorted(listed) == sorted(VARIANTS)
+    copy = str(tmp_path / "base" / "1")
+    shutil.copytree(path, copy)
+    out = subprocess.run([sys.executable, "-m", "tts_gan.reexport", f"--export_dir={copy}",
+                          "--replace"], capture_output=True, text=True, timeout=600,
+                         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["new"] == copy and result["tflite_variants_dropped"] == sorted(listed)
+    assert "tflite_variants" not in export.read_export_info(copy)
+    assert not [f for f in os.listdir(os.path.join(copy, "assets")) if f.endswith(".tflite")]
+    with pytest.raises(synthesis.SynthesisError, match="no TFLite variant 'float16'"):
+        synthesis.TFLiteSynthesizer(copy, "float16")
+    feats, lengths = synthesis.pad_batch(raw)
+    old = synthesis.ExportedSynthesizer(path).run(feats, lengths, [0, 1, 0], [3, 4, 5])
+    new = synthesis.ExportedSynthesizer(copy).run(feats, lengths, [0, 1, 0], [3, 4, 5])
+    np.testing.assert_array_equal(new[1], old[1])
+    for i, n in enumerate(old[1]):
+        _same(new[0][i, :n], old[0][i, :n], gen, f"re-exported, utterance {i}")

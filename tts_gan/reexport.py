@@ -11,6 +11,9 @@ temporary base next to it. Both versions' ``serving_default`` run on the check t
 sentences (Festival, the export's own front end) with seeds 0 and 1; the JSON line gives each
 difference in units of the generator's float32 rounding bound. ``--replace`` then swaps the
 new version in under the same path (renames; the old one is deleted only after the swap).
+TFLite files are not carried (they are conversions of the old graph): the JSON line names the
+variants the old version listed (``tflite_variants_dropped``); ``python -m tts_gan.quantize``
+writes them again from the new graph.
 """
 
 from __future__ import annotations
@@ -109,7 +112,8 @@ def main(argv: list[str]) -> int:
         if tf.io.gfile.exists(q):
             assets[export.QUESTIONS_NAME] = q
         info = {k: v for k, v in old_info.items()
-                if k not in ("signatures", "exported_at", "version", "tflite")}
+                if k not in ("signatures", "exported_at", "version", "tflite",
+                             "tflite_variants")}
         info["reexported_from"] = {"path": path, "exported_at": old_info.get("exported_at"),
                                    "config_overrides": list(FLAGS.set)}
         tmp_base = os.path.join(base, f".reexport-{uuid.uuid4().hex[:12]}")
@@ -120,7 +124,8 @@ def main(argv: list[str]) -> int:
     except (export.ExportError, schema.ManifestError) as e:
         print(f"reexport: error: {e}", file=sys.stderr)
         return 1
-    out = {"old": path, "new": result.path, "rounding_bound": rounding_bound(gen)}
+    out = {"old": path, "new": result.path, "rounding_bound": rounding_bound(gen),
+           "tflite_variants_dropped": sorted(old_info.get("tflite_variants", []))}
     if FLAGS.check_text_file:
         out["check"] = compare(path, result.path, FLAGS.check_text_file, FLAGS.check_sentences)
     if FLAGS.replace:
