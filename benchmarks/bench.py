@@ -204,6 +204,9 @@ def main() -> None:
     ap.add_argument("--tflite_export", default="",
                     help="take the TFLite variants from this export instead (e.g. one written "
                          "by python -m tts_gan.quantize with every variant)")
+    ap.add_argument("--also", default="",
+                    help="comma-separated further exports whose SavedModel runs in the same "
+                         "round-robin (e.g. a model before and after a re-export)")
     ap.add_argument("--append", action="store_true", help="append the table to RESULTS.md")
     args = ap.parse_args()
     batches = [int(b) for b in args.batches.split(",")]
@@ -219,6 +222,11 @@ def main() -> None:
         shipped_name = os.path.relpath(shipped.path, ROOT)
     if "shipped" in wanted:
         cases += saved_model_cases(shipped_name, shipped, batches, lengths, rng)
+    for other in filter(None, args.also.split(",")):
+        synth = synthesis.ExportedSynthesizer(other)
+        keep.append(synth)
+        cases += saved_model_cases(os.path.relpath(synth.path, ROOT), synth, batches, lengths,
+                                   rng)
     if "tflite" in wanted:
         path = (export.latest_version_dir(args.tflite_export) if args.tflite_export
                 else shipped.path)
