@@ -69,12 +69,13 @@ class ExportedSynthesizer:
         self.chunk_fn = sigs.get(export_lib.CHUNK_SIGNATURE)
         self.cycles_fn = sigs.get(export_lib.CYCLES_SIGNATURE)
 
-    def _read_info(self, export_dir: str) -> None:
-        """``path`` (the version dir), ``info`` (export_info.json) and the sizes from it."""
+    def _read_info(self, export_dir: str, extra: tuple[str, ...] = ()) -> None:
+        """``path`` (the version dir), ``info`` (export_info.json) and the sizes from it; every
+        field read here and the ``extra`` ones must be there."""
         self.path = export_lib.latest_version_dir(export_dir)
         self.info: dict[str, Any] = export_lib.read_export_info(self.path)
         for key in ("feature_dim", "num_speakers", "samples_per_frame", "sample_rate",
-                    "receptive_field_halfwidth_frames"):
+                    "receptive_field_halfwidth_frames", *extra):
             if key not in self.info:
                 raise SynthesisError(f"{self.path}: export_info.json has no {key!r} "
                                      "(re-export the model with this version)")
@@ -176,10 +177,7 @@ class TFLiteSynthesizer(ExportedSynthesizer):
         if int(num_threads) < 1:
             raise SynthesisError(f"TFLite num_threads: {num_threads}, expected >= 1")
         self.num_threads = int(num_threads)
-        self._read_info(export_dir)
-        if "noise_dim" not in self.info:
-            raise SynthesisError(f"{self.path}: export_info.json has no 'noise_dim' "
-                                 "(re-export the model with this version)")
+        self._read_info(export_dir, extra=("noise_dim",))
         try:
             name = tflite_file(variant)
         except ValueError as e:
