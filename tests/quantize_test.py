@@ -199,7 +199,8 @@ def test_reexport_lists_no_tflite_variant_it_did_not_write(quantized, tmp_path):
     """python -m tts_gan.reexport --replace on a version with four TFLite variants: the new
     version serves the same audio (within the generator's float32 rounding) and neither holds
     nor lists the old graph's TFLite files (export_info listed them, so bench and users looked
-    for files that were not there); the JSON line names them for python -m tts_gan.quantize."""
+    for files that were not there); the JSON line names them for python -m tts_gan.quantize.
+    An earlier re-export's record survives, nested under the new one's "reexported_from"."""
     import shutil
     import subprocess
     import sys
@@ -209,13 +210,25 @@ def test_reexport_lists_no_tflite_variant_it_did_not_write(quantized, tmp_path):
     assert sorted(listed) == sorted(VARIANTS)
     copy = str(tmp_path / "base" / "1")
     shutil.copytree(path, copy)
+    # The copy poses as an earlier re-export: its record must survive, nested, in the new one.
+    info_path = os.path.join(copy, "assets", "export_info.json")
+    with open(info_path) as f:
+        info = json.load(f)
+    earlier = {"path": "somewhere/1", "exported_at": "2026-11-29T23:06:00+0000",
+               "config_overrides": ["generator.harmonic_noise.phase=held"]}
+    info["reexported_from"] = earlier
+    with open(info_path, "w") as f:
+        json.dump(info, f)
     out = subprocess.run([sys.executable, "-m", "tts_gan.reexport", f"--export_dir={copy}",
                           "--replace"], capture_output=True, text=True, timeout=600,
                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
     assert out.returncode == 0, out.stderr[-2000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["new"] == copy and result["tflite_variants_dropped"] == sorted(listed)
-    assert "tflite_variants" not in export.read_export_info(copy)
+    new_info = export.read_export_info(copy)
+    assert "tflite_variants" not in new_info
+    assert new_info["reexported_from"] == {"path": copy, "exported_at": info["exported_at"],
+                                           "config_overrides": [], "reexported_from": earlier}
     assert not [f for f in os.listdir(os.path.join(copy, "assets")) if f.endswith(".tflite")]
     with pytest.raises(synthesis.SynthesisError, match="no TFLite variant 'float16'"):
         synthesis.TFLiteSynthesizer(copy, "float16")

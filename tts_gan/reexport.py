@@ -89,6 +89,16 @@ def compare(old_dir: str, new_dir: str, text_file: str, sentences: int) -> list[
     return rows
 
 
+def _provenance(path: str, old_info: dict, overrides: list[str]) -> dict:
+    """The record of one re-export, nesting the version's earlier ones (each re-export keeps
+    the chain back to the training run's export, with the config overrides of every step)."""
+    record = {"path": path, "exported_at": old_info.get("exported_at"),
+              "config_overrides": overrides}
+    if "reexported_from" in old_info:
+        record["reexported_from"] = old_info["reexported_from"]
+    return record
+
+
 def main(argv: list[str]) -> int:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -114,8 +124,7 @@ def main(argv: list[str]) -> int:
         info = {k: v for k, v in old_info.items()
                 if k not in ("signatures", "exported_at", "version", "tflite",
                              "tflite_variants")}
-        info["reexported_from"] = {"path": path, "exported_at": old_info.get("exported_at"),
-                                   "config_overrides": list(FLAGS.set)}
+        info["reexported_from"] = _provenance(path, old_info, list(FLAGS.set))
         tmp_base = os.path.join(base, f".reexport-{uuid.uuid4().hex[:12]}")
         result = export.export_saved_model(
             gen, tmp_base, version=int(version), mean=np.asarray(manifest.mean),
