@@ -245,8 +245,8 @@ def write_spectrogram_png(path: str, panels: Sequence[tuple[str, np.ndarray, int
 def table(summaries: dict[str, dict[str, Any]]) -> list[str]:
     """Markdown table rows of ``{source: summarise(...)}``."""
     lines = ["| audio | speaker | utterances | audio s | ref. words (OOV) | WER | S / D / I | "
-             "DNSMOS P.808 | SIG | BAK | OVRL |",
-             "|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|"]
+             "DNSMOS P.808 | SIG | BAK | OVRL | clicks |",
+             "|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|"]
     for source, per in summaries.items():
         for spk, s in per.items():
             if not s["sentences"]:
@@ -257,7 +257,8 @@ def table(summaries: dict[str, dict[str, Any]]) -> list[str]:
                 f"{s['wer']:.3f} | "
                 f"{s['substitutions']} / {s['deletions']} / {s['insertions']} | "
                 f"{s['dnsmos_p808_mean']:.2f} | {s['dnsmos_sig_mean']:.2f} | "
-                f"{s['dnsmos_bak_mean']:.2f} | {s['dnsmos_ovrl_mean']:.2f} |")
+                f"{s['dnsmos_bak_mean']:.2f} | {s['dnsmos_ovrl_mean']:.2f} | "
+                f"{'–' if s.get('clicks') is None else s['clicks']} |")
     return lines
 
 
@@ -448,7 +449,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "sentences of a row, normalised text (lower case, no punctuation, apostrophes kept "
         "inside words, Mrs = missus, British → American spellings); OOV: reference words "
         "the recogniser's dictionary or LM lacks (a floor under the WER). DNSMOS: speechmos, "
-        "mean over utterances.", "",
+        "mean over utterances. Clicks: utterances whose first or last 10 ms peak above twice "
+        "the loudest sample of their quietest tenth of 10-ms frames (their pauses).", "",
     ] + table(report["summary"]) + [""]
     machine.publish(lines, args.append)
     return 0

@@ -94,6 +94,44 @@ def test_summarise_pools_speakers() -> None:
     assert s["b"]["wer"] == pytest.approx(1 / 5) and s["b"]["dnsmos_p808_mean"] == 3.5
     assert s["all"]["wer"] == pytest.approx(4 / 9) and s["all"]["reference_words"] == 9
     assert s["all"]["dnsmos_p808_mean"] == pytest.approx(3.0) and s["all"]["seconds"] == 6.0
+    assert s["all"]["clicks"] is None  # rows scored before the edge levels: unknown, not 0
+    for r, click in zip(rows, (True, False, True), strict=True):
+        r["edges"] = {"click": click}
+    s = scoring.summarise(rows)
+    assert (s["a"]["clicks"], s["b"]["clicks"], s["all"]["clicks"]) == (0, 2, 2)
+
+
+def _utterance(rng: np.random.Generator, seconds: float = 2.0, rate: int = 24000,
+               floor: float = 1e-3) -> np.ndarray:
+    """Speech-like test audio: a Gaussian noise floor (the pauses) under two loud voiced
+    stretches (a 150-Hz sine, 0.3 peak) at 0.3-0.8 s and 1.1-1.7 s."""
+    t = np.arange(int(seconds * rate)) / rate
+    x = rng.normal(0.0, floor, t.shape)
+    for a, b in ((0.3, 0.8), (1.1, 1.7)):
+        x += np.where((t >= a) & (t < b), 0.3 * np.sin(2 * np.pi * 150 * t), 0.0)
+    return x.astype(np.float32)
+
+
+def test_edge_levels_find_a_one_sample_click() -> None:
+    """Issue 25's defect, a one-sample click of 0.07 at the first or the last sample after a
+    1e-3 noise floor, is found at either edge; the same click inside a pause, or none, is not;
+    and 300 clean noise floors (seeds) never count as a click (the +6 dB margin holds against
+    the scatter of noise peaks)."""
+    rng = np.random.default_rng(0)
+    clean = [_utterance(rng) for _ in range(300)]
+    assert not any(scoring.edge_levels(x, 24000)["click"] for x in clean)
+    x = clean[0]
+    e = scoring.edge_levels(x, 24000)
+    assert 2e-3 < e["pause_peak"] < 6e-3 and e["first_peak"] < 6e-3, e  # the floor, not speech
+    for where in (0, len(x) - 1):
+        y = x.copy()
+        y[where] = 0.07
+        assert scoring.edge_levels(y, 24000)["click"], where
+    y = x.copy()
+    y[int(0.95 * 24000)] = 0.07  # inside the pause between the two voiced stretches
+    assert not scoring.edge_levels(y, 24000)["click"]
+    with pytest.raises(scoring.IntelligibilityError, match="at least 3 frames of 10 ms"):
+        scoring.edge_levels(x[:700], 24000)
 
 
 # ------------------------------------------------------------------------------ the recogniser
@@ -146,6 +184,8 @@ def test_scores_festival_speech_well_and_noise_badly(tmp_path, capsys, recognize
     assert row["seconds"] == pytest.approx(sf.info(corpus / "wav" / f"{uid}.wav").duration,
                                            abs=1e-3)
     assert row["dnsmos"]["p808"] >= 3.0, row  # FINDINGS: 3.58-3.88 on Festival slt
+    assert not row["edges"]["click"], row["edges"]  # Festival's own rendering has no click
+    assert s["clicks"] == 0
 
     audio, sr = sf.read(corpus / "wav" / f"{uid}.wav", dtype="float32")
     assert sr == 32000

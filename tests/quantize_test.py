@@ -52,7 +52,8 @@ def quantized(tmp_path_factory):
     res = export.export_saved_model(
         gen, str(root / "serving"), mean=np.array(norm["mean"]), std=np.array(norm["std"]),
         assets={schema.MANIFEST_NAME: str(root / "data" / schema.MANIFEST_NAME)},
-        asset_texts={export.CONFIG_NAME: cfg.to_json(indent=1)})
+        asset_texts={export.CONFIG_NAME: cfg.to_json(indent=1)},
+        edge_fade_samples=60)  # the variants must carry it: their parity tests see the edges
     sizes = quantize.write_variants(res.path, VARIANTS, str(root / "data"), windows=4,
                                     frames=20)
     return res.path, str(root / "data"), raw, sizes, gen

@@ -24,6 +24,7 @@ from tts_gan.generator import ExcitationSpec, Generator, build_and_init, excitat
 
 SHIPPED = os.path.join(os.path.dirname(__file__), "..", "pretrained", "cpu_harmonic_noise")
 EXC = ExcitationSpec(lf0_index=1, lf0_mean=5.0, lf0_std=0.3, vuv_index=3, harmonics=4, blocks=2)
+FADE = 120  # tts-gan-export --edge_fade_ms=5 at 24 kHz
 TINY = dict(feature_dim=5, noise_dim=4, input_channels=16,
             blocks=((16, 1), (12, 1), (8, 2), (8, 2), (8, 2), (4, 3), (4, 5)))
 
@@ -113,7 +114,8 @@ def _tiny_features(t: int, seed: int) -> np.ndarray:
 
 @pytest.fixture(scope="module", params=["interpolated", "held"])
 def tiny_hn(request, tmp_path_factory):
-    """A tiny harmonic-plus-noise export of each phase model (random init, loud harmonics)."""
+    """A tiny harmonic-plus-noise export of each phase model (random init, loud harmonics);
+    the "held" one with a 5-ms edge fade, so that streaming is checked with the fade on too."""
     tf.keras.utils.set_random_seed(21)
     spec = hn.HarmonicNoiseSpec(harmonics=10, noise_bands=17, phase=request.param)
     gen = build_and_init(Generator(**TINY, excitation=EXC, output_mu=65535.0,
@@ -121,7 +123,8 @@ def tiny_hn(request, tmp_path_factory):
     bias = gen.hn_head.bias.numpy()
     bias[0] = 0.0  # harmonics at ~0.4 of full scale: a phase error is audible, not clipped
     gen.hn_head.bias.assign(bias)
-    res = export.export_saved_model(gen, str(tmp_path_factory.mktemp("hn")))
+    res = export.export_saved_model(gen, str(tmp_path_factory.mktemp("hn")),
+                                    edge_fade_samples=FADE if request.param == "held" else 0)
     return synthesis.ExportedSynthesizer(res.path), generator_rounding(gen), gen
 
 
@@ -169,6 +172,44 @@ def test_an_export_without_the_chunk_signature_is_refused_with_its_path(tiny_hn)
                        match=f"{synth.path} predates the synthesize_chunk.*re-export"):
         next(synthesis.synthesize_streaming(old, utt, 0))
     assert next(synthesis.synthesize_batched(old, [utt], [0]))[1].shape == (7200,)
+
+
+def test_edge_fade_is_a_raised_cosine_at_each_utterances_ends(tiny_hn, tmp_path):
+    """The same generator exported with and without --edge_fade_ms: in a batch of two
+    utterances of different lengths, each one's first and last FADE samples are the unfaded
+    audio times the rising half of a Hann window (SciPy's, at the odd points of a 4·FADE-point
+    window: 0.5 - 0.5 cos(pi (d + 1/2) / FADE) at d samples from the end), the rest is
+    unchanged and the padding stays zero. Float32: the two products and the ramp's cosine
+    each round by <= 2 eps relative (bound 8 eps |audio|). A fade longer than the receptive-
+    field half-width (streaming would no longer be exact) is refused, naming the limit."""
+    from scipy.signal import windows
+
+    synth, _, gen = tiny_hn
+    fade = int(synth.info["edge_fade_samples"])
+    other = export.export_saved_model(gen, str(tmp_path / "other"),
+                                      edge_fade_samples=0 if fade else FADE)
+    pair = [synth, synthesis.ExportedSynthesizer(other.path)]
+    faded, plain = pair if fade else pair[::-1]
+    feats, lengths = synthesis.pad_batch([_tiny_features(40, 3), _tiny_features(25, 4)])
+    a, n = faded.run(feats, lengths, [0, 0], [1, 2])
+    b, m = plain.run(feats, lengths, [0, 0], [1, 2])
+    np.testing.assert_array_equal(n, m)
+    ramp = windows.hann(4 * FADE, sym=False)[1:2 * FADE:2]
+    for i, length in enumerate(n):
+        want = b[i, :length].astype(np.float64)
+        want[:FADE] *= ramp
+        want[length - FADE:] *= ramp[::-1]
+        err = np.abs(a[i, :length] - want)
+        assert err.max() <= 8 * EPS * np.abs(want).max(), (i, err.max())
+        assert np.array_equal(a[i, FADE:length - FADE], b[i, FADE:length - FADE])
+        assert not np.any(a[i, length:]), i
+        assert np.abs(b[i, [0, length - 1]]).min() > 100 * err.max()  # the fade did something
+    most = gen.receptive_field_halfwidth_frames() * gen.samples_per_frame
+    with pytest.raises(export.ExportError, match=f"an integer from 0 .off. to {most} "):
+        export.export_saved_model(gen, str(tmp_path / "long"), edge_fade_samples=most + 1)
+    with pytest.raises(export.ExportError, match="--edge_fade_ms=-1.0: expected milliseconds"):
+        export.edge_fade_samples(-1.0)
+    assert export.edge_fade_samples(5.0) == FADE
 
 
 @pytest.fixture(scope="module")

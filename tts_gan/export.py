@@ -326,12 +326,19 @@ def _remove_tree(path: str) -> None:
         pass
 
 
+def edge_fade_samples(ms: float) -> int:
+    """``--edge_fade_ms`` in samples at the served rate (:func:`tts_gan.serving.edge_fade`)."""
+    if not np.isfinite(ms) or ms < 0:
+        raise ExportError(f"--edge_fade_ms={ms}: expected milliseconds >= 0 (0 = off)")
+    return int(round(ms * schema.SAMPLE_RATE / 1000.0))
+
+
 def export_saved_model(gen: Generator, export_base: str, *, version: int | None = None,
                        mean: np.ndarray | None = None, std: np.ndarray | None = None,
                        mu: float = schema.MU, assets: dict[str, str] | None = None,
                        asset_texts: dict[str, str] | None = None,
                        info: dict[str, Any] | None = None,
-                       tflite: bool = False) -> ExportResult:
+                       tflite: bool = False, edge_fade_samples: int = 0) -> ExportResult:
     """Writes ``export_base/<version>/`` (a new integer version; never overwrites).
 
     The SavedModel is written to a temporary directory ``.tmp-<version>-<random>`` inside
@@ -340,7 +347,8 @@ def export_saved_model(gen: Generator, export_base: str, *, version: int | None 
     Local or any ``tf.io.gfile`` file system (``gs://``, ``ram://``). ``assets`` (name →
     source path) and ``asset_texts`` (name → text) go into ``<version>/assets/`` together with
     ``export_info.json``; with ``tflite`` a ``<version>/assets/gan_tts.tflite`` of the
-    assertion-free core is written too.
+    assertion-free core is written too. ``edge_fade_samples`` > 0 fades every output's first
+    and last samples (:func:`tts_gan.serving.edge_fade`), recorded in ``export_info.json``.
     """
     d = gen.feature_dim
     try:
@@ -366,7 +374,10 @@ def export_saved_model(gen: Generator, export_base: str, *, version: int | None 
     final = os.path.join(export_base, str(version))
     if tf.io.gfile.exists(final):
         raise ExportError(f"{final}: version {version} exists; versions are never overwritten")
-    module = SynthesisModule(gen, mean, std, mu, gen.num_speakers)
+    try:
+        module = SynthesisModule(gen, mean, std, mu, gen.num_speakers, edge_fade_samples)
+    except ValueError as e:
+        raise ExportError(str(e)) from None
     info = dict(info or {})
     info.update(
         feature_dim=d, noise_dim=gen.noise_dim, num_speakers=gen.num_speakers,
@@ -376,6 +387,7 @@ def export_saved_model(gen: Generator, export_base: str, *, version: int | None 
         receptive_field_halfwidth_frames=gen.receptive_field_halfwidth_frames(),
         sine_excitation=gen.excitation is not None,
         macs_per_sample=gen.macs_per_sample(), version=version,
+        edge_fade_samples=module.edge_fade_samples,
         signatures={SEED_SIGNATURE: ["features", "lengths", "speaker", "seed"],
                     Z_SIGNATURE: ["features", "lengths", "speaker", "z"],
                     CHUNK_SIGNATURE: ["features", "lengths", "speaker", "seed", "start_frame",

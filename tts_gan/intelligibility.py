@@ -230,9 +230,49 @@ def read_recording(path: str) -> tuple[np.ndarray, int]:
 
 
 # ----------------------------------------------------------------------------- scoring
+EDGE_S = 0.010  # issue 25: "the first and last 10 ms of each utterance"
+PAUSE_FRACTION = 0.1  # the quietest tenth of an utterance's inner 10-ms frames: its pauses
+# An edge clicks when its peak exceeds twice (+6 dB) the pause peak. The margin is for the
+# scatter of peaks of a stationary noise floor: an edge frame's 240-sample maximum of Gaussian
+# noise reaches twice the maximum of >= 240 other samples (> 5 sigma against their >= 2.5) with
+# probability < 1e-5, while issue 25's click (0.07-0.1 after a ~1e-3 floor) is 20x or more.
+EDGE_MARGIN = 2.0
+
+
+def edge_levels(audio: np.ndarray, sample_rate: int, edge_s: float = EDGE_S,
+                pause_fraction: float = PAUSE_FRACTION, margin: float = EDGE_MARGIN
+                ) -> dict[str, Any]:
+    """Peak levels of an utterance's first and last ``edge_s`` against its own pause level.
+
+    The audio (native rate, no resampling: a one-sample click survives) is cut into
+    ``edge_s`` frames. ``pause_peak`` is the largest |sample| of the quietest
+    ``pause_fraction`` of the inner frames (by RMS; the first and last frame excluded, at least
+    one frame): the loudest the utterance ever is while it pauses. ``click`` is true when the
+    first or last frame's peak exceeds ``margin`` times it (:data:`EDGE_MARGIN`), i.e. when an
+    edge is clearly louder than any pause (a one-sample click of 0.07 after a 1e-3 noise floor,
+    the defect of issue 25).
+    """
+    x = np.abs(np.asarray(audio, np.float64).reshape(-1))
+    n = int(round(edge_s * sample_rate))
+    frames = len(x) // n if n > 0 else 0
+    if frames < 3:
+        raise IntelligibilityError(
+            f"edge levels need at least 3 frames of {edge_s * 1000:g} ms; the audio has "
+            f"{len(x)} samples at {sample_rate} Hz")
+    first, last = float(x[:n].max()), float(x[len(x) - n:].max())
+    inner = x[n:n * (frames - 1)].reshape(frames - 2, n)
+    rms = np.sqrt(np.mean(inner ** 2, axis=1))
+    quiet = np.argsort(rms, kind="stable")[:max(1, int(pause_fraction * len(rms)))]
+    pause = float(inner[quiet].max())
+    return {"first_peak": first, "last_peak": last, "pause_peak": pause,
+            "click": bool(max(first, last) > margin * pause)}
+
+
 def score(recognizer: Recognizer, item: Item, audio: np.ndarray, sample_rate: int
           ) -> dict[str, Any]:
-    """One utterance's row: reference, hypothesis (raw and normalised), DNSMOS, seconds."""
+    """One utterance's row: reference, hypothesis (raw and normalised), DNSMOS, seconds, and
+    the edge levels (:func:`edge_levels`)."""
+    edges = edge_levels(audio, sample_rate)
     x = to_16k(audio, sample_rate)
     hyp = recognizer.transcribe(x)
     ref_n, hyp_n = normalize_text(item.text), normalize_text(hyp)
@@ -240,11 +280,13 @@ def score(recognizer: Recognizer, item: Item, audio: np.ndarray, sample_rate: in
             "seconds": len(x) / ASR_RATE, "text": item.text, "hypothesis": hyp,
             "reference_normalized": ref_n, "hypothesis_normalized": hyp_n,
             "reference_oov": [w for w in ref_n.split() if not recognizer.knows(w)],
-            "wer": wer_summary([ref_n], [hyp_n])["wer"], "dnsmos": dnsmos(x)}
+            "wer": wer_summary([ref_n], [hyp_n])["wer"], "dnsmos": dnsmos(x), "edges": edges}
 
 
 def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Per speaker and pooled (``all``): corpus-level WER and counts, mean DNSMOS."""
+    """Per speaker and pooled (``all``): corpus-level WER and counts, mean DNSMOS, and the
+    number of utterances with an edge louder than their pauses (``clicks``; ``None`` for rows
+    scored before the edge levels existed)."""
     groups: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
         groups.setdefault(r["speaker"], []).append(r)
@@ -259,6 +301,8 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         for k in ("p808", "sig", "bak", "ovrl"):
             s[f"dnsmos_{k}_mean"] = (float(np.mean([r["dnsmos"][k] for r in rs]))
                                      if rs else None)
+        s["clicks"] = (int(sum(r["edges"]["click"] for r in rs))
+                       if all("edges" in r for r in rs) else None)
         out[name] = s
     return out
 

@@ -35,6 +35,8 @@ flags.DEFINE_multi_string("set", [], "Config override KEY=VALUE (dotted, e.g. "
 flags.DEFINE_string("check_text_file", None, "Sentences (one per line, '#' comments) whose "
                     "features compare the two versions; default: none (no check).")
 flags.DEFINE_integer("check_sentences", 4, "At most this many sentences of the check file.")
+flags.DEFINE_float("edge_fade_ms", None, "Edge fade of the new version in ms (default: the "
+                   "old version's; tts-gan-export --edge_fade_ms).")
 flags.DEFINE_bool("replace", False, "Swap the re-export in under --export_dir.")
 
 
@@ -62,7 +64,9 @@ def rounding_bound(gen) -> float:
 
 def compare(old_dir: str, new_dir: str, text_file: str, sentences: int) -> list[dict]:
     """``serving_default`` of both versions on the check sentences (speaker slt, seeds 0, 1):
-    max |Δ| in units of ln(1+µ)·(peak + 1/µ) (float32_bounds.audio_difference)."""
+    max |Δ| in units of ln(1+µ)·(peak + 1/µ) (float32_bounds.audio_difference). Where the two
+    versions' edge fades differ (``--edge_fade_ms``), the samples within the longer fade of
+    either end are left out (``edge_samples_skipped``)."""
     import numpy as np
 
     from tts_gan import synthesis
@@ -77,14 +81,18 @@ def compare(old_dir: str, new_dir: str, text_file: str, sentences: int) -> list[
         voice=synthesis.festival_voice(manifest, speaker, None), mapping=None,
         **synthesis.training_front_end(manifest))
     mu = float(old.info["mu"])
+    fades = [int(v.info.get("edge_fade_samples", 0)) for v in (old, new)]
+    skip = max(fades) if fades[0] != fades[1] else 0
     rows = []
     for u in utts:
         for seed in (0, 1):
             a = old.run(u.features[None], [u.features.shape[0]], [speaker], [seed])[0][0]
             b = new.run(u.features[None], [u.features.shape[0]], [speaker], [seed])[0][0]
+            a, b = (a[skip:len(a) - skip], b[skip:len(b) - skip]) if skip else (a, b)
             d = float(np.abs(a.astype(np.float64) - b).max())
             rows.append({"utterance": u.utterance_id, "frames": int(u.features.shape[0]),
                          "seed": seed, "bitwise": bool(np.array_equal(a, b)),
+                         "edge_samples_skipped": skip,
                          "difference": d / (math.log1p(mu) * (float(np.abs(a).max()) + 1 / mu))})
     return rows
 
@@ -129,7 +137,10 @@ def main(argv: list[str]) -> int:
         result = export.export_saved_model(
             gen, tmp_base, version=int(version), mean=np.asarray(manifest.mean),
             std=np.asarray(manifest.std), mu=float(old_info["mu"]), assets=assets,
-            asset_texts={export.CONFIG_NAME: cfg.to_json(indent=1)}, info=info)
+            asset_texts={export.CONFIG_NAME: cfg.to_json(indent=1)}, info=info,
+            edge_fade_samples=(int(old_info.get("edge_fade_samples", 0))
+                               if FLAGS.edge_fade_ms is None
+                               else export.edge_fade_samples(FLAGS.edge_fade_ms)))
     except (export.ExportError, schema.ManifestError) as e:
         print(f"reexport: error: {e}", file=sys.stderr)
         return 1

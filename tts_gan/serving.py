@@ -18,8 +18,9 @@ class SynthesisModule(tf.Module):
     """The served graph: normalisation → generator (inference, frozen BN) → µ-law decode."""
 
     def __init__(self, gen: Generator, mean: np.ndarray, std: np.ndarray, mu: float,
-                 num_speakers: int) -> None:
+                 num_speakers: int, edge_fade_samples: int = 0) -> None:
         super().__init__(name="gan_tts")
+        self.edge_fade_samples = check_edge_fade(edge_fade_samples, gen)
         # The Keras model itself is not tracked (Keras 3 models trace a default signature with
         # their own call convention when saved); its tf.Variables are, which is all the graph
         # captures.
@@ -109,8 +110,10 @@ class SynthesisModule(tf.Module):
         y = self.gen(x, z, speaker=spk, lengths=lengths, training=False,
                      start_frame=start_frame, start_cycles=start_cycles)[:, :, 0]
         audio = tf.clip_by_value(mulaw.decode(y, self.mu), -1.0, 1.0)
-        return {"audio": audio,
-                "audio_lengths": lengths * tf.constant(self.samples_per_frame, tf.int32)}
+        audio_lengths = lengths * tf.constant(self.samples_per_frame, tf.int32)
+        if self.edge_fade_samples:
+            audio = edge_fade(audio, audio_lengths, self.edge_fade_samples)
+        return {"audio": audio, "audio_lengths": audio_lengths}
 
     def _z_fn(self, features, lengths, speaker, z):
         features = self._validate(features, lengths, speaker, tf.shape(z)[0])
@@ -145,6 +148,37 @@ class SynthesisModule(tf.Module):
         _, f0, _ = excitation_phase(x, spec, 1)  # the generator's own F0 [B, T]
         per_frame = tf.concat([f0 / float(spec.frame_rate), tf.zeros_like(f0[:, :1])], axis=1)
         return {"cycles": frame_start_cycles(per_frame)}
+
+
+def edge_fade(audio: tf.Tensor, lengths: tf.Tensor, n: int) -> tf.Tensor:
+    """``audio`` ``[B, S]`` times a raised-cosine fade-in over each row's first ``n`` samples
+    and a fade-out over its last ``n`` valid ones (``lengths`` ``[B]`` samples); zero beyond.
+
+    Not in the paper: a serving post-process (``tts-gan-export --edge_fade_ms``). G's last
+    convolutions see zero padding at the first and last sample of an input, and the shipped
+    voices answer with a one-sample click there (issue 25; ``intelligibility.edge_levels``
+    counts them). The ends of an utterance are pauses, so a few milliseconds of fade remove
+    the click and nothing else. A streamed chunk's inner ends lie in its cropped context
+    (``n`` is at most the receptive-field half-width), so streaming stays exact.
+    """
+    t = tf.cast(tf.range(tf.shape(audio)[1]), audio.dtype)[None, :]
+    last = tf.cast(lengths, audio.dtype)[:, None] - 1.0
+
+    def ramp(d):  # d samples from the edge: 0.5 - 0.5 cos(pi (d + 1/2) / n), 1 from d = n on
+        return 0.5 - 0.5 * tf.cos(np.pi * tf.clip_by_value((d + 0.5) / n, 0.0, 1.0))
+
+    return audio * ramp(t) * ramp(last - t)
+
+
+def check_edge_fade(samples: int, gen: Generator) -> int:
+    """``samples`` as a fade length: 0 (off) up to the receptive-field half-width in samples
+    (longer, a streamed chunk's faded inner end would reach the audio it keeps)."""
+    n = int(samples)
+    most = int(gen.receptive_field_halfwidth_frames()) * int(gen.samples_per_frame)
+    if n != samples or not 0 <= n <= most:
+        raise ValueError(f"edge fade of {samples} samples: expected an integer from 0 (off) to "
+                         f"{most} (the generator's receptive-field half-width)")
+    return n
 
 
 def seed_to_z(seed: tf.Tensor, noise_dim: int) -> tf.Tensor:

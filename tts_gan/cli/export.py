@@ -52,6 +52,9 @@ flags.DEFINE_integer("num_speakers", 1, "Speakers for --init=random without a ma
 flags.DEFINE_string("manifest", None, "manifest.json (or its directory) for --init=random: "
                     "D, speakers and normalisation in the graph (default: identity).")
 flags.DEFINE_bool("tflite", True, "Also write assets/gan_tts.tflite (z input, builtin ops).")
+flags.DEFINE_float("edge_fade_ms", 0.0, "Raised-cosine fade over the first and last this many "
+                   "ms of every output (0 = off; 5 removes the shipped voices' one-sample edge "
+                   "clicks; at most the receptive-field half-width). Recorded in export_info.")
 flags.DEFINE_integer("seed", 0, "Seed of the random init and the standing-statistics z.")
 
 
@@ -153,7 +156,8 @@ def main(argv: list[str]) -> int:
         texts = {export.CONFIG_NAME: cfg.to_json(indent=1)} if init == "random" else {}
         result = export.export_saved_model(
             gen, FLAGS.export_dir, version=FLAGS.version, mean=mean, std=std,
-            mu=mu, assets=assets, asset_texts=texts, info=info, tflite=FLAGS.tflite)
+            mu=mu, assets=assets, asset_texts=texts, info=info, tflite=FLAGS.tflite,
+            edge_fade_samples=export.edge_fade_samples(FLAGS.edge_fade_ms))
     except (export.ExportError, schema.ManifestError) as e:
         print(f"tts-gan-export: error: {e}", file=sys.stderr)
         return 1
