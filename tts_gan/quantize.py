@@ -1,6 +1,6 @@
 """TFLite variants of an exported version (issue 28 item 3): float16 and int8.
 
-    python -m tts_gan.quantize --export_dir=pretrained/cpu_harmonic_noise/2 \
+    python -m tts_gan.quantize --export_dir=pretrained/cpu_harmonic_noise/3 \
         --variants=float16,dynamic_int8,int8 [--data_dir=PREP] [--calibration_windows=64]
 
 The generator is rebuilt from the version's own config and SavedModel variables

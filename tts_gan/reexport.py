@@ -1,6 +1,6 @@
 """Re-export an exported version with this version's signatures (e.g. ``synthesize_chunk``).
 
-    python -m tts_gan.reexport --export_dir=pretrained/cpu_harmonic_noise/2 \
+    python -m tts_gan.reexport --export_dir=pretrained/cpu_harmonic_noise/3 \
         [--set=generator.harmonic_noise.phase=held] [--check_text_file=F] [--replace]
 
 For a model whose training checkpoint is gone: the generator is rebuilt from the version's
