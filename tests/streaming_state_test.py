@@ -207,6 +207,7 @@ def test_edge_fade_is_a_raised_cosine_at_each_utterances_ends(tiny_hn, tmp_path)
     most = gen.receptive_field_halfwidth_frames() * gen.samples_per_frame
     with pytest.raises(export.ExportError, match=f"an integer from 0 .off. to {most} "):
         export.export_saved_model(gen, str(tmp_path / "long"), edge_fade_samples=most + 1)
+    assert not (tmp_path / "long").exists()  # refused before anything was created
     with pytest.raises(export.ExportError, match="--edge_fade_ms=-1.0: expected milliseconds"):
         export.edge_fade_samples(-1.0)
     assert export.edge_fade_samples(5.0) == FADE

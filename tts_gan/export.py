@@ -333,6 +333,12 @@ def edge_fade_samples(ms: float) -> int:
     return int(round(ms * schema.SAMPLE_RATE / 1000.0))
 
 
+def recorded_edge_fade(info: dict[str, Any]) -> int:
+    """The edge fade in samples that an export's ``export_info.json`` records (0 for exports
+    written before ``--edge_fade_ms``): what a rebuilt served graph must apply again."""
+    return int(info.get("edge_fade_samples", 0))
+
+
 def export_saved_model(gen: Generator, export_base: str, *, version: int | None = None,
                        mean: np.ndarray | None = None, std: np.ndarray | None = None,
                        mu: float = schema.MU, assets: dict[str, str] | None = None,
@@ -360,6 +366,10 @@ def export_saved_model(gen: Generator, export_base: str, *, version: int | None 
     if mean.shape != (d,) or std.shape != (d,):
         raise ExportError(f"normalisation statistics have shape {mean.shape}/{std.shape}, "
                           f"the generator's feature_dim is {d}")
+    try:  # before anything is created: a refused fade leaves nothing on disk
+        module = SynthesisModule(gen, mean, std, mu, gen.num_speakers, edge_fade_samples)
+    except ValueError as e:
+        raise ExportError(str(e)) from None
     if tf.io.gfile.exists(export_base) and not tf.io.gfile.isdir(export_base):
         raise ExportError(f"--export_dir={export_base}: exists and is not a directory")
     try:
@@ -374,10 +384,6 @@ def export_saved_model(gen: Generator, export_base: str, *, version: int | None 
     final = os.path.join(export_base, str(version))
     if tf.io.gfile.exists(final):
         raise ExportError(f"{final}: version {version} exists; versions are never overwritten")
-    try:
-        module = SynthesisModule(gen, mean, std, mu, gen.num_speakers, edge_fade_samples)
-    except ValueError as e:
-        raise ExportError(str(e)) from None
     info = dict(info or {})
     info.update(
         feature_dim=d, noise_dim=gen.noise_dim, num_speakers=gen.num_speakers,

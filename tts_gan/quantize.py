@@ -78,7 +78,7 @@ def write_variants(version_dir: str, variants: list[str], data_dir: str | None =
     gen, _, manifest = export.generator_from_export(version_dir)
     module = serving.SynthesisModule(gen, np.asarray(manifest.mean), np.asarray(manifest.std),
                                      float(info["mu"]), manifest.num_speakers,
-                                     int(info.get("edge_fade_samples", 0)))
+                                     export.recorded_edge_fade(info))
     calib = (calibration_inputs(data_dir, manifest, module.noise_dim, windows, frames, seed)
              if "int8" in variants else None)
 

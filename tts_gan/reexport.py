@@ -69,7 +69,7 @@ def compare(old_dir: str, new_dir: str, text_file: str, sentences: int) -> list[
     either end are left out (``edge_samples_skipped``)."""
     import numpy as np
 
-    from tts_gan import synthesis
+    from tts_gan import export, synthesis
 
     old, new = synthesis.ExportedSynthesizer(old_dir), synthesis.ExportedSynthesizer(new_dir)
     manifest = old.manifest()
@@ -81,14 +81,14 @@ def compare(old_dir: str, new_dir: str, text_file: str, sentences: int) -> list[
         voice=synthesis.festival_voice(manifest, speaker, None), mapping=None,
         **synthesis.training_front_end(manifest))
     mu = float(old.info["mu"])
-    fades = [int(v.info.get("edge_fade_samples", 0)) for v in (old, new)]
+    fades = [export.recorded_edge_fade(v.info) for v in (old, new)]
     skip = max(fades) if fades[0] != fades[1] else 0
     rows = []
     for u in utts:
         for seed in (0, 1):
             a = old.run(u.features[None], [u.features.shape[0]], [speaker], [seed])[0][0]
             b = new.run(u.features[None], [u.features.shape[0]], [speaker], [seed])[0][0]
-            a, b = (a[skip:len(a) - skip], b[skip:len(b) - skip]) if skip else (a, b)
+            a, b = a[skip:len(a) - skip], b[skip:len(b) - skip]
             d = float(np.abs(a.astype(np.float64) - b).max())
             rows.append({"utterance": u.utterance_id, "frames": int(u.features.shape[0]),
                          "seed": seed, "bitwise": bool(np.array_equal(a, b)),
@@ -138,7 +138,7 @@ def main(argv: list[str]) -> int:
             gen, tmp_base, version=int(version), mean=np.asarray(manifest.mean),
             std=np.asarray(manifest.std), mu=float(old_info["mu"]), assets=assets,
             asset_texts={export.CONFIG_NAME: cfg.to_json(indent=1)}, info=info,
-            edge_fade_samples=(int(old_info.get("edge_fade_samples", 0))
+            edge_fade_samples=(export.recorded_edge_fade(old_info)
                                if FLAGS.edge_fade_ms is None
                                else export.edge_fade_samples(FLAGS.edge_fade_ms)))
     except (export.ExportError, schema.ManifestError) as e:
