@@ -559,3 +559,54 @@ def test_only_ids_reads_the_listed_sentences_only(tmp_path) -> None:
                               only_ids=["s0000", "s0001", "s0002", "s0003"]))
     assert sorted(_split_of(out)) == [f"{s}/s{i:04d}" for s in ("kal", "slt") for i in range(4)]
     assert m.extra["splits"]["keys"] == 4 and m.extra["splits"]["fixed"] == ""
+
+
+class _Started:
+    """fn for bounded_imap: counts the items whose computation has started (thread-safe)."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.lock, self.started = threading.Lock(), 0
+
+    def __call__(self, x: int) -> int:
+        with self.lock:
+            self.started += 1
+        if x == 13:
+            raise KeyError("item 13")
+        return x * x
+
+
+def _consume_slowly(results, fn: _Started, n: int) -> tuple[list[int], int]:
+    """Consumes ``n`` results as a slow writer would; returns them and the largest number of
+    items started beyond those consumed."""
+    import time
+
+    out, ahead = [], 0
+    for _ in range(n):
+        out.append(next(results))
+        time.sleep(0.02)  # the workers are far faster than this writer
+        with fn.lock:
+            ahead = max(ahead, fn.started - len(out))
+    return out, ahead
+
+
+def test_bounded_imap_keeps_order_and_at_most_max_pending_results_ahead() -> None:
+    """The prep's worker results (~1 MB of features per window) must not pile up ahead of a
+    slower shard writer: at most ``max_pending`` items are started beyond those consumed.
+    Control: ``Pool.imap`` (the pipeline's former call) runs ahead through every item."""
+    from multiprocessing.pool import ThreadPool
+
+    items = list(range(40))
+    with ThreadPool(2) as pool:
+        fn = _Started()
+        out, ahead = _consume_slowly(pipeline.bounded_imap(pool, fn, items, 3), fn, 13)
+        assert out == [x * x for x in range(13)]  # in order
+        assert ahead <= 3
+        with pytest.raises(KeyError, match="item 13"):  # a worker's error at its item
+            list(pipeline.bounded_imap(pool, _Started(), items, 3))
+        with pytest.raises(ValueError, match="max_pending"):
+            next(pipeline.bounded_imap(pool, fn, items, 0))
+        fn = _Started()
+        _, ahead_imap = _consume_slowly(pool.imap(fn, items), fn, 13)
+    assert ahead_imap > 3 * 3  # the unbounded form does run ahead (here: to the failing item)
