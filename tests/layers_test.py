@@ -196,3 +196,60 @@ def test_conditional_batch_norm_gain_and_shift_come_from_the_conditioning():
     within("other example's conditioning", relative_difference(y2[1], y1[1]), bound)
     # Control, 150,000× the bound: the example whose conditioning changed.
     exceeds("own conditioning changed", relative_difference(y2[0], y1[0]), bound)
+
+
+def test_conditional_batch_norm_inference_folds_statistics_and_affine_into_one_scale_shift():
+    """Inference is BN(x; frozen m, v)·(1 + γ(y)) + β(y), evaluated as x·s + t with
+    s = rsqrt(v + ε)·(1 + γ) and t = β − m·s per example and channel (two passes over x)."""
+    rng = np.random.default_rng(7)
+    cbn = ConditionalBatchNorm(cond_dim=3)
+    x = rng.normal(0.0, 2.0, size=(2, 9, 4)).astype(np.float32)
+    cond = rng.normal(size=(2, 3)).astype(np.float32)
+    cbn(tf.constant(x), tf.constant(cond), training=True)  # builds
+    m = rng.uniform(-3, 3, size=4).astype(np.float32)
+    v = rng.uniform(0.5, 4.0, size=4).astype(np.float32)
+    cbn.bn.moving_mean.assign(m)
+    cbn.bn.moving_variance.assign(v)
+    y = cbn(tf.constant(x), tf.constant(cond), training=False).numpy()
+    gamma = 1.0 + cbn.gain(tf.constant(cond)).numpy().astype(np.float64)  # [2, 4]
+    beta = cbn.shift(tf.constant(cond)).numpy().astype(np.float64)
+    inv = 1.0 / np.sqrt(v.astype(np.float64) + cbn.bn.epsilon)
+    expected = ((x - m) * inv)[...] * gamma[:, None, :] + beta[:, None, :]
+    # Float32 roundings against the float64 composition: s (v + ε, rsqrt ≤ 2 ulp, 1 + γ, the
+    # product: ≤ 4.5 eps relative), m·s and β − m·s, x·s and the sum: ≤ 8 eps of
+    # |x·s| + |m·s| + |β| (float32_bounds.worst_rounding).
+    s = inv * gamma
+    scale = float(np.max(np.abs(x * s[:, None, :]) + np.abs(m * s)[:, None, :]
+                         + np.abs(beta)[:, None, :]))
+    bound = worst_rounding(1, 8)
+    within("folded inference", relative_difference(y, expected, scale), bound)
+    # Controls: the mean left out of the shift; the batch's own statistics (training-mode BN).
+    exceeds("shift without the mean", relative_difference(
+        x * s[:, None, :] + beta[:, None, :], expected, scale), bound)
+    own = cbn(tf.constant(x), tf.constant(cond), training=True).numpy()
+    exceeds("batch statistics", relative_difference(own, expected, scale), bound)
+
+
+@pytest.mark.parametrize("dilation", [1, 3])
+def test_conv_inference_with_fused_bias_matches_numpy(dilation):
+    """The inference form (Conv2D + BiasAdd before the squeeze, which Grappler fuses) is the
+    dilated 'SAME' conv plus the bias: the same products and one bias addition per output."""
+    rng = np.random.default_rng(8)
+    layer = SNConv1D(6, 3, dilation, use_bias=True)
+    x = tf.constant(rng.normal(size=(2, 13, 5)).astype(np.float32))
+    layer(x)
+    layer.bias.assign(rng.normal(size=6).astype(np.float32))
+    kernel = layer.effective_kernel(False).numpy().astype(np.float64)
+    y = layer(x, training=False).numpy()
+    # NumPy: 'SAME' zero padding of (k − 1)·d / 2 on each side, then Σ over taps and channels.
+    pad = (3 - 1) * dilation // 2
+    xp = np.pad(x.numpy().astype(np.float64), ((0, 0), (pad, pad), (0, 0)))
+    ref = sum(xp[:, j * dilation:j * dilation + 13, :] @ kernel[j] for j in range(3))
+    ref = ref + layer.bias.numpy()
+    # k·C_in = 15 products summed, plus the bias (float32_bounds.worst_rounding), relative to
+    # the terms' scale.
+    terms = float(np.max(np.abs(xp).max() * np.abs(kernel).sum(axis=(0, 1)))) + float(
+        np.abs(layer.bias.numpy()).max())
+    bound = worst_rounding(3 * 5 + 1, 1)
+    within("inference conv + bias", relative_difference(y, ref, terms), bound)
+    exceeds("without the bias", relative_difference(ref - layer.bias.numpy(), ref, terms), bound)

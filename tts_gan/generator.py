@@ -126,9 +126,10 @@ class GBlock(CheckpointListsMixin, keras.layers.Layer):
         h = self.convs[0](ops.upsample(h, f), seq_mask=mask_out, training=training)
         h = tf.nn.relu(self.cbns[1](h, cond, seq_mask=mask_out, training=training))
         h = self.convs[1](h, seq_mask=mask_out, training=training)
-        skip = ops.upsample(x, f)
-        if self.skip is not None:
-            skip = self.skip(skip, seq_mask=mask_out, training=training)
+        # The 1×1 skip conv is pointwise, so it commutes with nearest-neighbour upsampling
+        # (and mask_out is mask_in upsampled): applied before, at 1/f of the positions.
+        skip = x if self.skip is None else self.skip(x, seq_mask=mask_in, training=training)
+        skip = ops.upsample(skip, f)
         x = h + skip
         if self.exc_proj is not None:  # sine excitation at this rate (not in the paper)
             x = x + self.exc_proj(excitation, seq_mask=mask_out, training=training)
@@ -352,8 +353,8 @@ class Generator(CheckpointListsMixin, keras.Model):
         for block in self.gblocks:
             rate *= block.upsample_factor
             specs.extend(spec(c, rate) for c in block.convs[:2])
-            if block.skip is not None:
-                specs.append(spec(block.skip, rate))
+            if block.skip is not None:  # applied before the upsampling (GBlock.call)
+                specs.append(spec(block.skip, rate // block.upsample_factor))
             if block.exc_proj is not None:
                 specs.append(spec(block.exc_proj, rate))
             specs.extend(spec(c, rate) for c in block.convs[2:])

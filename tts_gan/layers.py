@@ -205,12 +205,24 @@ class SNConv1D(_SpectralNormKernel):
     def call(self, x, seq_mask=None, training=None):
         x = ops.apply_mask(x, seq_mask)
         kernel = tf.cast(self.effective_kernel(bool(training)), x.dtype)
-        y = dilated_conv1d(x, kernel, self.dilation)
         bias = self._bias(x.dtype)
+        if not training and bias is not None:
+            return conv1d_bias(x, kernel, self.dilation, bias)
+        y = dilated_conv1d(x, kernel, self.dilation)
         return y if bias is None else y + bias
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], self.units)
+
+
+def conv1d_bias(x: tf.Tensor, kernel: tf.Tensor, dilation: int, bias: tf.Tensor) -> tf.Tensor:
+    """Inference form of :func:`dilated_conv1d` plus ``bias``: the same 'SAME' conv as a Conv2D
+    over ``[B, 1, T, C]`` followed by BiasAdd before the squeeze, the pattern Grappler's
+    remapper fuses into one kernel that adds the bias as it writes each output (with the
+    squeeze first, as in ``tf.nn.conv1d``, the bias is one more pass over the signal)."""
+    y = tf.nn.conv2d(tf.expand_dims(x, 1), tf.expand_dims(kernel, 0), strides=1,
+                     padding="SAME", dilations=[1, dilation])
+    return tf.squeeze(tf.nn.bias_add(y, bias), axis=1)
 
 
 class SNDense(_SpectralNormKernel):
@@ -341,11 +353,27 @@ class ConditionalBatchNorm(keras.layers.Layer):
             self.shift.build((None, self.cond_dim))
 
     def call(self, x, cond, seq_mask=None, training=None):
+        if not training:
+            return self._inference(x, cond)
         h = self.bn(x, seq_mask=seq_mask, training=training)
         cond = tf.cast(cond, h.dtype)
         gamma = 1.0 + self.gain(cond, training=training)
         beta = self.shift(cond, training=training)
         return h * gamma[:, None, :] + beta[:, None, :]
+
+    def _inference(self, x, cond):
+        """The same function with the frozen statistics: the normalisation and the affine
+        folded into one scale and shift per example and channel, computed at the
+        conditioning's size, so the signal gets two passes (``x·s + t``) instead of four
+        (subtract, scale, gain, shift); the served generator's largest elementwise cost."""
+        bn = self.bn
+        inv = tf.math.rsqrt(tf.convert_to_tensor(bn.moving_variance.value) + bn.epsilon)
+        mean = tf.convert_to_tensor(bn.moving_mean.value)
+        cond = tf.cast(cond, tf.float32)
+        scale = inv * (1.0 + self.gain(cond, training=False))  # [B, C]
+        shift = self.shift(cond, training=False) - mean * scale
+        y = tf.cast(x, tf.float32) * scale[:, None, :] + shift[:, None, :]
+        return tf.cast(y, x.dtype)
 
     def compute_output_shape(self, input_shape):
         return input_shape
