@@ -110,3 +110,36 @@ def test_gradient_formulation_switch(monkeypatch):
         layers.dilated_conv_gradient()
     with pytest.raises(ValueError, match="expected native or space_to_batch"):
         layers.dilated_conv1d(tf.zeros([1, 4, 2]), tf.zeros([3, 2, 2]), 2, "fast")
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("k,d", [(3, 1), (3, 4), (2, 3)])
+def test_inference_conv_with_fused_bias_differentiates_like_the_training_conv(mode, k, d):
+    """layers.conv1d_bias (the inference form: Conv2D + BiasAdd, fused by Grappler) is
+    differentiated inside G's step when D runs in inference mode, so it needs the same gradient
+    formulations as dilated_conv1d: forward and the gradients of x, w and the bias against the
+    NumPy reference, eagerly and in a tf.function with unknown batch and length."""
+    _needs_native(mode)
+    b, t, cin, cout = 2, 23, 5, 4
+    x, w, r = _data(b, t, cin, cout, k, seed=d)
+    bias = np.random.default_rng(9).standard_normal(cout)
+    y, dx, dw = _reference(x, w, r, d)
+    ref = (y + bias, dx, dw, r.sum(axis=(0, 1)))
+
+    def grads(x, w, bias, r):
+        with tf.GradientTape() as tape:
+            tape.watch([x, w, bias])
+            y = layers.conv1d_bias(x, w, d, bias, mode)
+            loss = tf.reduce_sum(y * r)
+        return (y, *tape.gradient(loss, [x, w, bias]))
+
+    spec = [tf.TensorSpec([None, None, cin]), tf.TensorSpec([k, cin, cout]),
+            tf.TensorSpec([cout]), tf.TensorSpec([None, None, cout])]
+    args = [tf.constant(v, tf.float32) for v in (x, w, bias, r)]
+    terms = max(k * cin + 1, b * t, k * cout)
+    for name, fn in (("eager", grads), ("graph", tf.function(grads, input_signature=spec))):
+        got = fn(*args)
+        for what, g, e in zip(("y", "dx", "dw", "dbias"), got, ref, strict=True):
+            within(f"{mode} {name} k={k} d={d} {what}", relative_difference(np.asarray(g), e),
+                   worst_rounding(terms, 1))
+    exceeds("without the bias", relative_difference(y, ref[0]), worst_rounding(terms, 1))

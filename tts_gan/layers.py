@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Callable
 
 import keras
 import tensorflow as tf
@@ -73,27 +74,39 @@ def dilated_conv1d(x: tf.Tensor, kernel: tf.Tensor, dilation: int,
     TF 2.21's Eigen CPU Conv2DBackpropFilter/-Input refuse dilations > 1 ("Current CPU
     implementations do not yet support dilation rates larger than 1"), which stopped every
     training step with oneDNN off (#26)."""
+    def forward(x, kernel):
+        return tf.nn.conv1d(x, kernel, stride=1, padding="SAME", dilations=dilation)
+
+    def space_to_batch(x, kernel):
+        return tf.nn.convolution(x, kernel, padding="SAME", dilations=[dilation])
+
+    return _dilated(forward, space_to_batch, (x, kernel), dilation, gradient)
+
+
+def _dilated(forward: Callable[..., tf.Tensor], space_to_batch: Callable[..., tf.Tensor],
+             args: tuple[tf.Tensor, ...], dilation: int, gradient: str | None) -> tf.Tensor:
+    """``forward(*args)``, differentiated as ``space_to_batch(*args)`` (the same function in
+    tf.nn.convolution's form) when dilation > 1 and the gradient is "space_to_batch"
+    (:func:`dilated_conv1d`)."""
     if dilation == 1:
-        return tf.nn.conv1d(x, kernel, stride=1, padding="SAME")
+        return forward(*args)
     gradient = gradient or dilated_conv_gradient()
     if gradient == "native":
-        return tf.nn.conv1d(x, kernel, stride=1, padding="SAME", dilations=dilation)
+        return forward(*args)
     if gradient != "space_to_batch":
         raise ValueError(f"dilated conv gradient {gradient!r}: expected native or space_to_batch")
 
     @tf.custom_gradient
-    def conv(x, kernel):
-        y = tf.nn.conv1d(x, kernel, stride=1, padding="SAME", dilations=dilation)
-
+    def conv(*xs):
         def grad(dy):
             with tf.GradientTape() as tape:
-                tape.watch([x, kernel])
-                y_s2b = tf.nn.convolution(x, kernel, padding="SAME", dilations=[dilation])
-            return tape.gradient(y_s2b, [x, kernel], output_gradients=dy)
+                tape.watch(list(xs))
+                y_s2b = space_to_batch(*xs)
+            return tape.gradient(y_s2b, list(xs), output_gradients=dy)
 
-        return y, grad
+        return forward(*xs), grad
 
-    return conv(x, kernel)
+    return conv(*args)
 
 
 def _l2_normalize(x: tf.Tensor, eps: float = 1e-12) -> tf.Tensor:
@@ -215,14 +228,23 @@ class SNConv1D(_SpectralNormKernel):
         return (*input_shape[:-1], self.units)
 
 
-def conv1d_bias(x: tf.Tensor, kernel: tf.Tensor, dilation: int, bias: tf.Tensor) -> tf.Tensor:
+def conv1d_bias(x: tf.Tensor, kernel: tf.Tensor, dilation: int, bias: tf.Tensor,
+                gradient: str | None = None) -> tf.Tensor:
     """Inference form of :func:`dilated_conv1d` plus ``bias``: the same 'SAME' conv as a Conv2D
     over ``[B, 1, T, C]`` followed by BiasAdd before the squeeze, the pattern Grappler's
     remapper fuses into one kernel that adds the bias as it writes each output (with the
-    squeeze first, as in ``tf.nn.conv1d``, the bias is one more pass over the signal)."""
-    y = tf.nn.conv2d(tf.expand_dims(x, 1), tf.expand_dims(kernel, 0), strides=1,
-                     padding="SAME", dilations=[1, dilation])
-    return tf.squeeze(tf.nn.bias_add(y, bias), axis=1)
+    squeeze first, as in ``tf.nn.conv1d``, the bias is one more pass over the signal).
+    Differentiable as :func:`dilated_conv1d` is (a D evaluated in inference mode inside G's
+    step is differentiated through it)."""
+    def forward(x, kernel, bias):
+        y = tf.nn.conv2d(tf.expand_dims(x, 1), tf.expand_dims(kernel, 0), strides=1,
+                         padding="SAME", dilations=[1, dilation])
+        return tf.squeeze(tf.nn.bias_add(y, bias), axis=1)
+
+    def space_to_batch(x, kernel, bias):
+        return tf.nn.convolution(x, kernel, padding="SAME", dilations=[dilation]) + bias
+
+    return _dilated(forward, space_to_batch, (x, kernel, bias), dilation, gradient)
 
 
 class SNDense(_SpectralNormKernel):
