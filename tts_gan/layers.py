@@ -391,9 +391,10 @@ class ConditionalBatchNorm(keras.layers.Layer):
         bn = self.bn
         inv = tf.math.rsqrt(tf.convert_to_tensor(bn.moving_variance.value) + bn.epsilon)
         mean = tf.convert_to_tensor(bn.moving_mean.value)
-        cond = tf.cast(cond, tf.float32)
-        scale = inv * (1.0 + self.gain(cond, training=False))  # [B, C]
-        shift = self.shift(cond, training=False) - mean * scale
+        # the embeddings in float32 (under a mixed policy Keras computes them in bfloat16)
+        gain = tf.cast(self.gain(cond, training=False), tf.float32)
+        scale = inv * (1.0 + gain)  # [B, C]
+        shift = tf.cast(self.shift(cond, training=False), tf.float32) - mean * scale
         y = tf.cast(x, tf.float32) * scale[:, None, :] + shift[:, None, :]
         return tf.cast(y, x.dtype)
 
