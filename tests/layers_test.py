@@ -214,7 +214,7 @@ def test_conditional_batch_norm_inference_folds_statistics_and_affine_into_one_s
     gamma = 1.0 + cbn.gain(tf.constant(cond)).numpy().astype(np.float64)  # [2, 4]
     beta = cbn.shift(tf.constant(cond)).numpy().astype(np.float64)
     inv = 1.0 / np.sqrt(v.astype(np.float64) + cbn.bn.epsilon)
-    expected = ((x - m) * inv)[...] * gamma[:, None, :] + beta[:, None, :]
+    expected = (x - m) * inv * gamma[:, None, :] + beta[:, None, :]
     # Float32 roundings against the float64 composition: s (v + ε, rsqrt ≤ 2 ulp, 1 + γ, the
     # product: ≤ 4.5 eps relative), m·s and β − m·s, x·s and the sum: ≤ 8 eps of
     # |x·s| + |m·s| + |β| (float32_bounds.worst_rounding).

@@ -325,12 +325,17 @@ class MaskedSyncBatchNorm(keras.layers.Layer):
                 self.moving_mean.assign(m * self.moving_mean.value + (1.0 - m) * mean)
                 self.moving_variance.assign(
                     m * self.moving_variance.value + (1.0 - m) * variance)
+            inv = tf.math.rsqrt(variance + self.epsilon)
         else:
-            mean = tf.convert_to_tensor(self.moving_mean.value)
-            variance = tf.convert_to_tensor(self.moving_variance.value)
-        inv = tf.math.rsqrt(variance + self.epsilon)
+            mean, inv = self.frozen_statistics()
         y = (tf.cast(x, tf.float32) - mean) * inv
         return tf.cast(y, x.dtype)
+
+    def frozen_statistics(self) -> tuple[tf.Tensor, tf.Tensor]:
+        """Inference's mean and 1/√(variance + ε) per channel (moving or standing)."""
+        variance = tf.convert_to_tensor(self.moving_variance.value)
+        return (tf.convert_to_tensor(self.moving_mean.value),
+                tf.math.rsqrt(variance + self.epsilon))
 
     def reset_standing(self) -> None:
         for v in (self.standing_mean_sum, self.standing_variance_sum):
@@ -388,9 +393,7 @@ class ConditionalBatchNorm(keras.layers.Layer):
         folded into one scale and shift per example and channel, computed at the
         conditioning's size, so the signal gets two passes (``x·s + t``) instead of four
         (subtract, scale, gain, shift); the served generator's largest elementwise cost."""
-        bn = self.bn
-        inv = tf.math.rsqrt(tf.convert_to_tensor(bn.moving_variance.value) + bn.epsilon)
-        mean = tf.convert_to_tensor(bn.moving_mean.value)
+        mean, inv = self.bn.frozen_statistics()
         # the embeddings in float32 (under a mixed policy Keras computes them in bfloat16)
         gain = tf.cast(self.gain(cond, training=False), tf.float32)
         scale = inv * (1.0 + gain)  # [B, C]
