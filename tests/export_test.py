@@ -106,6 +106,12 @@ def test_export_is_the_ema_generator_with_standing_statistics(exported):
     assert_same_audio(out, reference("ema_generator"), "export vs in-process")
     # Control, 1,200× the bound: the non-EMA weights.
     assert_audio_differs(out, reference("generator"), "G instead of G_ema weights")
+    # The reference above recomputes σ(W) per kernel; the export stores W / σ(W) (folded, an
+    # inference-only form), and a generator rebuilt from the export knows it.
+    assert export.read_export_info(exported["path"])["spectral_norm_folded"] is True
+    rebuilt = export.generator_from_export(exported["path"])[0]
+    sn = [v for v in rebuilt.variables if v.path.endswith("sn_u")]
+    assert sn and rebuilt.fold_spectral_norm() == 0  # every SN layer marked folded already
 
 
 def _model_dir_with_data(exported, tmp_path, **data) -> tuple[str, str]:

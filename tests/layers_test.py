@@ -25,6 +25,40 @@ def test_spectral_norm_bounds_the_top_singular_value(layer, shape):
     assert abs(_top_singular_value(layer.effective_kernel().numpy()) - 1.0) < 1e-4
 
 
+@pytest.mark.parametrize("layer,shape", [(SNConv1D(6, 3, 2), (2, 9, 5)), (SNDense(7), (4, 11))])
+def test_folded_spectral_norm_serves_the_same_kernel_without_sigma(layer, shape):
+    """Inference-only form: ``fold_spectral_norm`` stores W / σ(W) (σ = ‖W û‖ from the stored
+    estimate, checked in float64) in the kernel; inference then reads it as it is, and the
+    output is the unfolded layer's. Training mode refuses a folded layer."""
+    rng = np.random.default_rng(3)
+    x = tf.constant(rng.normal(size=shape).astype(np.float32))
+    layer(x)
+    layer.kernel.assign(layer.kernel.value * 4.0)  # σ far from 1
+    layer.sigma(training=True)  # one power-iteration step: û is an estimate, not converged
+    w = layer.kernel.numpy().astype(np.float64)
+    u = layer.sn_u.numpy().astype(np.float64)
+    u /= np.linalg.norm(u)
+    sigma = np.linalg.norm(w.reshape(-1, w.shape[-1]) @ u)
+    y0 = layer(x, training=False).numpy()
+    assert layer.spectral_norm and not layer.spectral_norm_folded
+    layer.fold_spectral_norm()
+    assert layer.spectral_norm_folded
+    # σ in float32: û's normalisation (out terms), the matvec (out terms per row), the norm
+    # (fan_in terms), then one division: worst case eps·n per sum (float32_bounds).
+    fan_in = w.size // w.shape[-1]
+    bound = worst_rounding(2 * w.shape[-1] + fan_in + 1, 1)
+    within("folded kernel vs W/σ in float64",
+           relative_difference(layer.kernel.numpy(), w / sigma, np.abs(w / sigma).max()), bound)
+    exceeds("W left unscaled", relative_difference(w, w / sigma, np.abs(w / sigma).max()), bound)
+    # The served output: the same kernel values, now read instead of recomputed (an eager
+    # evaluation of the same ops gives the same float32 kernel).
+    np.testing.assert_array_equal(layer(x, training=False).numpy(), y0)
+    with pytest.raises(RuntimeError, match="folded"):
+        layer(x, training=True)
+    layer.fold_spectral_norm()  # a second fold is a no-op, not a second division
+    np.testing.assert_array_equal(layer(x, training=False).numpy(), y0)
+
+
 def test_spectral_norm_gradient_flows_through_sigma():
     """Reparameterisation W/σ(W) (Miyato et al.), not projection: ∂/∂W <W/σ, R> =
     R/σ − <W, R>/σ² · v uᵀ with u the stored estimate and v = Wu/‖Wu‖."""

@@ -152,6 +152,8 @@ def generator_from_export(version_dir: str, overrides: list | None = None
             raise ExportError(f"{version_dir}: saved {key} has shape {saved[key]}, the rebuilt "
                               f"generator's {var.path} {list(var.shape)}")
         var.assign(reader.get_tensor(key))
+    if _read_json(os.path.join(assets, EXPORT_INFO)).get("spectral_norm_folded"):
+        gen.fold_spectral_norm(assign=False)  # the saved kernels are W / σ(W) already
     return gen, cfg, manifest
 
 
@@ -355,6 +357,8 @@ def export_saved_model(gen: Generator, export_base: str, *, version: int | None 
     ``export_info.json``; with ``tflite`` a ``<version>/assets/gan_tts.tflite`` of the
     assertion-free core is written too. ``edge_fade_samples`` > 0 fades every output's first
     and last samples (:func:`tts_gan.serving.edge_fade`), recorded in ``export_info.json``.
+    ``gen``'s spectral norms are folded into its kernels first (inference-only, in place:
+    :meth:`Generator.fold_spectral_norm`; ``spectral_norm_folded`` in ``export_info.json``).
     """
     d = gen.feature_dim
     try:
@@ -370,6 +374,7 @@ def export_saved_model(gen: Generator, export_base: str, *, version: int | None 
         module = SynthesisModule(gen, mean, std, mu, gen.num_speakers, edge_fade_samples)
     except ValueError as e:
         raise ExportError(str(e)) from None
+    gen.fold_spectral_norm()  # before the signatures are traced
     if tf.io.gfile.exists(export_base) and not tf.io.gfile.isdir(export_base):
         raise ExportError(f"--export_dir={export_base}: exists and is not a directory")
     try:
@@ -393,7 +398,7 @@ def export_saved_model(gen: Generator, export_base: str, *, version: int | None 
         receptive_field_halfwidth_frames=gen.receptive_field_halfwidth_frames(),
         sine_excitation=gen.excitation is not None,
         macs_per_sample=gen.macs_per_sample(), version=version,
-        edge_fade_samples=module.edge_fade_samples,
+        edge_fade_samples=module.edge_fade_samples, spectral_norm_folded=True,
         signatures={SEED_SIGNATURE: ["features", "lengths", "speaker", "seed"],
                     Z_SIGNATURE: ["features", "lengths", "speaker", "z"],
                     CHUNK_SIGNATURE: ["features", "lengths", "speaker", "seed", "start_frame",

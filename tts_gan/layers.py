@@ -187,12 +187,33 @@ class _SpectralNormKernel(keras.layers.Layer):
             self.sn_u.assign(u)
         return tf.norm(tf.linalg.matvec(w, u))
 
+    # Set by :meth:`fold_spectral_norm` (inference only): ``kernel`` holds W / σ(W) itself.
+    spectral_norm_folded: bool = False
+
     def effective_kernel(self, training: bool = False) -> tf.Tensor:
         """The kernel the layer applies: W / σ(W) with SN, W otherwise (float32)."""
         kernel = tf.convert_to_tensor(self.kernel.value)
+        if self.spectral_norm_folded:
+            if training:
+                raise RuntimeError(f"{self.name}: spectral norm is folded into the kernel "
+                                   "(an inference-only form, fold_spectral_norm); it cannot "
+                                   "run in training mode")
+            return kernel
         if not self.spectral_norm:
             return kernel
         return kernel / self.sigma(training)
+
+    def fold_spectral_norm(self, assign: bool = True) -> None:
+        """Inference-only form: stores the inference kernel W / σ(W) (σ from the stored
+        ``sn_u``, as :meth:`effective_kernel` computes it) in ``kernel``, so that a served
+        graph reads it instead of recomputing σ and dividing the kernel on every call. The
+        variables keep their names and shapes (``sn_u`` stays). ``assign=False`` only marks
+        the layer, for a kernel that already holds W / σ (a folded export's variables)."""
+        if not self.spectral_norm or self.spectral_norm_folded:
+            return
+        if assign:
+            self.kernel.assign(self.effective_kernel(False))
+        self.spectral_norm_folded = True
 
     def _bias(self, dtype) -> tf.Tensor | None:
         return None if self.bias is None else tf.cast(self.bias.value, dtype)
