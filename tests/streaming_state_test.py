@@ -53,10 +53,12 @@ def streaming_bound(gen_rho: float, exc_harmonics: int, weight: float, phase: fl
     return gen_rho + exc_harmonics * arg + harmonic
 
 
-def harmonic_weight(gen: Generator, normalised: np.ndarray, seed: int, speaker: int) -> float:
+def harmonic_weight(gen: Generator, normalised: np.ndarray, seed: int, speaker: int,
+                    z: np.ndarray | None = None) -> float:
     """max over frames of Σ_k k·A_k, the harmonic head's amplitudes (harmonic_noise.
     harmonic_amplitudes of its controls, captured from a call of ``gen`` on the utterance with
-    the export's z of ``seed``): what a phase error δφ can move its sines by, per 2π·δφ."""
+    the export's z of ``seed``, or ``z`` itself): what a phase error δφ can move its sines by,
+    per 2π·δφ."""
     captured = []
     head = gen.hn_head
     original = head.call
@@ -67,7 +69,8 @@ def harmonic_weight(gen: Generator, normalised: np.ndarray, seed: int, speaker: 
 
     head.call = capture
     try:
-        z = export.seed_to_z(tf.constant([seed]), gen.noise_dim)
+        z = (export.seed_to_z(tf.constant([seed]), gen.noise_dim) if z is None
+             else tf.constant(np.asarray(z, np.float32)[None]))
         spk = tf.constant([speaker]) if gen.num_speakers > 1 else None
         gen(tf.constant(normalised[None], tf.float32), z, speaker=spk, training=False)
     finally:
@@ -179,8 +182,9 @@ def test_edge_fade_is_a_raised_cosine_at_each_utterances_ends(tiny_hn, tmp_path)
     utterances of different lengths, each one's first and last FADE samples are the unfaded
     audio times the rising half of a Hann window (SciPy's, at the odd points of a 4·FADE-point
     window: 0.5 - 0.5 cos(pi (d + 1/2) / FADE) at d samples from the end), the rest is
-    unchanged and the padding stays zero. Float32: the two products and the ramp's cosine
-    each round by <= 2 eps relative (bound 8 eps |audio|). A fade longer than the receptive-
+    unchanged and the padding stays zero. Float32: two graphs' evaluations of the generator
+    (streaming_bound) plus the fade's two products and its ramp's cosine, each rounding by
+    <= 2 eps relative (8 eps |audio|). A fade longer than the receptive-
     field half-width (streaming would no longer be exact) is refused, naming the limit."""
     from scipy.signal import windows
 
@@ -195,15 +199,28 @@ def test_edge_fade_is_a_raised_cosine_at_each_utterances_ends(tiny_hn, tmp_path)
     b, m = plain.run(feats, lengths, [0, 0], [1, 2])
     np.testing.assert_array_equal(n, m)
     ramp = windows.hann(4 * FADE, sym=False)[1:2 * FADE:2]
-    for i, length in enumerate(n):
+    for i, (length, seed) in enumerate(zip(n, (1, 2), strict=True)):
         want = b[i, :length].astype(np.float64)
         want[:FADE] *= ramp
         want[length - FADE:] *= ramp[::-1]
-        err = np.abs(a[i, :length] - want)
-        assert err.max() <= 8 * EPS * np.abs(want).max(), (i, err.max())
-        assert np.array_equal(a[i, FADE:length - FADE], b[i, FADE:length - FADE])
+        # Two graphs: the unfaded audio itself may differ by two evaluations' rounding (XLA
+        # auto-clustering fuses the fade into the generator's last ops: 3.7e-5 of full scale
+        # on an Intel Xeon, where the plain graphs agree bit for bit), the network's ρ plus the
+        # phase's share (streaming_bound over the whole utterance), and the fade's two
+        # products and its ramp's cosine round by ≤ 2 eps each (8 eps of |audio|).
+        frames = int(length) // gen.samples_per_frame
+        raw = feats[i, :frames]
+        f0_max = float(np.exp(raw[:, 1] * EXC.lf0_std + EXC.lf0_mean).max())
+        peak = float(np.abs(want).max())
+        bound = (streaming_bound(generator_rounding(gen), EXC.harmonics,
+                                 harmonic_weight(gen, raw, seed, 0),
+                                 phase_rounding(frames, f0_max), peak, 65535.0)
+                 + 8 * EPS * peak / (math.log1p(65535.0) * (peak + 1 / 65535.0)))
+        within("faded vs unfaded × the Hann ramp", audio_difference(a[i, :length], want,
+                                                                    65535.0), bound)
         assert not np.any(a[i, length:]), i
-        assert np.abs(b[i, [0, length - 1]]).min() > 100 * err.max()  # the fade did something
+        # Control: the unfaded audio (the fade did something, ≥ 10× the bound).
+        exceeds("no fade", audio_difference(a[i, :length], b[i, :length], 65535.0), bound)
     most = gen.receptive_field_halfwidth_frames() * gen.samples_per_frame
     with pytest.raises(export.ExportError, match=f"an integer from 0 .off. to {most} "):
         export.export_saved_model(gen, str(tmp_path / "long"), edge_fade_samples=most + 1)
