@@ -134,7 +134,9 @@ def generator_from_export(version_dir: str, overrides: list | None = None
     gen = generator_from_config(cfg.generator, manifest.feature_dim, manifest.num_speakers)
     prefix = os.path.join(version_dir, "variables", "variables")
     try:
-        reader = tf.train.load_checkpoint(prefix)
+        # (not tf.train.load_checkpoint, which asks whether the prefix is a directory: on
+        # ram:// it is, as files lie below "variables/variables")
+        reader = tf.compat.v1.train.NewCheckpointReader(prefix)
     except (tf.errors.OpError, ValueError) as e:
         raise ExportError(f"{prefix}: not a SavedModel variables checkpoint ({e})") from None
     saved = reader.get_variable_to_shape_map()

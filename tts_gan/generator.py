@@ -396,16 +396,11 @@ class Generator(CheckpointListsMixin, keras.Model):
         return [layer for layer in self._flatten_layers() if isinstance(layer, MaskedSyncBatchNorm)]
 
     def fold_spectral_norm(self, assign: bool = True) -> int:
-        """Inference-only form of every spectrally normalised kernel
-        (:meth:`tts_gan.layers.SNDense.fold_spectral_norm`): W / σ(W) stored, so that a served
-        graph does not recompute σ (a matvec and a norm) and divide each kernel on every call.
-        After it G only runs in inference mode. Returns the number of layers folded."""
-        sn = [layer for layer in self._flatten_layers()
-              if isinstance(layer, SNConv1D | SNDense) and layer.spectral_norm
-              and not layer.spectral_norm_folded]
-        for layer in sn:
-            layer.fold_spectral_norm(assign)
-        return len(sn)
+        """Stores W / σ(W) in every SN kernel (inference only: SNDense.fold_spectral_norm), so a
+        served graph does not recompute σ per call. Returns the number of layers folded."""
+        sn = [x for x in self._flatten_layers() if isinstance(x, SNConv1D | SNDense)
+              and x.spectral_norm and not x.spectral_norm_folded]
+        return len([x.fold_spectral_norm(assign) for x in sn])
 
 
 def build_generator(cfg, feature_dim: int | None = None, num_speakers: int | None = None
