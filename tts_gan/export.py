@@ -154,7 +154,7 @@ def generator_from_export(version_dir: str, overrides: list | None = None
             raise ExportError(f"{version_dir}: saved {key} has shape {saved[key]}, the rebuilt "
                               f"generator's {var.path} {list(var.shape)}")
         var.assign(reader.get_tensor(key))
-    if _read_json(os.path.join(assets, EXPORT_INFO)).get("spectral_norm_folded"):
+    if read_export_info(version_dir).get("spectral_norm_folded"):
         gen.fold_spectral_norm(assign=False)  # the saved kernels are W / σ(W) already
     return gen, cfg, manifest
 
